@@ -1,0 +1,4 @@
+//! azure-gallery-operator: Azure Compute Gallery images, image versions and the VMs built from
+//! them, managed as Kubernetes custom resources.
+
+pub mod api;

@@ -1,0 +1,153 @@
+//! Command line: `run` the operator, print the `crds`, and (feature `sim`) the simulators,
+//! the `sandbox` and the `bench`mark. Contract: ../shared/design.md §3.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "azure-gallery-operator",
+    version,
+    about = "Azure Compute Gallery images, versions and VMs as Kubernetes custom resources"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the operator: watch Gallery, ImageDefinition, ImageVersion and VirtualMachine objects
+    /// and drive Azure to match them.
+    Run(RunArgs),
+    /// Print every CRD as multi-document YAML (the content of crds/).
+    Crds,
+    /// Start the ARM simulator, the Kubernetes API emulator and the operator in one process.
+    Sandbox(SandboxArgs),
+    /// Local simulators of Azure Resource Manager and of the Kubernetes API.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Run the sandbox at scale and print throughput, request and memory figures.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Kubeconfig to use; default: in-cluster config, then $KUBECONFIG, then ~/.kube/config.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Azure Resource Manager endpoint (sovereign clouds, Azure Stack Hub, the ARM simulator).
+    #[arg(
+        long,
+        env = "ARM_ENDPOINT",
+        default_value = "https://management.azure.com"
+    )]
+    arm_endpoint: String,
+    /// Entra ID authority host for tokens.
+    #[arg(
+        long,
+        env = "AZURE_AUTHORITY_HOST",
+        default_value = "https://login.microsoftonline.com"
+    )]
+    authority_host: String,
+    /// Extra CA certificates (PEM) to trust for ARM and the authority host.
+    #[arg(long, env = "CA_FILE")]
+    ca_bundle: Option<PathBuf>,
+    /// Watch only these namespaces (repeatable); default: all namespaces.
+    #[arg(long = "namespace")]
+    namespaces: Vec<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Objects reconciled at once, per kind.
+    #[arg(long, default_value_t = 8)]
+    concurrency: u16,
+    /// Seconds between drift checks of an object in sync (jittered).
+    #[arg(long, default_value_t = 600)]
+    resync: u64,
+    /// Take a Lease before writing, so only one replica acts at a time.
+    #[arg(long)]
+    leader_elect: bool,
+}
+
+#[derive(Args)]
+struct SandboxArgs {
+    /// Apply examples/quickstart.yaml, show progress until Ready, delete it all, exit.
+    #[arg(long)]
+    demo: bool,
+    /// With --demo: keep running after the demo instead of exiting.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Serve ARM and the Entra ID token endpoint over HTTPS.
+    Arm(SimArmArgs),
+    /// Serve the Kubernetes API emulator with this operator's CRDs installed.
+    Kube(SimKubeArgs),
+}
+
+#[derive(Args)]
+struct SimArmArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Keep state here so it survives a restart.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Write the generated CA certificate (PEM) here.
+    #[arg(long)]
+    ca_out: Option<PathBuf>,
+    /// Speed-up of simulated operation and replication durations (10 = ten times faster).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// YAML declaring tenants, subscriptions, app registrations and regions.
+    #[arg(long)]
+    world: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SimKubeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Write a kubeconfig for the emulator here.
+    #[arg(long)]
+    kubeconfig_out: PathBuf,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Number of image versions to create.
+    #[arg(long)]
+    objects: usize,
+    /// Also write the figures to this file as one JSON object.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Target this API server instead of the embedded emulator.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => {
+            print!("{}", azure_gallery_operator::api::crds_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Run(_) => not_implemented("run"),
+        Command::Sandbox(_) => not_implemented("sandbox"),
+        Command::Sim(SimCommand::Arm(_)) => not_implemented("sim arm"),
+        Command::Sim(SimCommand::Kube(_)) => not_implemented("sim kube"),
+        Command::Bench(_) => not_implemented("bench"),
+    }
+}
+
+/// Subcommands whose issue has not landed yet say so and fail, never pretend to work.
+fn not_implemented(command: &str) -> ExitCode {
+    eprintln!("azure-gallery-operator {command}: not implemented yet");
+    ExitCode::from(2)
+}
