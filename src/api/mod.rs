@@ -65,11 +65,21 @@ fn bound_object_name(crd: &mut CustomResourceDefinition) {
     }
 }
 
-/// The CRDs as the multi-document YAML that `crds/` holds and `azure-gallery-operator crds` prints.
-pub fn crds_yaml() -> String {
+/// Each CRD as a YAML document starting with `---`, named as in `crds/`
+/// (`{group}_{plural}.yaml`, which also sorts parents first).
+pub fn crd_documents() -> Vec<(String, String)> {
     crds()
         .iter()
-        .map(|crd| serde_yaml::to_string(crd).expect("CRDs serialize to YAML"))
-        .collect::<Vec<_>>()
-        .join("---\n")
+        .map(|crd| {
+            let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
+            let yaml = serde_yaml::to_string(crd).expect("CRDs serialize to YAML");
+            (file, format!("---\n{yaml}"))
+        })
+        .collect()
+}
+
+/// The CRDs as the multi-document YAML that `azure-gallery-operator crds` prints: the files of
+/// `crds/` concatenated.
+pub fn crds_yaml() -> String {
+    crd_documents().into_iter().map(|(_, yaml)| yaml).collect()
 }

@@ -1,0 +1,78 @@
+//! The command line contract of design.md §3: every subcommand exists and is documented, and a
+//! subcommand whose issue has not landed fails loudly instead of pretending to work.
+
+use std::process::{Command, Output};
+
+fn ago(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_azure-gallery-operator"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = ago(&["--help"]);
+    assert!(out.status.success());
+    for cmd in ["run", "crds", "sandbox", "sim", "bench"] {
+        assert!(
+            stdout(&out)
+                .lines()
+                .any(|l| l.trim_start().starts_with(cmd)),
+            "--help lists {cmd}:\n{}",
+            stdout(&out)
+        );
+    }
+    let sim = stdout(&ago(&["sim", "--help"]));
+    assert!(sim.contains("arm") && sim.contains("kube"), "{sim}");
+}
+
+#[test]
+fn run_documents_its_options() {
+    let help = stdout(&ago(&["run", "--help"]));
+    for option in [
+        "--kubeconfig",
+        "--arm-endpoint",
+        "--authority-host",
+        "--ca-bundle",
+        "--namespace",
+        "--metrics-addr",
+        "--concurrency",
+        "--resync",
+        "--leader-elect",
+    ] {
+        assert!(
+            help.contains(option),
+            "run --help documents {option}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn unimplemented_subcommands_fail_with_a_clear_message() {
+    for args in [
+        &["run"][..],
+        &["sandbox", "--demo"],
+        &["sim", "kube", "--kubeconfig-out", "/dev/null"],
+        &["bench", "--objects", "1"],
+    ] {
+        let out = ago(args);
+        assert!(
+            !out.status.success(),
+            "{args:?} must not pretend to succeed"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not implemented yet"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_option_is_a_usage_error() {
+    let out = ago(&["crds", "--bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+}
