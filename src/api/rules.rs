@@ -41,3 +41,47 @@ pub fn effective_name(spec_field: &str, cel_check: &str, message_expression: &st
 /// CEL predicate: `n` is `Major.Minor.Patch` with non-negative 32-bit integer parts, as Azure
 /// requires for image version names.
 pub const VERSION_NAME_CHECK: &str = "n.matches('^[0-9]{1,10}[.][0-9]{1,10}[.][0-9]{1,10}$') && n.split('.').all(p, int(p) <= 2147483647)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn immutable_covers_adding_removing_and_changing() {
+        let rule = immutable("zone", "why");
+        assert_eq!(
+            rule.rule,
+            "has(self.zone) == has(oldSelf.zone) && (!has(self.zone) || self.zone == oldSelf.zone)"
+        );
+        assert_eq!(rule.field_path.as_deref(), Some(".zone"));
+        assert_eq!(
+            rule.message,
+            Some(Message::Message("zone is immutable: why".into()))
+        );
+    }
+
+    #[test]
+    fn exactly_one_counts_every_field() {
+        let rule = exactly_one(&["a", "b", "c"], "the thing");
+        assert_eq!(
+            rule.rule,
+            "(has(self.a) ? 1 : 0) + (has(self.b) ? 1 : 0) + (has(self.c) ? 1 : 0) == 1"
+        );
+        assert_eq!(
+            rule.message,
+            Some(Message::Message(
+                "the thing: set exactly one of a, b, c".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn effective_name_prefers_the_spec_field() {
+        let rule = effective_name("azureName", "size(n) <= 80", "'m'");
+        assert_eq!(
+            rule.rule,
+            "has(self.spec.azureName) || [self.metadata.name].all(n, size(n) <= 80)"
+        );
+        assert_eq!(rule.message, Some(Message::Expression("'m'".into())));
+    }
+}
