@@ -2,3 +2,5 @@
 //! them, managed as Kubernetes custom resources.
 
 pub mod api;
+pub mod arm;
+pub mod telemetry;

@@ -1,0 +1,190 @@
+//! Logs (human-readable locally, JSON in a cluster) and Prometheus metrics.
+//!
+//! Metrics are process-wide so any layer can record without threading a handle through:
+//! reconciles by kind and reason, ARM requests by method, resource type and status, and
+//! long-running operations in flight.
+
+use std::{sync::OnceLock, time::Duration};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+use crate::arm::ResourceId;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// Installs the global tracing subscriber; `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests, the sandbox) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ArmLabels {
+    method: String,
+    resource_type: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    kind: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+struct Metrics {
+    registry: Registry,
+    arm_requests: Family<ArmLabels, Counter>,
+    arm_seconds: Family<KindLabels, Histogram>,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_seconds: Family<KindLabels, Histogram>,
+    operations_in_flight: Family<KindLabels, Gauge>,
+}
+
+fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let mut registry = Registry::with_prefix("azure_gallery_operator");
+        let buckets = || Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
+        let m = Metrics {
+            arm_requests: Family::default(),
+            arm_seconds: Family::new_with_constructor(buckets),
+            reconciles: Family::default(),
+            reconcile_seconds: Family::new_with_constructor(buckets),
+            operations_in_flight: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "arm_requests",
+            "ARM requests by method, resource type and HTTP status",
+            m.arm_requests.clone(),
+        );
+        registry.register(
+            "arm_request_seconds",
+            "ARM request latency by resource type",
+            m.arm_seconds.clone(),
+        );
+        registry.register(
+            "reconciles",
+            "Reconciles by kind and outcome reason",
+            m.reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_seconds",
+            "Reconcile duration by kind",
+            m.reconcile_seconds.clone(),
+        );
+        registry.register(
+            "arm_operations_in_flight",
+            "Long-running ARM operations being polled, by kind",
+            m.operations_in_flight.clone(),
+        );
+        Metrics { registry, ..m }
+    })
+}
+
+/// The ARM type of a request path, for metric labels (operation URLs have none of their own).
+fn resource_type_of(path: &str) -> String {
+    if path.contains("/operations/")
+        || path.contains("/capsOperations/")
+        || path.contains("/operationResults/")
+    {
+        return "operation".into();
+    }
+    ResourceId::parse(path)
+        .map(|id| id.resource_type())
+        .unwrap_or_else(|_| "list".into())
+}
+
+pub fn record_arm_request(method: &str, path: &str, status: u16, elapsed: Duration) {
+    let resource_type = resource_type_of(path);
+    let m = metrics();
+    m.arm_requests
+        .get_or_create(&ArmLabels {
+            method: method.into(),
+            resource_type: resource_type.clone(),
+            status,
+        })
+        .inc();
+    m.arm_seconds
+        .get_or_create(&KindLabels {
+            kind: resource_type,
+        })
+        .observe(elapsed.as_secs_f64());
+}
+
+pub fn record_reconcile(kind: &str, reason: &str, elapsed: Duration) {
+    let m = metrics();
+    m.reconciles
+        .get_or_create(&ReconcileLabels {
+            kind: kind.into(),
+            reason: reason.into(),
+        })
+        .inc();
+    m.reconcile_seconds
+        .get_or_create(&KindLabels { kind: kind.into() })
+        .observe(elapsed.as_secs_f64());
+}
+
+/// Sets how many operations of `kind` are being polled.
+pub fn operation_in_flight(kind: &str, delta: i64) {
+    metrics()
+        .operations_in_flight
+        .get_or_create(&KindLabels { kind: kind.into() })
+        .inc_by(delta);
+}
+
+/// The metrics in Prometheus text format.
+pub fn render() -> String {
+    let mut out = String::new();
+    encode(&mut out, &metrics().registry).expect("writing to a String cannot fail");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm_requests_are_counted_by_type_and_status() {
+        let path =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/i";
+        record_arm_request("PUT", path, 201, Duration::from_millis(3));
+        let text = render();
+        assert!(
+            text.contains(r#"azure_gallery_operator_arm_requests_total{method="PUT",resource_type="Microsoft.Compute/galleries/images",status="201"}"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn operation_urls_get_their_own_label() {
+        assert_eq!(
+            resource_type_of(
+                "/subscriptions/s/providers/Microsoft.Compute/locations/eastus/operations/1"
+            ),
+            "operation"
+        );
+    }
+}
