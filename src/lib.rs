@@ -3,4 +3,5 @@
 
 pub mod api;
 pub mod arm;
+pub mod reconcile;
 pub mod telemetry;

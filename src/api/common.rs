@@ -117,4 +117,22 @@ pub struct CommonStatus {
     /// ARM `provisioningState` as last observed (Creating, Updating, Succeeded, Failed, Deleting...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioning_state: Option<String>,
+    /// The long-running ARM operation being waited for. Kept here so a restarted operator
+    /// resumes polling it instead of writing again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_operation: Option<PendingOperation>,
+}
+
+/// A long-running ARM operation started by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingOperation {
+    /// ARM ID of the resource the operation writes or deletes.
+    pub resource_id: String,
+    /// `Write` or `Delete`.
+    pub kind: String,
+    /// The URL ARM gave to poll (`Azure-AsyncOperation` or `Location`).
+    pub url: String,
+    /// `AsyncOperation` or `Location`: which protocol the URL speaks.
+    pub via: String,
 }

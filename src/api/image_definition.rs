@@ -234,6 +234,9 @@ pub struct ImageDefinitionStatus {
     /// from latest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_version: Option<String>,
+    /// The region the definition lives in (normalised), where its versions must replicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     #[serde(flatten)]
     pub common: CommonStatus,
 }

@@ -93,3 +93,56 @@ pub struct OperationError {
     #[serde(default)]
     pub message: String,
 }
+
+/// Resources that report an ARM `provisioningState`.
+pub trait Provisioned {
+    fn provisioning_state(&self) -> Option<&str>;
+
+    /// Creating, Updating, Deleting, Migrating...: ARM is still working on it.
+    fn is_busy(&self) -> bool {
+        self.provisioning_state().is_some_and(|s| {
+            !s.eq_ignore_ascii_case("Succeeded")
+                && !s.eq_ignore_ascii_case("Failed")
+                && !s.eq_ignore_ascii_case("Canceled")
+        })
+    }
+
+    fn is_failed(&self) -> bool {
+        self.provisioning_state()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Failed") || s.eq_ignore_ascii_case("Canceled"))
+    }
+}
+
+impl<P: Provisioned> Provisioned for Resource<P> {
+    fn provisioning_state(&self) -> Option<&str> {
+        self.properties.as_ref().and_then(P::provisioning_state)
+    }
+}
+
+macro_rules! provisioned {
+    ($($t:ty),* $(,)?) => {$(
+        impl Provisioned for $t {
+            fn provisioning_state(&self) -> Option<&str> {
+                self.provisioning_state.as_deref()
+            }
+        }
+    )*};
+}
+
+provisioned!(
+    ResourceGroupProperties,
+    GalleryProperties,
+    GalleryImageProperties,
+    GalleryImageVersionProperties,
+    VirtualMachineProperties,
+    NetworkInterfaceProperties,
+    PublicIpAddressProperties,
+    NetworkSecurityGroupProperties,
+);
+
+/// Role assignments have no provisioning state: they exist or they don't.
+impl Provisioned for RoleAssignmentProperties {
+    fn provisioning_state(&self) -> Option<&str> {
+        None
+    }
+}

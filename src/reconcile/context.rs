@@ -1,0 +1,206 @@
+//! What every reconcile needs: API clients, identities, caches of our objects, and the
+//! per-object retry counters behind exponential backoff.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use azure_core::credentials::Secret;
+use k8s_openapi::api::core::v1::Secret as KubeSecret;
+use kube::{
+    Api, Client,
+    runtime::{events::Recorder, reflector::Store},
+};
+
+use super::Error;
+use crate::{
+    api::{AzureResourceOptions, Gallery, ImageDefinition, ImageVersion, VirtualMachine},
+    arm::{
+        ArmClient,
+        auth::{ClientSecretIdentity, Credentials},
+    },
+};
+
+/// Caches of our four kinds, fed by the controllers' watches: parent and child lookups cost
+/// no API call.
+#[derive(Clone)]
+pub struct Stores {
+    pub galleries: Store<Gallery>,
+    pub definitions: Store<ImageDefinition>,
+    pub versions: Store<ImageVersion>,
+    pub vms: Store<VirtualMachine>,
+}
+
+pub struct Context {
+    pub kube: Client,
+    /// ARM as the operator's own identity.
+    pub arm: ArmClient,
+    pub credentials: Arc<Credentials>,
+    /// Subscription for objects that name none (`AZURE_SUBSCRIPTION_ID`).
+    pub default_subscription: Option<String>,
+    pub recorder: Recorder,
+    /// Interval between drift checks of an object in sync.
+    pub resync: Duration,
+    pub stores: Stores,
+    pub backoff: Backoff,
+}
+
+/// Longest wait between retries of a failing object.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+impl Context {
+    pub fn new(
+        kube: Client,
+        arm: ArmClient,
+        credentials: Arc<Credentials>,
+        default_subscription: Option<String>,
+        recorder: Recorder,
+        resync: Duration,
+        stores: Stores,
+    ) -> Self {
+        Self {
+            kube,
+            arm,
+            credentials,
+            default_subscription,
+            recorder,
+            resync,
+            stores,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// The subscription an object lives in.
+    pub fn subscription(&self, from_spec: Option<&str>) -> Result<String, Error> {
+        from_spec.map(str::to_string).or_else(|| self.default_subscription.clone()).ok_or_else(|| {
+            Error::InvalidSpec(
+                "no subscription: set spec.subscriptionId, or AZURE_SUBSCRIPTION_ID for the operator".into(),
+            )
+        })
+    }
+
+    /// The ARM client for an object: its own credentials when `spec.credentialRef` names a
+    /// Secret, else the operator's.
+    pub async fn arm_for(
+        &self,
+        namespace: &str,
+        options: &AzureResourceOptions,
+    ) -> Result<ArmClient, Error> {
+        let Some(app) = self.app_for(namespace, options).await? else {
+            return Ok(self.arm.clone());
+        };
+        let credential = self.credentials.for_app(&app, &app.tenant_id)?;
+        Ok(self.arm.with_credential(credential))
+    }
+
+    /// The app registration named by `spec.credentialRef`, if any.
+    pub async fn app_for(
+        &self,
+        namespace: &str,
+        options: &AzureResourceOptions,
+    ) -> Result<Option<ClientSecretIdentity>, Error> {
+        let Some(secret_ref) = &options.credential_ref else {
+            return Ok(None);
+        };
+        let secrets: Api<KubeSecret> = Api::namespaced(self.kube.clone(), namespace);
+        let secret = secrets.get_opt(&secret_ref.name).await?.ok_or_else(|| {
+            Error::Credentials(format!(
+                "Secret {namespace}/{} named by spec.credentialRef does not exist",
+                secret_ref.name
+            ))
+        })?;
+        let data = secret.data.unwrap_or_default();
+        let value = |key: &str| {
+            data.get(key)
+                .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    Error::Credentials(format!(
+                        "Secret {namespace}/{} has no {key}",
+                        secret_ref.name
+                    ))
+                })
+        };
+        Ok(Some(ClientSecretIdentity {
+            tenant_id: value("AZURE_TENANT_ID")?,
+            client_id: value("AZURE_CLIENT_ID")?,
+            secret: Secret::new(value("AZURE_CLIENT_SECRET")?),
+        }))
+    }
+}
+
+/// Per-object retry counters behind exponential backoff.
+#[derive(Default)]
+pub struct Backoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    /// The wait before `key`'s next retry: 5 s doubling per consecutive failure, capped at
+    /// `cap` (and at five minutes), jittered, and never sooner than ARM's `Retry-After`.
+    pub fn next(&self, key: &str, cap: Duration, at_least: Option<Duration>) -> Duration {
+        let mut failures = self.failures.lock().expect("backoff lock");
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let base = Duration::from_secs(5)
+            .saturating_mul(1 << (*n - 1).min(10))
+            .min(cap.min(MAX_BACKOFF));
+        jitter(base).max(at_least.unwrap_or_default())
+    }
+
+    pub fn reset(&self, key: &str) {
+        self.failures.lock().expect("backoff lock").remove(key);
+    }
+}
+
+/// `d` plus up to 10 % more, so objects created together do not retry or resync together.
+pub fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    d + d.mul_f64(f64::from(nanos % 1000) / 10_000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_resets() {
+        let b = Backoff::default();
+        let within = |d: Duration, lo: u64| {
+            d >= Duration::from_secs(lo) && d <= Duration::from_secs(lo).mul_f64(1.1)
+        };
+        assert!(within(b.next("k", Duration::from_secs(30), None), 5));
+        assert!(within(b.next("k", Duration::from_secs(30), None), 10));
+        assert!(within(b.next("k", Duration::from_secs(30), None), 20));
+        assert!(within(b.next("k", Duration::from_secs(30), None), 30));
+        assert!(
+            within(b.next("k", Duration::from_secs(30), None), 30),
+            "capped"
+        );
+        assert!(
+            within(
+                b.next(
+                    "other",
+                    Duration::from_secs(30),
+                    Some(Duration::from_secs(12))
+                ),
+                12
+            ),
+            "Retry-After wins"
+        );
+        b.reset("k");
+        assert!(within(b.next("k", Duration::from_secs(30), None), 5));
+    }
+
+    #[test]
+    fn jitter_adds_at_most_a_tenth() {
+        let d = Duration::from_secs(600);
+        let j = jitter(d);
+        assert!(j >= d && j <= d + Duration::from_secs(60), "{j:?}");
+    }
+}

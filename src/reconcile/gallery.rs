@@ -1,0 +1,578 @@
+//! Gallery: resource group (when asked), the gallery, and its RBAC role assignments.
+
+use std::collections::BTreeMap;
+
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, PropagationPolicy},
+};
+use serde_json::Value;
+
+use super::{
+    Context, DELETE_BLOCKED_MAX_WAIT, Error, Managed, Report, Step,
+    conditions::Outcome,
+    steps::{self, Observed, Plan, Removal},
+};
+use crate::{
+    api::{
+        AzureResourceOptions, CommonStatus, Gallery, GallerySpec, ImageDefinition,
+        gallery::{GalleryRoleAssignment, SharingPermission},
+    },
+    arm::{
+        ArmClient, ArmError, ResourceId,
+        models::{self, RoleAssignmentProperties, SharingProfile, SoftDeletePolicy},
+        same_region,
+    },
+};
+
+impl Managed for Gallery {
+    const KIND: &'static str = "Gallery";
+
+    fn options(&self) -> &AzureResourceOptions {
+        &self.spec.options
+    }
+
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+
+    fn status_json(&self) -> Option<Value> {
+        self.status
+            .as_ref()
+            .map(|s| serde_json::to_value(s).expect("status serializes"))
+    }
+
+    async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+        let id = gallery_id(ctx, self)?;
+        let arm = ctx
+            .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
+            .await?;
+        let group = id.parent().expect("a gallery has a resource group");
+        if self.spec.create_resource_group {
+            steps::ensure_resource_group(
+                &arm,
+                &group,
+                &self.spec.location,
+                &self.uid().unwrap_or_default(),
+            )
+            .await?;
+        }
+        let gallery = match steps::ensure(&arm, report, &id, &[], |observed| {
+            Ok(plan(&self.spec, observed))
+        })
+        .await
+        .map_err(|e| not_found_hint(e, &self.spec))?
+        {
+            Observed::Ready(gallery) => gallery,
+            Observed::Busy {
+                resource,
+                retry_after,
+                creating,
+            } => {
+                if let Some(g) = &resource {
+                    record(report, &id, g);
+                }
+                let reason = if creating { "Creating" } else { "Updating" };
+                return Ok(Step::Wait(
+                    Outcome::progressing(
+                        reason,
+                        format!("ARM is {} gallery {}", reason.to_lowercase(), id.name()),
+                    ),
+                    retry_after,
+                ));
+            }
+        };
+        record(report, &id, &gallery);
+        let changed = reconcile_role_assignments(
+            &arm,
+            &id,
+            self.spec
+                .sharing
+                .as_ref()
+                .map(|s| s.role_assignments.as_slice())
+                .unwrap_or_default(),
+        )
+        .await?;
+        if changed {
+            return Ok(Step::Wait(
+                Outcome::progressing("Updating", "role assignments updated"),
+                steps::BUSY_POLL,
+            ));
+        }
+        Ok(Step::Done(Outcome::ready(format!(
+            "gallery {} is ready",
+            id.name()
+        ))))
+    }
+
+    async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+        let namespace = self.namespace().unwrap_or_default();
+        let children = child_definitions(ctx, self);
+        if !children.is_empty() {
+            delete_owned::<_, ImageDefinition>(ctx, self, &namespace, &children).await?;
+            return Ok(blocked(
+                ctx,
+                self,
+                format!(
+                    "waiting for ImageDefinitions {} to be deleted",
+                    children.join(", ")
+                ),
+            ));
+        }
+        let id = gallery_id(ctx, self)?;
+        let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
+        match steps::remove(&arm, report, &id).await {
+            Ok(Removal::Busy { retry_after }) => {
+                return Ok(Step::Wait(
+                    Outcome::progressing(
+                        "Deleting",
+                        format!("ARM is deleting gallery {}", id.name()),
+                    ),
+                    retry_after,
+                ));
+            }
+            Ok(Removal::Gone) => {}
+            Err(Error::Arm(ArmError::Conflict { message, .. })) => {
+                let images = arm_children(&arm, &id).await;
+                let what = if images.is_empty() {
+                    message
+                } else {
+                    format!(
+                        "image definitions still in the gallery: {}",
+                        images.join(", ")
+                    )
+                };
+                return Ok(blocked(
+                    ctx,
+                    self,
+                    format!("Azure refuses to delete gallery {} yet: {what}", id.name()),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        if self.spec.create_resource_group {
+            let group = id.parent().expect("a gallery has a resource group");
+            if let Removal::Busy { retry_after } =
+                steps::remove_resource_group(&arm, report, &group, &self.uid().unwrap_or_default())
+                    .await?
+            {
+                return Ok(Step::Wait(
+                    Outcome::progressing(
+                        "Deleting",
+                        format!("ARM is deleting resource group {}", group.name()),
+                    ),
+                    retry_after,
+                ));
+            }
+        }
+        Ok(Step::Done(Outcome::ready(format!(
+            "gallery {} deleted from Azure",
+            id.name()
+        ))))
+    }
+}
+
+/// The gallery's ARM ID from its spec.
+pub fn gallery_id(ctx: &Context, gallery: &Gallery) -> Result<ResourceId, Error> {
+    let subscription = ctx.subscription(gallery.spec.subscription_id.as_deref())?;
+    let name = gallery
+        .spec
+        .azure_name
+        .clone()
+        .unwrap_or_else(|| gallery.name_any());
+    Ok(ResourceId::provider(
+        &subscription,
+        &gallery.spec.resource_group,
+        "Microsoft.Compute",
+        "galleries",
+        &name,
+    ))
+}
+
+fn record(report: &mut Report, id: &ResourceId, gallery: &models::Gallery) {
+    report.observe(id, gallery);
+    report.set(
+        "uniqueName",
+        gallery
+            .properties
+            .as_ref()
+            .and_then(|p| p.identifier.as_ref())
+            .and_then(|i| i.unique_name.clone()),
+    );
+}
+
+/// A missing resource group is the user's to fix; say how.
+fn not_found_hint(e: Error, spec: &GallerySpec) -> Error {
+    match e {
+        Error::Arm(ArmError::NotFound { code, message })
+            if code == "ResourceGroupNotFound" && !spec.create_resource_group =>
+        {
+            Error::Arm(ArmError::Invalid {
+                code,
+                message: format!("{message} Create it, or set spec.createResourceGroup: true"),
+            })
+        }
+        other => other,
+    }
+}
+
+/// The gallery body for the spec, and whether `observed` already matches (pure).
+pub fn plan(spec: &GallerySpec, observed: Option<&models::Gallery>) -> Plan<models::Gallery> {
+    let permissions = spec.sharing.as_ref().map(|s| match s.permissions {
+        SharingPermission::Private => "Private",
+        SharingPermission::Groups => "Groups",
+        SharingPermission::Community => "Community",
+    });
+    let body = models::Gallery {
+        location: Some(crate::arm::normalize_region(&spec.location)),
+        tags: Some(merged_tags(
+            &spec.options.tags,
+            observed.and_then(|o| o.tags.as_ref()),
+        )),
+        properties: Some(models::GalleryProperties {
+            description: spec.description.clone(),
+            sharing_profile: permissions.map(|p| SharingProfile {
+                permissions: Some(p.into()),
+            }),
+            soft_delete_policy: Some(SoftDeletePolicy {
+                is_soft_delete_enabled: Some(spec.soft_delete),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let up_to_date = observed.is_some_and(|o| {
+        let p = o.props();
+        o.location
+            .as_deref()
+            .is_some_and(|l| same_region(l, &spec.location))
+            && tags_cover(&spec.options.tags, o.tags.as_ref())
+            && (spec.description.is_none() || p.description == spec.description)
+            && permissions.is_none_or(|want| {
+                p.sharing_profile
+                    .and_then(|s| s.permissions)
+                    .is_some_and(|have| have.eq_ignore_ascii_case(want))
+            })
+            && p.soft_delete_policy
+                .and_then(|s| s.is_soft_delete_enabled)
+                .unwrap_or(false)
+                == spec.soft_delete
+    });
+    Plan { body, up_to_date }
+}
+
+/// The user's tags over whatever else is on the resource (tags set by others are kept).
+pub fn merged_tags(
+    desired: &BTreeMap<String, String>,
+    observed: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut tags = observed.cloned().unwrap_or_default();
+    tags.extend(desired.iter().map(|(k, v)| (k.clone(), v.clone())));
+    tags
+}
+
+/// Whether every desired tag is on the resource with its value.
+pub fn tags_cover(
+    desired: &BTreeMap<String, String>,
+    observed: Option<&BTreeMap<String, String>>,
+) -> bool {
+    desired
+        .iter()
+        .all(|(k, v)| observed.and_then(|o| o.get(k)) == Some(v))
+}
+
+/// Role definition ID for a built-in role name, a role GUID, or a full ID.
+pub fn role_definition_id(subscription: &str, role: &str) -> String {
+    let builtin = match role.to_ascii_lowercase().as_str() {
+        "reader" => Some("acdd72a7-3385-48ef-bd42-f606fba81ae7"),
+        "contributor" => Some("b24988ac-6180-42a0-ab88-20f7382dd24c"),
+        "owner" => Some("8e3af657-a8ff-443c-a75c-2fe8c4bcb635"),
+        "compute gallery sharing admin" => Some("1ef6a3be-d0ac-425d-8c01-acb62866290b"),
+        _ => None,
+    };
+    match builtin {
+        _ if role.starts_with('/') => role.to_string(),
+        Some(guid) => format!(
+            "/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+        ),
+        None => format!(
+            "/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+        ),
+    }
+}
+
+/// The assignment name the operator uses for (gallery, principal, role): a UUIDv5 of the
+/// three, so the same assignment is never created twice and ours are recognisable.
+pub fn assignment_name(
+    gallery: &ResourceId,
+    principal_id: &str,
+    role_definition_id: &str,
+) -> String {
+    let key = format!(
+        "{}|{}|{}",
+        gallery.as_str().to_ascii_lowercase(),
+        principal_id.to_ascii_lowercase(),
+        role_definition_id.to_ascii_lowercase()
+    );
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes()).to_string()
+}
+
+/// Makes the role assignments the operator made at the gallery's scope exactly `desired`;
+/// assignments made by others are left alone. Returns whether anything changed.
+async fn reconcile_role_assignments(
+    arm: &ArmClient,
+    gallery: &ResourceId,
+    desired: &[GalleryRoleAssignment],
+) -> Result<bool, Error> {
+    let path = format!("{gallery}/providers/Microsoft.Authorization/roleAssignments");
+    let query = [
+        ("api-version", arm.api_versions().authorization.as_str()),
+        ("$filter", "atScope()"),
+    ];
+    let existing: Vec<models::RoleAssignment> =
+        arm.list(gallery.subscription(), &path, &query).await?;
+    let key = |p: &RoleAssignmentProperties| {
+        (
+            p.principal_id
+                .clone()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
+            p.role_definition_id
+                .clone()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
+        )
+    };
+    let mut changed = false;
+    for want in desired {
+        let role = role_definition_id(gallery.subscription(), &want.role);
+        let wanted_key = (
+            want.principal_id.to_ascii_lowercase(),
+            role.to_ascii_lowercase(),
+        );
+        if existing.iter().any(|e| key(&e.props()) == wanted_key) {
+            continue;
+        }
+        let id = ResourceId::parse(&format!(
+            "{path}/{}",
+            assignment_name(gallery, &want.principal_id, &role)
+        ))?;
+        let body = models::RoleAssignment {
+            properties: Some(RoleAssignmentProperties {
+                role_definition_id: Some(role),
+                principal_id: Some(want.principal_id.clone()),
+                principal_type: Some(format!("{:?}", want.principal_type)),
+                scope: None,
+            }),
+            ..Default::default()
+        };
+        arm.put::<_, models::RoleAssignment>(&id, &body).await?;
+        changed = true;
+    }
+    let wanted: Vec<String> = desired
+        .iter()
+        .map(|w| {
+            assignment_name(
+                gallery,
+                &w.principal_id,
+                &role_definition_id(gallery.subscription(), &w.role),
+            )
+        })
+        .collect();
+    for assignment in &existing {
+        let props = assignment.props();
+        let (principal, role) = (
+            props.principal_id.unwrap_or_default(),
+            props.role_definition_id.unwrap_or_default(),
+        );
+        let name = assignment.name.clone().unwrap_or_default();
+        let ours = name == assignment_name(gallery, &principal, &role);
+        if ours && !wanted.contains(&name) {
+            arm.delete(&ResourceId::parse(&format!("{path}/{name}"))?)
+                .await?;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+/// Names of the ImageDefinition objects that use this gallery.
+fn child_definitions(ctx: &Context, gallery: &Gallery) -> Vec<String> {
+    let namespace = gallery.namespace();
+    let mut names: Vec<String> = ctx
+        .stores
+        .definitions
+        .state()
+        .iter()
+        .filter(|d| {
+            d.namespace() == namespace
+                && d.spec
+                    .gallery_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == gallery.name_any())
+        })
+        .map(|d| d.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Deletes the child objects this parent owns (a cascade that does not wait for the garbage
+/// collector, which only acts once the parent itself is gone).
+pub async fn delete_owned<P: Managed, C: Managed>(
+    ctx: &Context,
+    parent: &P,
+    namespace: &str,
+    children: &[String],
+) -> Result<(), Error> {
+    let api: Api<C> = Api::namespaced(ctx.kube.clone(), namespace);
+    let uid = parent.uid();
+    for name in children {
+        let Some(child) = api.get_opt(name).await? else {
+            continue;
+        };
+        let owned = child
+            .owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == uid.as_ref());
+        if owned && child.meta().deletion_timestamp.is_none() {
+            let params = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..Default::default()
+            };
+            match api.delete(name, &params).await {
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                other => {
+                    other?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A delete waiting on others: `DeletingBlocked`, retried with a short, bounded backoff.
+pub fn blocked<K: Managed>(ctx: &Context, obj: &K, message: String) -> Step {
+    let key = format!(
+        "{}/{}/{}/delete",
+        K::KIND,
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    );
+    Step::Wait(
+        Outcome::progressing("DeletingBlocked", message),
+        ctx.backoff.next(&key, DELETE_BLOCKED_MAX_WAIT, None),
+    )
+}
+
+/// Names of the image definitions ARM still has in the gallery (for a helpful message).
+async fn arm_children(arm: &ArmClient, gallery: &ResourceId) -> Vec<String> {
+    let query = [("api-version", arm.api_versions().gallery.as_str())];
+    arm.list::<models::GalleryImage>(gallery.subscription(), &format!("{gallery}/images"), &query)
+        .await
+        .map(|images| images.into_iter().filter_map(|i| i.name).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::gallery::GallerySharing;
+
+    fn spec() -> GallerySpec {
+        serde_json::from_value(serde_json::json!({
+            "resourceGroup": "rg", "location": "East US", "description": "Golden", "tags": {"team": "platform"}
+        }))
+        .unwrap()
+    }
+
+    fn observed(spec: &GallerySpec) -> models::Gallery {
+        let mut g = plan(spec, None).body;
+        g.location = Some("East US".into());
+        let props = g.properties.as_mut().unwrap();
+        props.provisioning_state = Some("Succeeded".into());
+        props.identifier = Some(models::GalleryIdentifier {
+            unique_name: Some("S-GALLERY".into()),
+        });
+        g.tags
+            .as_mut()
+            .unwrap()
+            .insert("owner-set-elsewhere".into(), "x".into());
+        g
+    }
+
+    #[test]
+    fn the_body_carries_what_the_user_owns() {
+        let body = plan(&spec(), None).body;
+        assert_eq!(body.location.as_deref(), Some("eastus"));
+        let props = body.properties.unwrap();
+        assert_eq!(props.description.as_deref(), Some("Golden"));
+        assert_eq!(
+            props.soft_delete_policy.unwrap().is_soft_delete_enabled,
+            Some(false)
+        );
+        assert_eq!(props.sharing_profile, None, "no sharing asked, none sent");
+        assert_eq!(body.tags.unwrap()["team"], "platform");
+    }
+
+    #[test]
+    fn arm_echo_with_defaults_display_region_and_foreign_tags_is_up_to_date() {
+        let s = spec();
+        assert!(plan(&s, Some(&observed(&s))).up_to_date);
+    }
+
+    #[test]
+    fn a_changed_description_or_missing_tag_needs_a_write() {
+        let s = spec();
+        let mut o = observed(&s);
+        o.properties.as_mut().unwrap().description = Some("old".into());
+        assert!(!plan(&s, Some(&o)).up_to_date);
+        let mut o = observed(&s);
+        o.tags.as_mut().unwrap().remove("team");
+        let p = plan(&s, Some(&o));
+        assert!(!p.up_to_date);
+        assert_eq!(
+            p.body
+                .tags
+                .unwrap()
+                .get("owner-set-elsewhere")
+                .map(String::as_str),
+            Some("x"),
+            "foreign tags are kept"
+        );
+    }
+
+    #[test]
+    fn sharing_permissions_are_compared_when_asked() {
+        let mut s = spec();
+        s.sharing = Some(GallerySharing {
+            permissions: SharingPermission::Groups,
+            role_assignments: vec![],
+        });
+        let o = observed(&spec());
+        assert!(!plan(&s, Some(&o)).up_to_date);
+    }
+
+    #[test]
+    fn role_names_resolve_to_definition_ids() {
+        assert_eq!(
+            role_definition_id("sub", "Reader"),
+            "/subscriptions/sub/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"
+        );
+        assert_eq!(
+            role_definition_id("sub", "/providers/x/roleDefinitions/y"),
+            "/providers/x/roleDefinitions/y"
+        );
+    }
+
+    #[test]
+    fn assignment_names_are_stable_and_case_blind() {
+        let g = ResourceId::parse(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g",
+        )
+        .unwrap();
+        let a = assignment_name(&g, "ABC", "/x/READER");
+        assert_eq!(a, assignment_name(&g, "abc", "/x/reader"));
+        assert_ne!(a, assignment_name(&g, "abd", "/x/reader"));
+    }
+}

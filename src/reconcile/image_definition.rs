@@ -1,0 +1,564 @@
+//! ImageDefinition: a gallery image definition, and its `latestVersion` in status.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use serde_json::Value;
+
+use super::{
+    Context, Error, Managed, Report, Step,
+    conditions::Outcome,
+    ensure_owner,
+    gallery::{blocked, delete_owned, merged_tags, tags_cover},
+    is_ready, lookup,
+    steps::{self, Observed, Plan, Removal},
+};
+use crate::{
+    api::{
+        AzureResourceOptions, CommonStatus, ImageDefinition, ImageDefinitionSpec, ImageVersion,
+        image_definition::{Architecture, HyperVGeneration, OsState, OsType},
+    },
+    arm::{ArmClient, ArmError, ResourceId, models, normalize_region, same_region},
+};
+
+/// How soon a child waiting for its parent looks again (watches usually wake it first).
+pub const WAITING_POLL: Duration = Duration::from_secs(30);
+
+impl Managed for ImageDefinition {
+    const KIND: &'static str = "ImageDefinition";
+
+    fn options(&self) -> &AzureResourceOptions {
+        &self.spec.options
+    }
+
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+
+    fn status_json(&self) -> Option<Value> {
+        self.status
+            .as_ref()
+            .map(|s| serde_json::to_value(s).expect("status serializes"))
+    }
+
+    async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+        report.set("latestVersion", latest_version(ctx, self));
+        let arm = ctx
+            .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
+            .await?;
+        let (gallery, gallery_location) = match resolve_gallery(ctx, self, &arm).await? {
+            Ok(found) => found,
+            Err(waiting) => return Ok(waiting),
+        };
+        let location = normalize_region(self.spec.location.as_deref().unwrap_or(&gallery_location));
+        report.set("location", &location);
+        let id = gallery.child(
+            "images",
+            &self
+                .spec
+                .azure_name
+                .clone()
+                .unwrap_or_else(|| self.name_any()),
+        );
+        let observed = steps::ensure(&arm, report, &id, &[], |observed| {
+            // Azure cannot change these; adopting a definition that differs would fail every write.
+            let conflicts = observed
+                .map(|o| immutable_conflicts(&self.spec, o))
+                .unwrap_or_default();
+            if !conflicts.is_empty() {
+                return Err(Error::InvalidSpec(format!(
+                    "image definition {} already exists in Azure with {}; Azure cannot change these, so use another name",
+                    id.name(),
+                    conflicts.join(", ")
+                )));
+            }
+            Ok(plan(&self.spec, &location, observed))
+        });
+        match observed.await? {
+            Observed::Ready(image) => {
+                report.observe(&id, &image);
+                Ok(Step::Done(Outcome::ready(format!(
+                    "image definition {} is ready",
+                    id.name()
+                ))))
+            }
+            Observed::Busy {
+                resource,
+                retry_after,
+                creating,
+            } => {
+                if let Some(image) = &resource {
+                    report.observe(&id, image);
+                }
+                let reason = if creating { "Creating" } else { "Updating" };
+                Ok(Step::Wait(
+                    Outcome::progressing(
+                        reason,
+                        format!(
+                            "ARM is {} image definition {}",
+                            reason.to_lowercase(),
+                            id.name()
+                        ),
+                    ),
+                    retry_after,
+                ))
+            }
+        }
+    }
+
+    async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+        let namespace = self.namespace().unwrap_or_default();
+        let users = vms_using(ctx, &namespace, |image| {
+            image
+                .image_definition_ref
+                .as_ref()
+                .is_some_and(|r| r.name == self.name_any())
+        });
+        if !users.is_empty() {
+            return Ok(blocked(
+                ctx,
+                self,
+                format!(
+                    "VirtualMachines {} use this image definition; delete them first",
+                    users.join(", ")
+                ),
+            ));
+        }
+        let versions = child_versions(ctx, self);
+        if !versions.is_empty() {
+            delete_owned::<_, ImageVersion>(ctx, self, &namespace, &versions).await?;
+            return Ok(blocked(
+                ctx,
+                self,
+                format!(
+                    "waiting for ImageVersions {} to be deleted",
+                    versions.join(", ")
+                ),
+            ));
+        }
+        let Some(id) = report
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| ResourceId::parse(id).ok())
+        else {
+            // Never reached Azure (no ID recorded): nothing to delete.
+            return Ok(Step::Done(Outcome::ready(
+                "image definition was never created in Azure",
+            )));
+        };
+        let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
+        match steps::remove(&arm, report, &id).await {
+            Ok(Removal::Gone) => Ok(Step::Done(Outcome::ready(format!(
+                "image definition {} deleted from Azure",
+                id.name()
+            )))),
+            Ok(Removal::Busy { retry_after }) => Ok(Step::Wait(
+                Outcome::progressing(
+                    "Deleting",
+                    format!("ARM is deleting image definition {}", id.name()),
+                ),
+                retry_after,
+            )),
+            Err(Error::Arm(ArmError::Conflict { message, .. })) => Ok(blocked(
+                ctx,
+                self,
+                format!(
+                    "Azure refuses to delete image definition {} yet: {message}",
+                    id.name()
+                ),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The gallery's ARM ID and region, or the step to take while it is not there yet.
+async fn resolve_gallery(
+    ctx: &Context,
+    def: &ImageDefinition,
+    arm: &ArmClient,
+) -> Result<Result<(ResourceId, String), Step>, Error> {
+    let namespace = def.namespace().unwrap_or_default();
+    if let Some(id) = &def.spec.gallery_id {
+        let id = ResourceId::parse(id)?;
+        let location = match &def.spec.location {
+            Some(l) => l.clone(),
+            None => arm
+                .get::<models::Gallery>(&id)
+                .await?
+                .and_then(|g| g.location)
+                .ok_or_else(|| {
+                    Error::InvalidSpec(format!(
+                        "gallery {id} named by spec.galleryId does not exist"
+                    ))
+                })?,
+        };
+        return Ok(Ok((id, location)));
+    }
+    let name = &def
+        .spec
+        .gallery_ref
+        .as_ref()
+        .expect("the schema requires galleryRef or galleryId")
+        .name;
+    let Some(gallery) = lookup(&ctx.stores.galleries, &namespace, name) else {
+        return Ok(Err(waiting(format!(
+            "Gallery {name} does not exist in namespace {namespace}"
+        ))));
+    };
+    let ready = is_ready(
+        gallery.status.as_ref().map(|s| &s.common),
+        gallery.metadata.generation,
+    );
+    let id = gallery.status.as_ref().and_then(|s| s.common.id.as_deref());
+    match id {
+        Some(id) if ready && gallery.metadata.deletion_timestamp.is_none() => {
+            ensure_owner(ctx, def, &*gallery).await?;
+            Ok(Ok((ResourceId::parse(id)?, gallery.spec.location.clone())))
+        }
+        _ => Ok(Err(waiting(format!(
+            "waiting for Gallery {name} to be Ready"
+        )))),
+    }
+}
+
+/// A child waiting for its parent: no ARM call, look again soon.
+pub fn waiting(message: String) -> Step {
+    Step::Wait(
+        Outcome::progressing("WaitingForParent", message),
+        WAITING_POLL,
+    )
+}
+
+fn os_type(t: OsType) -> &'static str {
+    match t {
+        OsType::Linux => "Linux",
+        OsType::Windows => "Windows",
+    }
+}
+
+fn os_state(s: OsState) -> &'static str {
+    match s {
+        OsState::Generalized => "Generalized",
+        OsState::Specialized => "Specialized",
+    }
+}
+
+fn generation(g: HyperVGeneration) -> &'static str {
+    match g {
+        HyperVGeneration::V1 => "V1",
+        HyperVGeneration::V2 => "V2",
+    }
+}
+
+fn architecture(a: Architecture) -> &'static str {
+    match a {
+        Architecture::X64 => "x64",
+        Architecture::Arm64 => "Arm64",
+    }
+}
+
+/// The definition body for the spec, and whether `observed` already matches (pure).
+pub fn plan(
+    spec: &ImageDefinitionSpec,
+    location: &str,
+    observed: Option<&models::GalleryImage>,
+) -> Plan<models::GalleryImage> {
+    let recommended = spec
+        .recommended
+        .as_ref()
+        .map(|r| models::RecommendedMachineConfiguration {
+            v_cpus: r.v_cpus.as_ref().map(|v| models::ResourceRange {
+                min: v.min,
+                max: v.max,
+            }),
+            memory: r.memory.as_ref().map(|m| models::ResourceRange {
+                min: m.min,
+                max: m.max,
+            }),
+        });
+    let disallowed = (!spec.disallowed_disk_types.is_empty()).then(|| models::Disallowed {
+        disk_types: Some(spec.disallowed_disk_types.iter().map(enum_str).collect()),
+    });
+    let features = (!spec.features.is_empty()).then(|| {
+        spec.features
+            .iter()
+            .map(|f| models::GalleryImageFeature {
+                name: f.name.clone(),
+                value: f.value.clone(),
+            })
+            .collect::<Vec<_>>()
+    });
+    let properties = models::GalleryImageProperties {
+        description: spec.description.clone(),
+        eula: spec.eula.clone(),
+        privacy_statement_uri: spec.privacy_statement_uri.clone(),
+        release_note_uri: spec.release_note_uri.clone(),
+        os_type: Some(os_type(spec.os_type).into()),
+        os_state: Some(os_state(spec.os_state).into()),
+        hyper_v_generation: Some(generation(spec.hyper_v_generation).into()),
+        architecture: Some(architecture(spec.architecture).into()),
+        end_of_life_date: spec.end_of_life_date.clone(),
+        identifier: Some(models::GalleryImageIdentifier {
+            publisher: spec.identifier.publisher.clone(),
+            offer: spec.identifier.offer.clone(),
+            sku: spec.identifier.sku.clone(),
+        }),
+        recommended: recommended.clone(),
+        disallowed: disallowed.clone(),
+        purchase_plan: spec
+            .purchase_plan
+            .as_ref()
+            .map(|p| models::ImagePurchasePlan {
+                name: p.name.clone(),
+                publisher: p.publisher.clone(),
+                product: p.product.clone(),
+            }),
+        features: features.clone(),
+        provisioning_state: None,
+    };
+    let up_to_date = observed.is_some_and(|o| {
+        let p = o.props();
+        let same = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+        o.location
+            .as_deref()
+            .is_some_and(|l| same_region(l, location))
+            && tags_cover(&spec.options.tags, o.tags.as_ref())
+            && same(&properties.description, &p.description)
+            && same(&properties.privacy_statement_uri, &p.privacy_statement_uri)
+            && same(&properties.release_note_uri, &p.release_note_uri)
+            && same_instant(
+                properties.end_of_life_date.as_deref(),
+                p.end_of_life_date.as_deref(),
+            )
+            && (recommended.is_none() || recommended == p.recommended)
+            && (disallowed.is_none() || disallowed == p.disallowed)
+            && features
+                .as_ref()
+                .is_none_or(|want| same_set(want, p.features.as_deref().unwrap_or_default()))
+    });
+    let body = models::GalleryImage {
+        location: Some(location.to_string()),
+        tags: Some(merged_tags(
+            &spec.options.tags,
+            observed.and_then(|o| o.tags.as_ref()),
+        )),
+        properties: Some(properties),
+        ..Default::default()
+    };
+    Plan { body, up_to_date }
+}
+
+/// The immutable properties in which an existing definition differs from the spec (pure).
+pub fn immutable_conflicts(
+    spec: &ImageDefinitionSpec,
+    existing: &models::GalleryImage,
+) -> Vec<String> {
+    let p = existing.props();
+    let mut conflicts = Vec::new();
+    let mut check = |name: &str, want: &str, have: Option<&str>| {
+        if let Some(have) = have
+            && !have.eq_ignore_ascii_case(want)
+        {
+            conflicts.push(format!("{name} {have} (spec: {want})"));
+        }
+    };
+    check("osType", os_type(spec.os_type), p.os_type.as_deref());
+    check("osState", os_state(spec.os_state), p.os_state.as_deref());
+    check(
+        "hyperVGeneration",
+        generation(spec.hyper_v_generation),
+        p.hyper_v_generation.as_deref(),
+    );
+    check(
+        "architecture",
+        architecture(spec.architecture),
+        p.architecture.as_deref(),
+    );
+    if let Some(id) = &p.identifier {
+        let want = format!(
+            "{}/{}/{}",
+            spec.identifier.publisher, spec.identifier.offer, spec.identifier.sku
+        );
+        check(
+            "identifier",
+            &want,
+            Some(&format!("{}/{}/{}", id.publisher, id.offer, id.sku)),
+        );
+    }
+    conflicts
+}
+
+/// The serde name of a unit enum variant.
+pub fn enum_str(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Timestamps compare as instants: ARM may echo `2028-01-01T00:00:00+00:00` for `...Z`.
+pub fn same_instant(want: Option<&str>, have: Option<&str>) -> bool {
+    let parse = |s: &str| s.parse::<k8s_openapi::jiff::Timestamp>().ok();
+    match (want, have) {
+        (None, _) => true,
+        (Some(w), Some(h)) => parse(w).zip(parse(h)).map_or(w == h, |(w, h)| w == h),
+        (Some(_), None) => false,
+    }
+}
+
+fn same_set(want: &[models::GalleryImageFeature], have: &[models::GalleryImageFeature]) -> bool {
+    let norm = |f: &models::GalleryImageFeature| {
+        (f.name.to_ascii_lowercase(), f.value.to_ascii_lowercase())
+    };
+    let mut a: Vec<_> = want.iter().map(norm).collect();
+    let mut b: Vec<_> = have.iter().map(norm).collect();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// `Major.Minor.Patch` as numbers, for ordering versions as Azure does.
+pub fn version_key(version: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    let key = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(key)
+}
+
+/// The highest Ready version of this definition not excluded from latest, from our objects.
+fn latest_version(ctx: &Context, def: &ImageDefinition) -> Option<String> {
+    let namespace = def.namespace();
+    ctx.stores
+        .versions
+        .state()
+        .iter()
+        .filter(|v| {
+            v.namespace() == namespace
+                && v.spec
+                    .image_definition_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == def.name_any())
+        })
+        .filter(|v| {
+            v.metadata.deletion_timestamp.is_none() && v.spec.exclude_from_latest != Some(true)
+        })
+        .filter(|v| is_ready(v.status.as_ref().map(|s| &s.common), v.metadata.generation))
+        .map(|v| v.spec.version.clone().unwrap_or_else(|| v.name_any()))
+        .filter_map(|name| version_key(&name).map(|k| (k, name)))
+        .max()
+        .map(|(_, name)| name)
+}
+
+fn child_versions(ctx: &Context, def: &ImageDefinition) -> Vec<String> {
+    let namespace = def.namespace();
+    let mut names: Vec<String> = ctx
+        .stores
+        .versions
+        .state()
+        .iter()
+        .filter(|v| {
+            v.namespace() == namespace
+                && v.spec
+                    .image_definition_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == def.name_any())
+        })
+        .map(|v| v.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Names of the VirtualMachine objects in `namespace` whose image matches.
+pub fn vms_using(
+    ctx: &Context,
+    namespace: &str,
+    matches: impl Fn(&crate::api::virtual_machine::VmImage) -> bool,
+) -> Vec<String> {
+    let mut names: Vec<String> = ctx
+        .stores
+        .vms
+        .state()
+        .iter()
+        .filter(|vm| vm.namespace().as_deref() == Some(namespace) && matches(&vm.spec.image))
+        .map(|vm| vm.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ImageDefinitionSpec {
+        serde_json::from_value(serde_json::json!({
+            "galleryRef": {"name": "g"}, "osType": "Linux", "osState": "Generalized",
+            "identifier": {"publisher": "Contoso", "offer": "Ubuntu", "sku": "22_04-lts"},
+            "endOfLifeDate": "2028-01-01T00:00:00Z",
+            "features": [{"name": "SecurityType", "value": "TrustedLaunch"}]
+        }))
+        .unwrap()
+    }
+
+    fn echoed(spec: &ImageDefinitionSpec) -> models::GalleryImage {
+        let mut image = plan(spec, "eastus", None).body;
+        image.location = Some("East US".into());
+        let p = image.properties.as_mut().unwrap();
+        p.end_of_life_date = Some("2028-01-01T00:00:00+00:00".into());
+        p.provisioning_state = Some("Succeeded".into());
+        p.description = Some("set in the portal".into());
+        image
+    }
+
+    #[test]
+    fn the_body_has_the_definitions_identity() {
+        let body = plan(&spec(), "eastus", None).body;
+        let p = body.properties.unwrap();
+        assert_eq!(
+            (p.os_type.as_deref(), p.os_state.as_deref()),
+            (Some("Linux"), Some("Generalized"))
+        );
+        assert_eq!(
+            (p.hyper_v_generation.as_deref(), p.architecture.as_deref()),
+            (Some("V2"), Some("x64"))
+        );
+        assert_eq!(p.identifier.unwrap().sku, "22_04-lts");
+    }
+
+    #[test]
+    fn arm_echoes_do_not_cause_writes() {
+        let s = spec();
+        assert!(
+            plan(&s, "eastus", Some(&echoed(&s))).up_to_date,
+            "region spelling, timestamp format and unmanaged description"
+        );
+    }
+
+    #[test]
+    fn a_changed_end_of_life_needs_a_write() {
+        let s = spec();
+        let mut o = echoed(&s);
+        o.properties.as_mut().unwrap().end_of_life_date = Some("2029-01-01T00:00:00Z".into());
+        assert!(!plan(&s, "eastus", Some(&o)).up_to_date);
+    }
+
+    #[test]
+    fn immutable_differences_are_named() {
+        let s = spec();
+        let mut o = echoed(&s);
+        o.properties.as_mut().unwrap().os_state = Some("Specialized".into());
+        assert_eq!(
+            immutable_conflicts(&s, &o),
+            ["osState Specialized (spec: Generalized)"]
+        );
+        assert!(immutable_conflicts(&s, &echoed(&s)).is_empty());
+    }
+
+    #[test]
+    fn versions_order_numerically() {
+        assert!(version_key("1.10.0") > version_key("1.9.9"));
+        assert_eq!(version_key("1.0"), None);
+        assert_eq!(version_key("1.0.0.0"), None);
+    }
+}

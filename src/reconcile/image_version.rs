@@ -1,0 +1,646 @@
+//! ImageVersion: a gallery image version and its replication, region by region.
+
+use kube::ResourceExt;
+use serde_json::Value;
+
+use super::{
+    Context, Error, Managed, Report, Step,
+    conditions::Outcome,
+    ensure_owner,
+    gallery::{blocked, merged_tags, tags_cover},
+    image_definition::{enum_str, same_instant, vms_using, waiting},
+    is_ready, lookup,
+    steps::{self, Observed, Plan, Removal},
+};
+use crate::{
+    api::{
+        AzureResourceOptions, CommonStatus, ImageVersion, ImageVersionSpec,
+        image_version::{
+            RegionReplicationStatus, ReplicationState, ReplicationStatus, TargetRegion,
+        },
+    },
+    arm::{ArmClient, ArmError, ResourceId, models, normalize_region, same_region},
+};
+
+const EXPAND: [(&str, &str); 1] = [("$expand", "ReplicationStatus")];
+
+impl Managed for ImageVersion {
+    const KIND: &'static str = "ImageVersion";
+
+    fn options(&self) -> &AzureResourceOptions {
+        &self.spec.options
+    }
+
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+
+    fn status_json(&self) -> Option<Value> {
+        self.status
+            .as_ref()
+            .map(|s| serde_json::to_value(s).expect("status serializes"))
+    }
+
+    async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+        let version = self.spec.version.clone().unwrap_or_else(|| self.name_any());
+        report.set("version", &version);
+        let arm = ctx
+            .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
+            .await?;
+        let (definition, location) = match resolve_definition(ctx, self, &arm).await? {
+            Ok(found) => found,
+            Err(waiting) => return Ok(waiting),
+        };
+        let regions = target_regions(&self.spec, &location)?;
+        let id = definition.child("versions", &version);
+        let observed = steps::ensure(&arm, report, &id, &EXPAND, |observed| {
+            Ok(plan(&self.spec, &location, &regions, observed))
+        })
+        .await?;
+        let (image, busy) = match observed {
+            Observed::Ready(image) => (Some(image), None),
+            Observed::Busy {
+                resource,
+                retry_after,
+                creating,
+            } => (resource, Some((retry_after, creating))),
+        };
+        if let Some(image) = &image {
+            report.observe(&id, image);
+            let p = image.props();
+            report.set(
+                "publishedDate",
+                p.publishing_profile.and_then(|pp| pp.published_date),
+            );
+        }
+        let replication = image.as_ref().map(|i| replication_status(i, &regions));
+        report.set("replication", &replication);
+        if let Some(failed) = replication
+            .as_ref()
+            .filter(|r| r.state == ReplicationState::Failed)
+        {
+            let regions: Vec<String> = failed
+                .regions
+                .iter()
+                .filter(|r| r.state.eq_ignore_ascii_case("Failed"))
+                .map(|r| {
+                    if r.details.is_empty() {
+                        r.region.clone()
+                    } else {
+                        format!("{} ({})", r.region, r.details)
+                    }
+                })
+                .collect();
+            return Err(Error::Arm(ArmError::OperationFailed {
+                code: "ReplicationFailed".into(),
+                message: format!(
+                    "replication of {} failed in {}",
+                    id.name(),
+                    regions.join(", ")
+                ),
+            }));
+        }
+        let progress = replication.as_ref().map_or(0, |r| r.progress);
+        match busy {
+            Some((retry_after, true)) if replication.is_none() => Ok(Step::Wait(
+                Outcome::progressing(
+                    "Creating",
+                    format!("ARM is creating image version {}", id.name()),
+                ),
+                retry_after,
+            )),
+            Some((retry_after, _)) => Ok(Step::Wait(replicating(&id, progress), retry_after)),
+            None if replication
+                .as_ref()
+                .is_some_and(|r| r.state != ReplicationState::Completed) =>
+            {
+                Ok(Step::Wait(replicating(&id, progress), steps::BUSY_POLL))
+            }
+            None => Ok(Step::Done(Outcome::ready(format!(
+                "image version {} is replicated to {}",
+                id.name(),
+                regions
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))),
+        }
+    }
+
+    async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+        let namespace = self.namespace().unwrap_or_default();
+        let users = vms_using(ctx, &namespace, |image| {
+            image
+                .image_version_ref
+                .as_ref()
+                .is_some_and(|r| r.name == self.name_any())
+        });
+        if !users.is_empty() {
+            return Ok(blocked(
+                ctx,
+                self,
+                format!(
+                    "VirtualMachines {} use this image version; delete them first",
+                    users.join(", ")
+                ),
+            ));
+        }
+        let Some(id) = report
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| ResourceId::parse(id).ok())
+        else {
+            return Ok(Step::Done(Outcome::ready(
+                "image version was never created in Azure",
+            )));
+        };
+        let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
+        match steps::remove(&arm, report, &id).await {
+            Ok(Removal::Gone) => Ok(Step::Done(Outcome::ready(format!(
+                "image version {} deleted from Azure",
+                id.name()
+            )))),
+            Ok(Removal::Busy { retry_after }) => Ok(Step::Wait(
+                Outcome::progressing(
+                    "Deleting",
+                    format!("ARM is deleting image version {}", id.name()),
+                ),
+                retry_after,
+            )),
+            Err(Error::Arm(ArmError::Conflict { message, .. })) => Ok(blocked(
+                ctx,
+                self,
+                format!(
+                    "Azure refuses to delete image version {} yet: {message}",
+                    id.name()
+                ),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn replicating(id: &ResourceId, progress: i32) -> Outcome {
+    Outcome::progressing(
+        "Replicating",
+        format!("replicating image version {}: {progress}%", id.name()),
+    )
+}
+
+/// The image definition's ARM ID and region, or the step to take while it is not there yet.
+async fn resolve_definition(
+    ctx: &Context,
+    version: &ImageVersion,
+    arm: &ArmClient,
+) -> Result<Result<(ResourceId, String), Step>, Error> {
+    let namespace = version.namespace().unwrap_or_default();
+    if let Some(id) = &version.spec.image_definition_id {
+        let id = ResourceId::parse(id)?;
+        let definition = arm.get::<models::GalleryImage>(&id).await?.ok_or_else(|| {
+            Error::InvalidSpec(format!(
+                "image definition {id} named by spec.imageDefinitionId does not exist"
+            ))
+        })?;
+        return Ok(Ok((
+            id,
+            normalize_region(definition.location.as_deref().unwrap_or_default()),
+        )));
+    }
+    let name = &version
+        .spec
+        .image_definition_ref
+        .as_ref()
+        .expect("the schema requires a definition")
+        .name;
+    let Some(definition) = lookup(&ctx.stores.definitions, &namespace, name) else {
+        return Ok(Err(waiting(format!(
+            "ImageDefinition {name} does not exist in namespace {namespace}"
+        ))));
+    };
+    let status = definition.status.as_ref();
+    let ready = is_ready(status.map(|s| &s.common), definition.metadata.generation);
+    match (
+        status.and_then(|s| s.common.id.as_deref()),
+        status.and_then(|s| s.location.clone()),
+    ) {
+        (Some(id), Some(location)) if ready && definition.metadata.deletion_timestamp.is_none() => {
+            ensure_owner(ctx, version, &*definition).await?;
+            Ok(Ok((ResourceId::parse(id)?, location)))
+        }
+        _ => Ok(Err(waiting(format!(
+            "waiting for ImageDefinition {name} to be Ready"
+        )))),
+    }
+}
+
+/// The target regions, defaulting to the definition's region, which they must include (pure).
+pub fn target_regions(spec: &ImageVersionSpec, location: &str) -> Result<Vec<TargetRegion>, Error> {
+    if spec.target_regions.is_empty() {
+        return Ok(vec![TargetRegion {
+            name: normalize_region(location),
+            replica_count: None,
+            storage_account_type: None,
+            exclude_from_latest: None,
+        }]);
+    }
+    if !spec
+        .target_regions
+        .iter()
+        .any(|r| same_region(&r.name, location))
+    {
+        return Err(Error::InvalidSpec(format!(
+            "targetRegions must include the image definition's region {location}, where Azure keeps the version"
+        )));
+    }
+    Ok(spec
+        .target_regions
+        .iter()
+        .map(|r| TargetRegion {
+            name: normalize_region(&r.name),
+            ..r.clone()
+        })
+        .collect())
+}
+
+/// The version body for the spec, and whether `observed` already matches (pure). Only what
+/// the spec sets is compared; ARM's defaults (one replica, Standard_LRS...) never cause writes.
+pub fn plan(
+    spec: &ImageVersionSpec,
+    location: &str,
+    regions: &[TargetRegion],
+    observed: Option<&models::GalleryImageVersion>,
+) -> Plan<models::GalleryImageVersion> {
+    let storage = spec.storage_account_type.as_ref().map(enum_str);
+    let body_regions: Vec<models::TargetRegion> = regions
+        .iter()
+        .map(|r| models::TargetRegion {
+            name: r.name.clone(),
+            regional_replica_count: r.replica_count.or(spec.replica_count),
+            storage_account_type: r
+                .storage_account_type
+                .as_ref()
+                .map(enum_str)
+                .or_else(|| storage.clone()),
+            exclude_from_latest: r.exclude_from_latest,
+        })
+        .collect();
+    let source = &spec.source;
+    let storage_profile = match &source.snapshots {
+        Some(s) => models::StorageProfile {
+            source: None,
+            os_disk_image: Some(models::DiskImage {
+                source: Some(models::SubResource {
+                    id: s.os_disk_snapshot_id.clone(),
+                }),
+                host_caching: None,
+            }),
+            data_disk_images: (!s.data_disk_snapshots.is_empty()).then(|| {
+                s.data_disk_snapshots
+                    .iter()
+                    .map(|d| models::DataDiskImage {
+                        lun: d.lun,
+                        source: Some(models::SubResource {
+                            id: d.snapshot_id.clone(),
+                        }),
+                        host_caching: None,
+                    })
+                    .collect()
+            }),
+        },
+        None => models::StorageProfile {
+            source: Some(models::VersionSource {
+                id: source
+                    .managed_image_id
+                    .clone()
+                    .or_else(|| source.virtual_machine_id.clone())
+                    .or_else(|| source.image_version_id.clone()),
+                virtual_machine_id: None,
+            }),
+            ..Default::default()
+        },
+    };
+    let publishing = models::PublishingProfile {
+        target_regions: Some(body_regions.clone()),
+        replica_count: spec.replica_count,
+        exclude_from_latest: spec.exclude_from_latest,
+        published_date: None,
+        end_of_life_date: spec.end_of_life_date.clone(),
+        storage_account_type: storage.clone(),
+        replication_mode: spec.replication_mode.as_ref().map(enum_str),
+    };
+    let up_to_date = observed.is_some_and(|o| {
+        let p = o.props();
+        let have = p.publishing_profile.clone().unwrap_or_default();
+        let have_regions = have.target_regions.clone().unwrap_or_default();
+        let same = |want: &Option<String>, have: &Option<String>| {
+            want.as_ref()
+                .is_none_or(|w| have.as_ref().is_some_and(|h| h.eq_ignore_ascii_case(w)))
+        };
+        let regions_match = have_regions.len() == body_regions.len()
+            && body_regions.iter().all(|want| {
+                have_regions.iter().any(|h| {
+                    same_region(&h.name, &want.name)
+                        && want
+                            .regional_replica_count
+                            .is_none_or(|c| h.regional_replica_count == Some(c))
+                        && same(&want.storage_account_type, &h.storage_account_type)
+                        && want
+                            .exclude_from_latest
+                            .is_none_or(|e| h.exclude_from_latest.unwrap_or(false) == e)
+                })
+            });
+        regions_match
+            && tags_cover(&spec.options.tags, o.tags.as_ref())
+            && spec
+                .replica_count
+                .is_none_or(|c| have.replica_count == Some(c))
+            && spec
+                .exclude_from_latest
+                .is_none_or(|e| have.exclude_from_latest.unwrap_or(false) == e)
+            && same(&storage, &have.storage_account_type)
+            && same_instant(
+                spec.end_of_life_date.as_deref(),
+                have.end_of_life_date.as_deref(),
+            )
+            && spec.allow_deletion_of_replicated_locations.is_none_or(|a| {
+                p.safety_profile
+                    .as_ref()
+                    .and_then(|s| s.allow_deletion_of_replicated_locations)
+                    .unwrap_or(false)
+                    == a
+            })
+    });
+    let body = models::GalleryImageVersion {
+        location: Some(normalize_region(location)),
+        tags: Some(merged_tags(
+            &spec.options.tags,
+            observed.and_then(|o| o.tags.as_ref()),
+        )),
+        properties: Some(models::GalleryImageVersionProperties {
+            publishing_profile: Some(publishing),
+            storage_profile: Some(storage_profile),
+            safety_profile: spec.allow_deletion_of_replicated_locations.map(|a| {
+                models::SafetyProfile {
+                    allow_deletion_of_replicated_locations: Some(a),
+                    reported_for_policy_violation: None,
+                }
+            }),
+            provisioning_state: None,
+            replication_status: None,
+        }),
+        ..Default::default()
+    };
+    Plan { body, up_to_date }
+}
+
+/// Replication progress for status, one entry per target region in spec order (pure).
+/// Regions ARM does not report yet count as 0 %.
+pub fn replication_status(
+    image: &models::GalleryImageVersion,
+    regions: &[TargetRegion],
+) -> ReplicationStatus {
+    let p = image.props();
+    let reported = p.replication_status.clone().unwrap_or_default();
+    let summary = reported.summary.unwrap_or_default();
+    let entries: Vec<RegionReplicationStatus> = regions
+        .iter()
+        .map(|want| {
+            let found = summary.iter().find(|s| {
+                s.region
+                    .as_deref()
+                    .is_some_and(|r| same_region(r, &want.name))
+            });
+            RegionReplicationStatus {
+                region: normalize_region(&want.name),
+                state: found
+                    .and_then(|s| s.state.clone())
+                    .unwrap_or_else(|| "Unknown".into()),
+                progress: found.and_then(|s| s.progress).unwrap_or(0).clamp(0, 100),
+                details: found.and_then(|s| s.details.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let progress = if entries.is_empty() {
+        0
+    } else {
+        entries.iter().map(|e| e.progress).sum::<i32>() / entries.len() as i32
+    };
+    let succeeded = p
+        .provisioning_state
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("Succeeded"));
+    let state = match reported.aggregated_state.as_deref() {
+        Some(s) if s.eq_ignore_ascii_case("Failed") => ReplicationState::Failed,
+        _ if entries
+            .iter()
+            .any(|e| e.state.eq_ignore_ascii_case("Failed")) =>
+        {
+            ReplicationState::Failed
+        }
+        Some(s) if s.eq_ignore_ascii_case("Completed") && succeeded => ReplicationState::Completed,
+        Some(s) if s.eq_ignore_ascii_case("Completed") || s.eq_ignore_ascii_case("InProgress") => {
+            ReplicationState::InProgress
+        }
+        _ if succeeded && p.replication_status.is_none() => ReplicationState::Completed,
+        _ => ReplicationState::Unknown,
+    };
+    let progress = if state == ReplicationState::Completed {
+        100
+    } else {
+        progress
+    };
+    ReplicationStatus {
+        state,
+        progress,
+        regions: entries,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> ImageVersionSpec {
+        let mut base = serde_json::json!({
+            "imageDefinitionRef": {"name": "ubuntu"},
+            "source": {"managedImageId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/images/golden"}
+        });
+        base.as_object_mut()
+            .unwrap()
+            .extend(json.as_object().unwrap().clone());
+        serde_json::from_value(base).unwrap()
+    }
+
+    /// What ARM returns for `body`: display-name regions, its defaults filled in.
+    fn echo(
+        body: &models::GalleryImageVersion,
+        aggregated: &str,
+        summary: serde_json::Value,
+    ) -> models::GalleryImageVersion {
+        let mut image = body.clone();
+        image.location = Some("East US".into());
+        let p = image.properties.as_mut().unwrap();
+        p.provisioning_state = Some("Succeeded".into());
+        let pp = p.publishing_profile.as_mut().unwrap();
+        pp.published_date = Some("2026-11-23T00:00:00Z".into());
+        for r in pp.target_regions.as_mut().unwrap() {
+            r.name = if r.name == "eastus" {
+                "East US".into()
+            } else {
+                "West Europe".into()
+            };
+            r.regional_replica_count.get_or_insert(1);
+            r.storage_account_type.get_or_insert("Standard_LRS".into());
+            r.exclude_from_latest.get_or_insert(false);
+        }
+        pp.replica_count.get_or_insert(1);
+        pp.storage_account_type.get_or_insert("Standard_LRS".into());
+        p.replication_status = serde_json::from_value(
+            serde_json::json!({"aggregatedState": aggregated, "summary": summary}),
+        )
+        .unwrap();
+        image
+    }
+
+    #[test]
+    fn regions_default_to_the_definitions_and_must_include_it() {
+        let s = spec(serde_json::json!({}));
+        assert_eq!(target_regions(&s, "East US").unwrap()[0].name, "eastus");
+        let s = spec(serde_json::json!({"targetRegions": [{"name": "westeurope"}]}));
+        assert!(
+            matches!(target_regions(&s, "eastus"), Err(Error::InvalidSpec(m)) if m.contains("eastus"))
+        );
+    }
+
+    #[test]
+    fn the_body_sends_only_what_the_spec_sets() {
+        let s = spec(
+            serde_json::json!({"targetRegions": [{"name": "East US"}, {"name": "westeurope", "replicaCount": 2, "storageAccountType": "Standard_ZRS"}]}),
+        );
+        let regions = target_regions(&s, "eastus").unwrap();
+        let body = plan(&s, "eastus", &regions, None).body;
+        let pp = body
+            .properties
+            .as_ref()
+            .unwrap()
+            .publishing_profile
+            .clone()
+            .unwrap();
+        let r = pp.target_regions.unwrap();
+        assert_eq!(
+            (r[0].name.as_str(), r[0].regional_replica_count),
+            ("eastus", None)
+        );
+        assert_eq!(
+            (
+                r[1].regional_replica_count,
+                r[1].storage_account_type.as_deref()
+            ),
+            (Some(2), Some("Standard_ZRS"))
+        );
+        assert_eq!(pp.replica_count, None);
+        let source = body
+            .properties
+            .unwrap()
+            .storage_profile
+            .unwrap()
+            .source
+            .unwrap();
+        assert!(source.id.unwrap().ends_with("/images/golden"));
+    }
+
+    #[test]
+    fn arm_defaults_and_display_names_are_up_to_date() {
+        let s = spec(
+            serde_json::json!({"targetRegions": [{"name": "eastus"}, {"name": "westeurope", "replicaCount": 2}]}),
+        );
+        let regions = target_regions(&s, "eastus").unwrap();
+        let observed = echo(
+            &plan(&s, "eastus", &regions, None).body,
+            "Completed",
+            serde_json::json!([]),
+        );
+        assert!(plan(&s, "eastus", &regions, Some(&observed)).up_to_date);
+    }
+
+    #[test]
+    fn added_removed_or_changed_regions_need_a_write() {
+        let s = spec(
+            serde_json::json!({"targetRegions": [{"name": "eastus"}, {"name": "westeurope", "replicaCount": 2}]}),
+        );
+        let regions = target_regions(&s, "eastus").unwrap();
+        let observed = echo(
+            &plan(&s, "eastus", &regions, None).body,
+            "Completed",
+            serde_json::json!([]),
+        );
+        for changed in [
+            serde_json::json!({"targetRegions": [{"name": "eastus"}]}),
+            serde_json::json!({"targetRegions": [{"name": "eastus"}, {"name": "westeurope", "replicaCount": 3}]}),
+            serde_json::json!({"targetRegions": [{"name": "eastus"}, {"name": "westeurope", "replicaCount": 2}, {"name": "westus2"}]}),
+            serde_json::json!({"targetRegions": [{"name": "eastus", "excludeFromLatest": true}, {"name": "westeurope", "replicaCount": 2}]}),
+        ] {
+            let s2 = spec(changed.clone());
+            let regions = target_regions(&s2, "eastus").unwrap();
+            assert!(
+                !plan(&s2, "eastus", &regions, Some(&observed)).up_to_date,
+                "{changed}"
+            );
+        }
+    }
+
+    #[test]
+    fn replication_is_reported_per_region_and_overall() {
+        let s = spec(
+            serde_json::json!({"targetRegions": [{"name": "eastus"}, {"name": "westeurope"}]}),
+        );
+        let regions = target_regions(&s, "eastus").unwrap();
+        let mut observed = echo(
+            &plan(&s, "eastus", &regions, None).body,
+            "InProgress",
+            serde_json::json!([{"region": "East US", "state": "Completed", "progress": 100}, {"region": "West Europe", "state": "Replicating", "progress": 26}]),
+        );
+        observed.properties.as_mut().unwrap().provisioning_state = Some("Creating".into());
+        let status = replication_status(&observed, &regions);
+        assert_eq!(status.state, ReplicationState::InProgress);
+        assert_eq!(status.progress, 63);
+        assert_eq!(status.regions[1].region, "westeurope");
+        assert_eq!(
+            (status.regions[1].state.as_str(), status.regions[1].progress),
+            ("Replicating", 26)
+        );
+    }
+
+    #[test]
+    fn a_failed_region_fails_the_replication() {
+        let s = spec(
+            serde_json::json!({"targetRegions": [{"name": "eastus"}, {"name": "westeurope"}]}),
+        );
+        let regions = target_regions(&s, "eastus").unwrap();
+        let observed = echo(
+            &plan(&s, "eastus", &regions, None).body,
+            "InProgress",
+            serde_json::json!([{"region": "West Europe", "state": "Failed", "progress": 10, "details": "disk copy failed"}]),
+        );
+        let status = replication_status(&observed, &regions);
+        assert_eq!(status.state, ReplicationState::Failed);
+        assert_eq!(status.regions[1].details, "disk copy failed");
+    }
+
+    #[test]
+    fn completed_means_every_region_at_100() {
+        let s = spec(serde_json::json!({}));
+        let regions = target_regions(&s, "eastus").unwrap();
+        let observed = echo(
+            &plan(&s, "eastus", &regions, None).body,
+            "Completed",
+            serde_json::json!([{"region": "East US", "state": "Completed", "progress": 100}]),
+        );
+        let status = replication_status(&observed, &regions);
+        assert_eq!(
+            (status.state, status.progress),
+            (ReplicationState::Completed, 100)
+        );
+    }
+}

@@ -1,0 +1,332 @@
+//! The generic reconciler (design.md §5), once for all kinds: finalizer first, then the
+//! kind's `apply` or `cleanup`, then one status write with conditions, and Events on
+//! transitions. Each kind's module holds only what is specific to it, with its spec → ARM body
+//! and ARM → status mappings as pure functions.
+
+pub mod conditions;
+mod context;
+mod error;
+pub mod gallery;
+pub mod image_definition;
+pub mod image_version;
+mod report;
+mod steps;
+pub mod virtual_machine;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+pub use context::{Backoff, Context, Stores, jitter};
+pub use error::Error;
+use k8s_openapi::{
+    NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType},
+        reflector::{ObjectRef, Store},
+    },
+};
+pub use report::Report;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use self::conditions::{Outcome, State};
+use crate::api::{AzureResourceOptions, CommonStatus, DeletionPolicy};
+
+/// Finalizer that holds every object until its Azure resources are gone.
+pub const FINALIZER: &str = "compute.gallery.dev/finalizer";
+/// Field manager of every status write (server-side apply).
+pub const FIELD_MANAGER: &str = "azure-gallery-operator";
+/// Longest wait between retries of a delete that ARM refuses because children are still
+/// going away (eventual consistency): this clears up in seconds, so never back off long.
+pub const DELETE_BLOCKED_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Where one `apply` or `cleanup` left things.
+#[derive(Debug)]
+pub enum Step {
+    /// `apply`: in Azure and matching the spec. `cleanup`: everything in Azure is gone.
+    Done(Outcome),
+    /// Look again after this long.
+    Wait(Outcome, Duration),
+}
+
+/// What each kind provides to the generic reconciler.
+pub trait Managed:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: &'static str;
+    fn options(&self) -> &AzureResourceOptions;
+    fn common_status(&self) -> Option<&CommonStatus>;
+    /// The whole status as JSON (kind-specific fields included).
+    fn status_json(&self) -> Option<Value>;
+    fn apply(
+        &self,
+        ctx: &Context,
+        report: &mut Report,
+    ) -> impl Future<Output = Result<Step, Error>> + Send;
+    fn cleanup(
+        &self,
+        ctx: &Context,
+        report: &mut Report,
+    ) -> impl Future<Output = Result<Step, Error>> + Send;
+}
+
+/// Whether the object's `Ready` condition is True for its current generation.
+pub fn is_ready(status: Option<&CommonStatus>, generation: Option<i64>) -> bool {
+    status.is_some_and(|s| {
+        s.observed_generation == generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == crate::api::common::condition::READY && c.status == "True")
+    })
+}
+
+/// Looks up an object of ours in the same namespace.
+pub fn lookup<K: Managed>(store: &Store<K>, namespace: &str, name: &str) -> Option<Arc<K>> {
+    store.get(&ObjectRef::new(name).within(namespace))
+}
+
+/// The controller entry point for every kind.
+pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let namespace = obj.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let key = format!("{}/{namespace}/{}", K::KIND, obj.name_any());
+    let mut report = Report::new(obj.status_json().as_ref());
+    let deleting = obj.meta().deletion_timestamp.is_some();
+
+    let result = if deleting {
+        if !obj.finalizers().iter().any(|f| f == FINALIZER) {
+            return Ok(Action::await_change());
+        }
+        if obj.options().deletion_policy == DeletionPolicy::Orphan {
+            Ok(Step::Done(Outcome::ready(
+                "deletionPolicy is Orphan: the Azure resource was left in place",
+            )))
+        } else {
+            obj.cleanup(&ctx, &mut report).await
+        }
+    } else {
+        add_finalizer(&api, &*obj).await?;
+        obj.apply(&ctx, &mut report).await
+    };
+
+    let (outcome, action) = match result {
+        Ok(Step::Done(outcome)) if deleting => {
+            remove_finalizer(&api, &*obj).await?;
+            ctx.backoff.reset(&key);
+            publish(&ctx, &*obj, EventType::Normal, "Deleted", &outcome.message).await;
+            info!(kind = K::KIND, %namespace, name = %obj.name_any(), "{}", outcome.message);
+            crate::telemetry::record_reconcile(K::KIND, "Deleted", started.elapsed());
+            return Ok(Action::await_change());
+        }
+        Ok(Step::Done(outcome)) => {
+            ctx.backoff.reset(&key);
+            (outcome, Action::requeue(jitter(ctx.resync)))
+        }
+        Ok(Step::Wait(outcome, after)) => (outcome, Action::requeue(after)),
+        Err(Error::Kube(e)) => return Err(Error::Kube(e)),
+        Err(e) => {
+            let retryable = e.is_retryable();
+            let after = if retryable {
+                let at_least = match &e {
+                    Error::Arm(arm) => arm.retry_after(),
+                    _ => None,
+                };
+                ctx.backoff.next(&key, Duration::MAX, at_least)
+            } else {
+                jitter(ctx.resync)
+            };
+            (
+                Outcome::failed(e.reason(), e.to_string(), retryable),
+                Action::requeue(after),
+            )
+        }
+    };
+    write_status(&api, &ctx, &*obj, report, &outcome).await?;
+    crate::telemetry::record_reconcile(K::KIND, &outcome.reason, started.elapsed());
+    Ok(action)
+}
+
+/// Requeue soon after a failure to write to Kubernetes (conflicts, API server restarts).
+pub fn error_policy<K: Managed>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(kind = K::KIND, name = %obj.name_any(), reason = %error.reason(), "reconcile failed: {error}");
+    let key = format!(
+        "{}/{}/{}",
+        K::KIND,
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    );
+    Action::requeue(ctx.backoff.next(&key, Duration::from_secs(60), None))
+}
+
+/// Adds our finalizer (JSON patch guarded by resourceVersion) before anything is written to
+/// Azure, so no Azure resource can exist without the finalizer that will delete it.
+async fn add_finalizer<K: Managed>(api: &Api<K>, obj: &K) -> Result<(), Error> {
+    if obj.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let rv = obj.resource_version().unwrap_or_default();
+    let add = if obj.meta().finalizers.is_none() {
+        json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})
+    } else {
+        json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})
+    };
+    let patch = json!([{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, add]);
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Json::<()>(serde_json::from_value(patch).expect("valid JSON patch")),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn remove_finalizer<K: Managed>(api: &Api<K>, obj: &K) -> Result<(), Error> {
+    let Some(index) = obj.finalizers().iter().position(|f| f == FINALIZER) else {
+        return Ok(());
+    };
+    let path = format!("/metadata/finalizers/{index}");
+    let patch =
+        json!([{"op": "test", "path": path, "value": FINALIZER}, {"op": "remove", "path": path}]);
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(patch).expect("valid JSON patch")),
+        )
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        other => other.map(|_| ()).map_err(Into::into),
+    }
+}
+
+/// Writes the status (server-side apply, fixed field manager) unless nothing changed, and
+/// publishes an Event when the `Ready` reason changes.
+async fn write_status<K: Managed>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    report: Report,
+    outcome: &Outcome,
+) -> Result<(), Error> {
+    let previous: &[Condition] = obj
+        .common_status()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let generation = obj.meta().generation;
+    let conditions = conditions::conditions(outcome, generation, previous, Timestamp::now());
+    let mut status = report.into_fields();
+    status.insert(
+        "conditions".into(),
+        serde_json::to_value(&conditions).expect("conditions serialize"),
+    );
+    if let Some(g) = generation {
+        status.insert("observedGeneration".into(), g.into());
+    }
+    let status = Value::Object(status);
+    if obj.status_json().as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let previous_reason = previous
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.reason.as_str());
+    if previous_reason != Some(outcome.reason.as_str()) {
+        let type_ = match outcome.state {
+            State::RetryableError | State::Stalled => EventType::Warning,
+            State::Ready | State::Progressing => EventType::Normal,
+        };
+        let reason = if outcome.state == State::Ready {
+            "Ready"
+        } else {
+            outcome.reason.as_str()
+        };
+        publish(ctx, obj, type_, reason, &outcome.message).await;
+        match type_ {
+            EventType::Warning => {
+                warn!(kind = K::KIND, name = %obj.name_any(), reason = %outcome.reason, "{}", outcome.message)
+            }
+            EventType::Normal => {
+                info!(kind = K::KIND, name = %obj.name_any(), reason = %outcome.reason, "{}", outcome.message)
+            }
+        }
+    }
+    let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Publishes an Event on `obj`; a failure to publish is logged, never fatal.
+async fn publish<K: Managed>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect(),
+        note: Some(note.chars().take(1024).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        warn!(kind = K::KIND, name = %obj.name_any(), "could not publish event: {e}");
+    }
+}
+
+/// An ownerReference from a child object to its parent object, so deleting the parent
+/// cascades to it as users expect.
+pub async fn ensure_owner<K: Managed, P: Managed>(
+    ctx: &Context,
+    child: &K,
+    parent: &P,
+) -> Result<(), Error> {
+    let Some(uid) = parent.uid() else {
+        return Ok(());
+    };
+    if child.owner_references().iter().any(|o| o.uid == uid) {
+        return Ok(());
+    }
+    let mut owners = child.owner_references().to_vec();
+    owners.push(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: P::api_version(&()).into(),
+            kind: P::kind(&()).into(),
+            name: parent.name_any(),
+            uid,
+            controller: Some(
+                !child
+                    .owner_references()
+                    .iter()
+                    .any(|o| o.controller == Some(true)),
+            ),
+            block_owner_deletion: Some(true),
+        },
+    );
+    let api: Api<K> = Api::namespaced(ctx.kube.clone(), &child.namespace().unwrap_or_default());
+    let patch = json!({"metadata": {"ownerReferences": owners, "resourceVersion": child.resource_version()}});
+    api.patch(
+        &child.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! The two things done to every ARM resource an object owns, Crossplane-style: make it match
+//! (observe, then create or update only if needed) and make it go away. Neither blocks on a
+//! long-running operation: it is recorded in the report and polled on the next reconcile.
+
+use std::time::Duration;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{Error, report::Report};
+use crate::arm::{
+    ArmClient, ArmError, Deletion, Poll, ResourceId,
+    lro::OperationKind,
+    models::{Provisioned, ResourceGroup},
+};
+
+/// How soon to look again while ARM works, when it did not say.
+pub const BUSY_POLL: Duration = Duration::from_secs(3);
+
+/// Where a resource stands after [`ensure`].
+#[derive(Debug)]
+pub enum Observed<T> {
+    /// It exists, matches the spec, and ARM is done with it.
+    Ready(T),
+    /// ARM is creating or updating it (`resource` as last seen, if any).
+    Busy {
+        resource: Option<T>,
+        retry_after: Duration,
+        creating: bool,
+    },
+}
+
+/// What the caller wants written, given what exists.
+pub struct Plan<B> {
+    pub body: B,
+    /// The existing resource already matches (ignoring what ARM defaults).
+    pub up_to_date: bool,
+}
+
+/// Makes the resource at `id` match the spec. `plan` sees the observed resource (if any) and
+/// returns the full desired body and whether the observed one is already up to date (or an
+/// error when the existing resource can never match); the body is only sent when it is not
+/// up to date, or the resource is absent or Failed.
+pub async fn ensure<T, B>(
+    arm: &ArmClient,
+    report: &mut Report,
+    id: &ResourceId,
+    query: &[(&str, &str)],
+    plan: impl FnOnce(Option<&T>) -> Result<Plan<B>, Error>,
+) -> Result<Observed<T>, Error>
+where
+    T: DeserializeOwned + Provisioned,
+    B: Serialize,
+{
+    if let Some(op) = report.pending_for(id, OperationKind::Write) {
+        match arm.poll(&op, id.subscription()).await {
+            Ok(Poll::Running { retry_after }) => {
+                let resource = arm.get_with(id, query).await?;
+                return Ok(Observed::Busy {
+                    creating: resource.is_none(),
+                    resource,
+                    retry_after,
+                });
+            }
+            Ok(Poll::Succeeded) => report.clear_pending(),
+            Err(e) => {
+                report.clear_pending();
+                return Err(e.into());
+            }
+        }
+    }
+    let observed: Option<T> = arm.get_with(id, query).await?;
+    if let Some(resource) = &observed
+        && resource.is_busy()
+    {
+        return Ok(Observed::Busy {
+            resource: observed,
+            retry_after: BUSY_POLL,
+            creating: false,
+        });
+    }
+    let creating = observed.is_none();
+    let plan = plan(observed.as_ref())?;
+    if let Some(resource) = observed
+        && plan.up_to_date
+        && !resource.is_failed()
+    {
+        return Ok(Observed::Ready(resource));
+    }
+    let accepted = arm.put::<B, T>(id, &plan.body).await?;
+    if let Some(op) = &accepted.operation {
+        report.set_pending(id, op);
+        return Ok(Observed::Busy {
+            resource: accepted.resource,
+            retry_after: BUSY_POLL,
+            creating,
+        });
+    }
+    match accepted.resource {
+        Some(resource) if !resource.is_busy() => Ok(Observed::Ready(resource)),
+        resource => Ok(Observed::Busy {
+            resource,
+            retry_after: BUSY_POLL,
+            creating,
+        }),
+    }
+}
+
+/// Where a resource stands after [`remove`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Removal {
+    Gone,
+    Busy { retry_after: Duration },
+}
+
+/// Deletes the resource at `id`; ARM 404 counts as deleted. A 409 (children still there)
+/// comes back as the ARM error for the caller to show as `DeletingBlocked`.
+pub async fn remove(
+    arm: &ArmClient,
+    report: &mut Report,
+    id: &ResourceId,
+) -> Result<Removal, Error> {
+    if let Some(op) = report.pending_for(id, OperationKind::Delete) {
+        match arm.poll(&op, id.subscription()).await {
+            Ok(Poll::Running { retry_after }) => return Ok(Removal::Busy { retry_after }),
+            Ok(Poll::Succeeded) => {
+                report.clear_pending();
+                return Ok(Removal::Gone);
+            }
+            // The operation's URL may itself be gone once the resource is; ask the resource.
+            Err(ArmError::NotFound { .. }) => report.clear_pending(),
+            Err(e) => {
+                report.clear_pending();
+                return Err(e.into());
+            }
+        }
+    }
+    match arm.delete(id).await? {
+        Deletion::Gone => Ok(Removal::Gone),
+        Deletion::Started(op) => {
+            report.set_pending(id, &op);
+            Ok(Removal::Busy {
+                retry_after: BUSY_POLL,
+            })
+        }
+    }
+}
+
+/// Tag marking a resource group the operator created, with the UID of the object that did.
+pub const CREATED_BY_TAG: &str = "compute.gallery.dev-created-by";
+
+/// Creates the resource group if it does not exist, tagged with the creating object's UID.
+/// An existing group is never modified.
+pub async fn ensure_resource_group(
+    arm: &ArmClient,
+    id: &ResourceId,
+    location: &str,
+    owner_uid: &str,
+) -> Result<(), Error> {
+    if arm.get::<ResourceGroup>(id).await?.is_some() {
+        return Ok(());
+    }
+    let body = ResourceGroup {
+        location: Some(location.to_string()),
+        tags: Some([(CREATED_BY_TAG.to_string(), owner_uid.to_string())].into()),
+        ..Default::default()
+    };
+    arm.put::<_, ResourceGroup>(id, &body).await?;
+    Ok(())
+}
+
+/// Deletes a resource group only if `owner_uid` created it and it is empty: deleting a group
+/// deletes everything in it, and what others put there is not ours to delete.
+pub async fn remove_resource_group(
+    arm: &ArmClient,
+    report: &mut Report,
+    id: &ResourceId,
+    owner_uid: &str,
+) -> Result<Removal, Error> {
+    if report.pending_for(id, OperationKind::Delete).is_none() {
+        let Some(group) = arm.get::<ResourceGroup>(id).await? else {
+            return Ok(Removal::Gone);
+        };
+        let ours = group
+            .tags
+            .as_ref()
+            .and_then(|t| t.get(CREATED_BY_TAG))
+            .is_some_and(|uid| uid == owner_uid);
+        if !ours || !resource_group_is_empty(arm, id).await {
+            return Ok(Removal::Gone);
+        }
+    }
+    remove(arm, report, id).await
+}
+
+/// Whether the group holds no resources. Anything but a clear, empty answer counts as "not
+/// empty", so a doubt never deletes a group.
+async fn resource_group_is_empty(arm: &ArmClient, id: &ResourceId) -> bool {
+    let path = format!("{id}/resources");
+    let query = [("api-version", arm.api_versions().resources.as_str())];
+    arm.list::<serde_json::Value>(id.subscription(), &path, &query)
+        .await
+        .is_ok_and(|items| items.is_empty())
+}

@@ -1,0 +1,972 @@
+//! VirtualMachine: the VM and what it owns in its resource group — a network interface, and
+//! when asked a public IP and a network security group. Created in that order, deleted in
+//! reverse (VM, NIC, public IP, NSG).
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+use serde_json::Value;
+
+use super::{
+    Context, Error, Managed, Report, Step,
+    conditions::Outcome,
+    gallery::{blocked, merged_tags, tags_cover},
+    image_definition::{enum_str, waiting},
+    is_ready, lookup,
+    steps::{self, Observed, Plan, Removal},
+};
+use crate::{
+    api::{
+        AzureResourceOptions, CommonStatus, VirtualMachine, VirtualMachineSpec,
+        image_definition::{OsState, OsType},
+    },
+    arm::{ArmClient, ArmError, ResourceId, models, normalize_region},
+};
+
+/// The image a VM boots from, resolved.
+#[derive(Clone, Debug)]
+pub struct ResolvedImage {
+    /// A version ID, or a definition ID (Azure takes its latest version).
+    pub id: ResourceId,
+    pub os_type: OsType,
+    pub os_state: OsState,
+    /// The tenant that owns the image, when it is not the operator's.
+    pub tenant: Option<String>,
+}
+
+/// The ARM IDs of everything a VM object owns.
+#[derive(Clone, Debug)]
+pub struct Owned {
+    pub group: ResourceId,
+    pub vm: ResourceId,
+    pub nic: ResourceId,
+    pub public_ip: ResourceId,
+    pub nsg: ResourceId,
+}
+
+impl Managed for VirtualMachine {
+    const KIND: &'static str = "VirtualMachine";
+
+    fn options(&self) -> &AzureResourceOptions {
+        &self.spec.options
+    }
+
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+
+    fn status_json(&self) -> Option<Value> {
+        self.status
+            .as_ref()
+            .map(|s| serde_json::to_value(s).expect("status serializes"))
+    }
+
+    async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+        let namespace = self.namespace().unwrap_or_default();
+        let owned = owned_ids(ctx, self)?;
+        let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
+        let image = match resolve_image(ctx, self, &arm).await? {
+            Ok(image) => image,
+            Err(waiting) => return Ok(waiting),
+        };
+        check_os_profile(&self.spec, &image)?;
+        let password = admin_password(ctx, &namespace, &self.spec).await?;
+        if self.spec.create_resource_group {
+            steps::ensure_resource_group(
+                &arm,
+                &owned.group,
+                &self.spec.location,
+                &self.uid().unwrap_or_default(),
+            )
+            .await?;
+        }
+        let location = normalize_region(&self.spec.location);
+        let tags = &self.spec.options.tags;
+
+        let public_ip = if self.spec.network.public_ip {
+            match steps::ensure(&arm, report, &owned.public_ip, &[], |o| {
+                Ok(public_ip_plan(&location, tags, o))
+            })
+            .await?
+            {
+                Observed::Ready(ip) => Some(ip),
+                Observed::Busy { retry_after, .. } => {
+                    return Ok(creating("public IP", &owned.public_ip, retry_after));
+                }
+            }
+        } else {
+            None
+        };
+        let ports = &self.spec.network.inbound_ports;
+        if !ports.is_empty()
+            && let Observed::Busy { retry_after, .. } =
+                steps::ensure(&arm, report, &owned.nsg, &[], |o| {
+                    Ok(nsg_plan(&location, tags, ports, o))
+                })
+                .await?
+        {
+            return Ok(creating("network security group", &owned.nsg, retry_after));
+        }
+        let nic_plan =
+            |o: Option<&models::NetworkInterface>| Ok(nic_plan(&self.spec, &location, &owned, o));
+        let nic = match steps::ensure(&arm, report, &owned.nic, &[], nic_plan).await? {
+            Observed::Ready(nic) => nic,
+            Observed::Busy { retry_after, .. } => {
+                return Ok(creating("network interface", &owned.nic, retry_after));
+            }
+        };
+        let vm_arm = match &image.tenant {
+            Some(tenant) => arm.with_auxiliary(vec![ctx.credentials.for_tenant(tenant)?]),
+            None => arm.clone(),
+        };
+        let vm_plan = |o: Option<&models::VirtualMachine>| {
+            Ok(vm_plan(
+                &self.spec,
+                &self.name_any(),
+                &location,
+                &image,
+                &owned,
+                password.as_deref(),
+                o,
+            ))
+        };
+        let (vm, busy) = match steps::ensure(&vm_arm, report, &owned.vm, &[], vm_plan).await? {
+            Observed::Ready(vm) => (Some(vm), None),
+            Observed::Busy {
+                resource,
+                retry_after,
+                creating,
+            } => (resource, Some((retry_after, creating))),
+        };
+        if let Some(vm) = &vm {
+            report.observe(&owned.vm, vm);
+            let p = vm.props();
+            report.set("vmId", p.vm_id);
+            report.set("imageVersion", resolved_version(&image.id, vm));
+        }
+        report.set("privateIP", private_ip(&nic));
+        report.set("publicIP", public_ip.and_then(|ip| ip.props().ip_address));
+        if let Some((retry_after, creating)) = busy {
+            let reason = if creating { "Creating" } else { "Updating" };
+            return Ok(Step::Wait(
+                Outcome::progressing(
+                    reason,
+                    format!("ARM is {} VM {}", reason.to_lowercase(), owned.vm.name()),
+                ),
+                retry_after,
+            ));
+        }
+        // Detached extras the spec no longer asks for go once the NIC no longer uses them.
+        if !self.spec.network.public_ip
+            && let Removal::Busy { retry_after } =
+                steps::remove(&arm, report, &owned.public_ip).await?
+        {
+            return Ok(Step::Wait(
+                Outcome::progressing("Updating", "removing the public IP"),
+                retry_after,
+            ));
+        }
+        if ports.is_empty()
+            && let Removal::Busy { retry_after } = steps::remove(&arm, report, &owned.nsg).await?
+        {
+            return Ok(Step::Wait(
+                Outcome::progressing("Updating", "removing the network security group"),
+                retry_after,
+            ));
+        }
+        Ok(Step::Done(Outcome::ready(format!(
+            "VM {} is running",
+            owned.vm.name()
+        ))))
+    }
+
+    async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+        let owned = owned_ids(ctx, self)?;
+        let arm = ctx
+            .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
+            .await?;
+        for (what, id) in [
+            ("VM", &owned.vm),
+            ("network interface", &owned.nic),
+            ("public IP", &owned.public_ip),
+            ("network security group", &owned.nsg),
+        ] {
+            match steps::remove(&arm, report, id).await {
+                Ok(Removal::Gone) => {}
+                Ok(Removal::Busy { retry_after }) => {
+                    return Ok(Step::Wait(
+                        Outcome::progressing(
+                            "Deleting",
+                            format!("ARM is deleting {what} {}", id.name()),
+                        ),
+                        retry_after,
+                    ));
+                }
+                // A NIC or public IP still attached a moment after its VM went: retry shortly.
+                Err(Error::Arm(
+                    ArmError::Conflict { message, .. } | ArmError::Invalid { message, .. },
+                )) if id != &owned.vm => {
+                    return Ok(blocked(
+                        ctx,
+                        self,
+                        format!(
+                            "Azure refuses to delete {what} {} yet: {message}",
+                            id.name()
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if self.spec.create_resource_group
+            && let Removal::Busy { retry_after } = steps::remove_resource_group(
+                &arm,
+                report,
+                &owned.group,
+                &self.uid().unwrap_or_default(),
+            )
+            .await?
+        {
+            return Ok(Step::Wait(
+                Outcome::progressing(
+                    "Deleting",
+                    format!("ARM is deleting resource group {}", owned.group.name()),
+                ),
+                retry_after,
+            ));
+        }
+        Ok(Step::Done(Outcome::ready(format!(
+            "VM {} and its network resources deleted from Azure",
+            owned.vm.name()
+        ))))
+    }
+}
+
+fn creating(what: &str, id: &ResourceId, retry_after: std::time::Duration) -> Step {
+    Step::Wait(
+        Outcome::progressing("Creating", format!("ARM is creating {what} {}", id.name())),
+        retry_after,
+    )
+}
+
+/// The IDs of the VM and of what it owns, from the spec.
+pub fn owned_ids(ctx: &Context, vm: &VirtualMachine) -> Result<Owned, Error> {
+    let subscription = ctx.subscription(vm.spec.subscription_id.as_deref())?;
+    let name = vm.spec.azure_name.clone().unwrap_or_else(|| vm.name_any());
+    let rg = &vm.spec.resource_group;
+    let network = |type_: &str, suffix: &str| {
+        ResourceId::provider(
+            &subscription,
+            rg,
+            "Microsoft.Network",
+            type_,
+            &format!("{name}-{suffix}"),
+        )
+    };
+    Ok(Owned {
+        group: ResourceId::resource_group(&subscription, rg),
+        vm: ResourceId::provider(
+            &subscription,
+            rg,
+            "Microsoft.Compute",
+            "virtualMachines",
+            &name,
+        ),
+        nic: network("networkInterfaces", "nic"),
+        public_ip: network("publicIPAddresses", "pip"),
+        nsg: network("networkSecurityGroups", "nsg"),
+    })
+}
+
+/// Finds the image, or the step to take while it is not Ready yet.
+async fn resolve_image(
+    ctx: &Context,
+    vm: &VirtualMachine,
+    arm: &ArmClient,
+) -> Result<Result<ResolvedImage, Step>, Error> {
+    let namespace = vm.namespace().unwrap_or_default();
+    let image = &vm.spec.image;
+    if let Some(r) = &image.image_version_ref {
+        let Some(version) = lookup(&ctx.stores.versions, &namespace, &r.name) else {
+            return Ok(Err(waiting(format!(
+                "ImageVersion {} does not exist in namespace {namespace}",
+                r.name
+            ))));
+        };
+        let id = version.status.as_ref().and_then(|s| s.common.id.clone());
+        let ready = is_ready(
+            version.status.as_ref().map(|s| &s.common),
+            version.metadata.generation,
+        );
+        let (Some(id), true) = (id, ready) else {
+            return Ok(Err(waiting(format!(
+                "waiting for ImageVersion {} to be Ready",
+                r.name
+            ))));
+        };
+        let id = ResourceId::parse(&id)?;
+        let definition = version
+            .spec
+            .image_definition_ref
+            .as_ref()
+            .and_then(|d| lookup(&ctx.stores.definitions, &namespace, &d.name));
+        return Ok(Ok(match definition {
+            Some(d) => ResolvedImage {
+                id,
+                os_type: d.spec.os_type,
+                os_state: d.spec.os_state,
+                tenant: None,
+            },
+            None => {
+                let definition = id.parent().expect("a version has a definition");
+                let (os_type, os_state) = image_os(arm, &definition).await?;
+                ResolvedImage {
+                    id,
+                    os_type,
+                    os_state,
+                    tenant: None,
+                }
+            }
+        }));
+    }
+    if let Some(r) = &image.image_definition_ref {
+        let Some(definition) = lookup(&ctx.stores.definitions, &namespace, &r.name) else {
+            return Ok(Err(waiting(format!(
+                "ImageDefinition {} does not exist in namespace {namespace}",
+                r.name
+            ))));
+        };
+        let status = definition.status.as_ref();
+        let ready = is_ready(status.map(|s| &s.common), definition.metadata.generation);
+        return Ok(
+            match (
+                status.and_then(|s| s.common.id.clone()),
+                status.and_then(|s| s.latest_version.clone()),
+            ) {
+                (Some(id), Some(_)) if ready => Ok(ResolvedImage {
+                    id: ResourceId::parse(&id)?,
+                    os_type: definition.spec.os_type,
+                    os_state: definition.spec.os_state,
+                    tenant: None,
+                }),
+                (Some(_), None) if ready => Err(waiting(format!(
+                    "ImageDefinition {} has no Ready version yet",
+                    r.name
+                ))),
+                _ => Err(waiting(format!(
+                    "waiting for ImageDefinition {} to be Ready",
+                    r.name
+                ))),
+            },
+        );
+    }
+    let id = ResourceId::parse(
+        image
+            .image_id
+            .as_deref()
+            .expect("the schema requires one image reference"),
+    )?;
+    let definition = if id.is_type("Microsoft.Compute/galleries/images/versions") {
+        id.parent().expect("a version has a definition")
+    } else {
+        id.clone()
+    };
+    let tenant = image.tenant_id.clone();
+    let reader = match &tenant {
+        Some(tenant) => arm.with_credential(ctx.credentials.for_tenant(tenant)?),
+        None => arm.clone(),
+    };
+    let (os_type, os_state) = image_os(&reader, &definition).await?;
+    Ok(Ok(ResolvedImage {
+        id,
+        os_type,
+        os_state,
+        tenant,
+    }))
+}
+
+/// OS type and state of a gallery image definition in ARM.
+async fn image_os(arm: &ArmClient, definition: &ResourceId) -> Result<(OsType, OsState), Error> {
+    let image = arm
+        .get::<models::GalleryImage>(definition)
+        .await?
+        .ok_or_else(|| {
+            Error::InvalidSpec(format!("image definition {definition} does not exist"))
+        })?;
+    let p = image.props();
+    let os_type = if p
+        .os_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("Windows"))
+    {
+        OsType::Windows
+    } else {
+        OsType::Linux
+    };
+    let os_state = if p
+        .os_state
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("Specialized"))
+    {
+        OsState::Specialized
+    } else {
+        OsState::Generalized
+    };
+    Ok((os_type, os_state))
+}
+
+/// Generalized images need an admin account with a password or SSH key; specialized images
+/// keep the source VM's accounts and take none (pure).
+pub fn check_os_profile(spec: &VirtualMachineSpec, image: &ResolvedImage) -> Result<(), Error> {
+    let has_credentials = spec.admin_password_secret_ref.is_some()
+        || spec.ssh_public_keys.as_ref().is_some_and(|k| !k.is_empty());
+    match image.os_state {
+        OsState::Specialized if spec.admin_username.is_some() || has_credentials => Err(Error::InvalidSpec(
+            "the image is Specialized: it keeps the source VM's accounts, so adminUsername, adminPasswordSecretRef and sshPublicKeys must be left out".into(),
+        )),
+        OsState::Generalized if spec.admin_username.is_none() || !has_credentials => Err(Error::InvalidSpec(
+            "the image is Generalized: set adminUsername and adminPasswordSecretRef or sshPublicKeys".into(),
+        )),
+        OsState::Generalized if image.os_type == OsType::Windows && spec.admin_password_secret_ref.is_none() => {
+            Err(Error::InvalidSpec("a Windows VM needs adminPasswordSecretRef (SSH keys are for Linux)".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The admin password from its Secret. Its value never leaves this function but in the body.
+async fn admin_password(
+    ctx: &Context,
+    namespace: &str,
+    spec: &VirtualMachineSpec,
+) -> Result<Option<String>, Error> {
+    let Some(r) = &spec.admin_password_secret_ref else {
+        return Ok(None);
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    let secret = secrets.get_opt(&r.name).await?.ok_or_else(|| {
+        Error::Credentials(format!(
+            "Secret {namespace}/{} named by adminPasswordSecretRef does not exist",
+            r.name
+        ))
+    })?;
+    let value = secret
+        .data
+        .unwrap_or_default()
+        .get(&r.key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned());
+    value.filter(|v| !v.is_empty()).map(Some).ok_or_else(|| {
+        Error::Credentials(format!(
+            "Secret {namespace}/{} has no key {}",
+            r.name, r.key
+        ))
+    })
+}
+
+fn public_ip_plan(
+    location: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+    observed: Option<&models::PublicIpAddress>,
+) -> Plan<models::PublicIpAddress> {
+    let body = models::PublicIpAddress {
+        location: Some(location.into()),
+        tags: Some(merged_tags(tags, observed.and_then(|o| o.tags.as_ref()))),
+        sku: Some(models::Sku {
+            name: Some("Standard".into()),
+            tier: None,
+        }),
+        properties: Some(models::PublicIpAddressProperties {
+            public_ip_allocation_method: Some("Static".into()),
+            public_ip_address_version: Some("IPv4".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Plan {
+        body,
+        up_to_date: observed.is_some_and(|o| tags_cover(tags, o.tags.as_ref())),
+    }
+}
+
+/// One inbound TCP allow rule per port (pure).
+pub fn nsg_plan(
+    location: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+    ports: &[i32],
+    observed: Option<&models::NetworkSecurityGroup>,
+) -> Plan<models::NetworkSecurityGroup> {
+    let mut sorted = ports.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let rules: Vec<models::SecurityRule> = sorted
+        .iter()
+        .zip(0..)
+        .map(|(port, i)| models::SecurityRule {
+            name: format!("allow-tcp-{port}"),
+            properties: Some(models::SecurityRuleProperties {
+                protocol: Some("Tcp".into()),
+                source_port_range: Some("*".into()),
+                destination_port_range: Some(port.to_string()),
+                source_address_prefix: Some("*".into()),
+                destination_address_prefix: Some("*".into()),
+                access: Some("Allow".into()),
+                priority: Some(100 + i * 10),
+                direction: Some("Inbound".into()),
+            }),
+        })
+        .collect();
+    let ports_of = |rules: &[models::SecurityRule]| {
+        let mut p: Vec<String> = rules
+            .iter()
+            .filter_map(|r| r.properties.as_ref()?.destination_port_range.clone())
+            .collect();
+        p.sort();
+        p
+    };
+    let up_to_date = observed.is_some_and(|o| {
+        tags_cover(tags, o.tags.as_ref())
+            && ports_of(o.props().security_rules.as_deref().unwrap_or_default()) == ports_of(&rules)
+    });
+    let body = models::NetworkSecurityGroup {
+        location: Some(location.into()),
+        tags: Some(merged_tags(tags, observed.and_then(|o| o.tags.as_ref()))),
+        properties: Some(models::NetworkSecurityGroupProperties {
+            security_rules: Some(rules),
+            provisioning_state: None,
+        }),
+        ..Default::default()
+    };
+    Plan { body, up_to_date }
+}
+
+/// The NIC: one dynamic IP configuration in the subnet, with the public IP and NSG the spec
+/// asks for (pure).
+pub fn nic_plan(
+    spec: &VirtualMachineSpec,
+    location: &str,
+    owned: &Owned,
+    observed: Option<&models::NetworkInterface>,
+) -> Plan<models::NetworkInterface> {
+    let public_ip = spec.network.public_ip.then(|| models::SubResource {
+        id: owned.public_ip.to_string(),
+    });
+    let nsg = (!spec.network.inbound_ports.is_empty()).then(|| models::SubResource {
+        id: owned.nsg.to_string(),
+    });
+    let body = models::NetworkInterface {
+        location: Some(location.into()),
+        tags: Some(merged_tags(
+            &spec.options.tags,
+            observed.and_then(|o| o.tags.as_ref()),
+        )),
+        properties: Some(models::NetworkInterfaceProperties {
+            ip_configurations: Some(vec![models::IpConfiguration {
+                name: "ipconfig1".into(),
+                properties: Some(models::IpConfigurationProperties {
+                    subnet: Some(models::SubResource {
+                        id: spec.network.subnet_id.clone(),
+                    }),
+                    public_ip_address: public_ip.clone(),
+                    private_ip_allocation_method: Some("Dynamic".into()),
+                    private_ip_address: None,
+                    primary: Some(true),
+                }),
+            }]),
+            network_security_group: nsg.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let same_ref =
+        |want: &Option<models::SubResource>, have: &Option<models::SubResource>| match (want, have)
+        {
+            (None, None) => true,
+            (Some(w), Some(h)) => w.id.eq_ignore_ascii_case(&h.id),
+            _ => false,
+        };
+    let up_to_date = observed.is_some_and(|o| {
+        let p = o.props();
+        let config = p
+            .ip_configurations
+            .as_ref()
+            .and_then(|c| c.first())
+            .and_then(|c| c.properties.clone())
+            .unwrap_or_default();
+        tags_cover(&spec.options.tags, o.tags.as_ref())
+            && config
+                .subnet
+                .as_ref()
+                .is_some_and(|s| s.id.eq_ignore_ascii_case(&spec.network.subnet_id))
+            && same_ref(&public_ip, &config.public_ip_address)
+            && same_ref(&nsg, &p.network_security_group)
+    });
+    Plan { body, up_to_date }
+}
+
+/// The VM body (pure). A new VM gets everything; an existing one is written back as ARM
+/// returned it with only the size and tags changed, since Azure refuses changes to the OS
+/// profile and image of an existing VM.
+pub fn vm_plan(
+    spec: &VirtualMachineSpec,
+    object_name: &str,
+    location: &str,
+    image: &ResolvedImage,
+    owned: &Owned,
+    password: Option<&str>,
+    observed: Option<&models::VirtualMachine>,
+) -> Plan<models::VirtualMachine> {
+    if let Some(o) = observed {
+        let size_matches = o
+            .props()
+            .hardware_profile
+            .and_then(|h| h.vm_size)
+            .is_some_and(|s| s.eq_ignore_ascii_case(&spec.size));
+        let mut body = o.clone();
+        body.id = None;
+        body.name = None;
+        body.type_ = None;
+        body.tags = Some(merged_tags(&spec.options.tags, o.tags.as_ref()));
+        let p = body.properties.get_or_insert_default();
+        p.hardware_profile = Some(models::HardwareProfile {
+            vm_size: Some(spec.size.clone()),
+        });
+        p.provisioning_state = None;
+        p.vm_id = None;
+        return Plan {
+            body,
+            up_to_date: size_matches && tags_cover(&spec.options.tags, o.tags.as_ref()),
+        };
+    }
+    let name = spec
+        .azure_name
+        .clone()
+        .unwrap_or_else(|| object_name.to_string());
+    let os_profile = spec.admin_username.as_ref().map(|user| {
+        let keys = spec.ssh_public_keys.clone().unwrap_or_default();
+        models::OsProfile {
+            computer_name: Some(computer_name(&name, image.os_type)),
+            admin_username: Some(user.clone()),
+            admin_password: password.map(str::to_string),
+            linux_configuration: (image.os_type == OsType::Linux).then(|| {
+                models::LinuxConfiguration {
+                    disable_password_authentication: Some(password.is_none()),
+                    ssh: (!keys.is_empty()).then(|| models::SshConfiguration {
+                        public_keys: Some(
+                            keys.iter()
+                                .map(|k| models::SshPublicKey {
+                                    path: Some(format!("/home/{user}/.ssh/authorized_keys")),
+                                    key_data: Some(k.clone()),
+                                })
+                                .collect(),
+                        ),
+                    }),
+                }
+            }),
+        }
+    });
+    let os_disk = spec.os_disk.clone().unwrap_or_default();
+    let body = models::VirtualMachine {
+        location: Some(location.into()),
+        tags: Some(spec.options.tags.clone()),
+        zones: spec.zone.map(|z| vec![enum_str(&z)]),
+        properties: Some(models::VirtualMachineProperties {
+            hardware_profile: Some(models::HardwareProfile {
+                vm_size: Some(spec.size.clone()),
+            }),
+            storage_profile: Some(models::VmStorageProfile {
+                image_reference: Some(models::ImageReference {
+                    id: Some(image.id.to_string()),
+                    ..Default::default()
+                }),
+                os_disk: Some(models::VmOsDisk {
+                    create_option: Some("FromImage".into()),
+                    managed_disk: os_disk.storage_account_type.map(|t| {
+                        models::ManagedDiskParameters {
+                            storage_account_type: Some(enum_str(&t)),
+                            id: None,
+                        }
+                    }),
+                    disk_size_gb: os_disk.size_gb,
+                    // The OS disk is the VM's own: it goes with the VM, never left behind.
+                    delete_option: Some("Delete".into()),
+                    os_type: None,
+                }),
+            }),
+            os_profile,
+            network_profile: Some(models::NetworkProfile {
+                network_interfaces: Some(vec![models::NetworkInterfaceReference {
+                    id: owned.nic.to_string(),
+                    // The operator deletes the NIC itself, after the VM.
+                    properties: Some(models::NetworkInterfaceReferenceProperties {
+                        primary: Some(true),
+                        delete_option: Some("Detach".into()),
+                    }),
+                }]),
+            }),
+            vm_id: None,
+            provisioning_state: None,
+        }),
+        ..Default::default()
+    };
+    Plan {
+        body,
+        up_to_date: false,
+    }
+}
+
+/// Windows computer names are at most 15 characters; Linux host names 64.
+fn computer_name(name: &str, os: OsType) -> String {
+    let max = if os == OsType::Windows { 15 } else { 64 };
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(max)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+/// The image version the VM runs: the one it names, or the definition's version Azure picked.
+pub fn resolved_version(image: &ResourceId, vm: &models::VirtualMachine) -> String {
+    let exact = vm
+        .props()
+        .storage_profile
+        .and_then(|s| s.image_reference)
+        .and_then(|r| r.exact_version);
+    match exact {
+        Some(v) if !image.is_type("Microsoft.Compute/galleries/images/versions") => {
+            image.child("versions", &v).to_string()
+        }
+        _ => image.to_string(),
+    }
+}
+
+fn private_ip(nic: &models::NetworkInterface) -> Option<String> {
+    nic.props()
+        .ip_configurations?
+        .first()?
+        .properties
+        .as_ref()?
+        .private_ip_address
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> VirtualMachineSpec {
+        let mut base = serde_json::json!({
+            "resourceGroup": "rg", "location": "East US", "size": "Standard_D2s_v5",
+            "image": {"imageVersionRef": {"name": "1.0.0"}},
+            "network": {"subnetId": "/subscriptions/s/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/default"}
+        });
+        base.as_object_mut()
+            .unwrap()
+            .extend(json.as_object().unwrap().clone());
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn image(os_state: OsState) -> ResolvedImage {
+        ResolvedImage {
+            id: ResourceId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/ubuntu/versions/1.0.0").unwrap(),
+            os_type: OsType::Linux,
+            os_state,
+            tenant: None,
+        }
+    }
+
+    fn owned() -> Owned {
+        let n = |t: &str, name: &str| ResourceId::provider("s", "rg", "Microsoft.Network", t, name);
+        Owned {
+            group: ResourceId::resource_group("s", "rg"),
+            vm: ResourceId::provider("s", "rg", "Microsoft.Compute", "virtualMachines", "web"),
+            nic: n("networkInterfaces", "web-nic"),
+            public_ip: n("publicIPAddresses", "web-pip"),
+            nsg: n("networkSecurityGroups", "web-nsg"),
+        }
+    }
+
+    #[test]
+    fn generalized_images_need_credentials_and_specialized_refuse_them() {
+        let bare = spec(serde_json::json!({}));
+        assert!(check_os_profile(&bare, &image(OsState::Specialized)).is_ok());
+        assert!(matches!(
+            check_os_profile(&bare, &image(OsState::Generalized)),
+            Err(Error::InvalidSpec(_))
+        ));
+        let with_key = spec(
+            serde_json::json!({"adminUsername": "azureuser", "sshPublicKeys": ["ssh-ed25519 AAAA"]}),
+        );
+        assert!(check_os_profile(&with_key, &image(OsState::Generalized)).is_ok());
+        assert!(matches!(
+            check_os_profile(&with_key, &image(OsState::Specialized)),
+            Err(Error::InvalidSpec(_))
+        ));
+        let user_only = spec(serde_json::json!({"adminUsername": "azureuser"}));
+        assert!(matches!(
+            check_os_profile(&user_only, &image(OsState::Generalized)),
+            Err(Error::InvalidSpec(_))
+        ));
+    }
+
+    #[test]
+    fn a_new_vm_boots_from_the_image_with_its_nic_and_ssh_key() {
+        let s = spec(
+            serde_json::json!({"adminUsername": "azureuser", "sshPublicKeys": ["ssh-ed25519 AAAA"], "zone": "2"}),
+        );
+        let body = vm_plan(
+            &s,
+            "web",
+            "eastus",
+            &image(OsState::Generalized),
+            &owned(),
+            None,
+            None,
+        )
+        .body;
+        let p = body.properties.unwrap();
+        assert!(
+            p.storage_profile
+                .as_ref()
+                .unwrap()
+                .image_reference
+                .as_ref()
+                .unwrap()
+                .id
+                .as_ref()
+                .unwrap()
+                .ends_with("/versions/1.0.0")
+        );
+        assert_eq!(
+            p.storage_profile
+                .unwrap()
+                .os_disk
+                .unwrap()
+                .delete_option
+                .as_deref(),
+            Some("Delete")
+        );
+        let os = p.os_profile.unwrap();
+        assert_eq!(os.admin_password, None);
+        let linux = os.linux_configuration.unwrap();
+        assert_eq!(linux.disable_password_authentication, Some(true));
+        assert_eq!(
+            linux.ssh.unwrap().public_keys.unwrap()[0].path.as_deref(),
+            Some("/home/azureuser/.ssh/authorized_keys")
+        );
+        assert!(
+            p.network_profile.unwrap().network_interfaces.unwrap()[0]
+                .id
+                .ends_with("/web-nic")
+        );
+        assert_eq!(body.zones, Some(vec!["2".to_string()]));
+    }
+
+    #[test]
+    fn a_specialized_vm_has_no_os_profile() {
+        let body = vm_plan(
+            &spec(serde_json::json!({})),
+            "web",
+            "eastus",
+            &image(OsState::Specialized),
+            &owned(),
+            None,
+            None,
+        )
+        .body;
+        assert!(body.properties.unwrap().os_profile.is_none());
+    }
+
+    #[test]
+    fn an_existing_vm_is_only_resized() {
+        let s = spec(serde_json::json!({"adminUsername": "azureuser", "sshPublicKeys": ["k"]}));
+        let mut existing = vm_plan(
+            &s,
+            "web",
+            "eastus",
+            &image(OsState::Generalized),
+            &owned(),
+            None,
+            None,
+        )
+        .body;
+        existing.properties.as_mut().unwrap().provisioning_state = Some("Succeeded".into());
+        assert!(
+            vm_plan(
+                &s,
+                "web",
+                "eastus",
+                &image(OsState::Generalized),
+                &owned(),
+                None,
+                Some(&existing)
+            )
+            .up_to_date
+        );
+        let bigger = spec(
+            serde_json::json!({"adminUsername": "azureuser", "sshPublicKeys": ["k"], "size": "Standard_D4s_v5"}),
+        );
+        let p = vm_plan(
+            &bigger,
+            "web",
+            "eastus",
+            &image(OsState::Generalized),
+            &owned(),
+            None,
+            Some(&existing),
+        );
+        assert!(!p.up_to_date);
+        let props = p.body.properties.unwrap();
+        assert_eq!(
+            props.hardware_profile.unwrap().vm_size.as_deref(),
+            Some("Standard_D4s_v5")
+        );
+        assert_eq!(
+            props.provisioning_state, None,
+            "read-only fields are not sent back"
+        );
+    }
+
+    #[test]
+    fn nic_references_follow_the_spec() {
+        let s = spec(
+            serde_json::json!({"network": {"subnetId": "/subscriptions/s/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/default", "publicIP": true, "inboundPorts": [22]}}),
+        );
+        let body = nic_plan(&s, "eastus", &owned(), None).body;
+        assert!(nic_plan(&s, "eastus", &owned(), Some(&body)).up_to_date);
+        let plain = spec(serde_json::json!({}));
+        assert!(
+            !nic_plan(&plain, "eastus", &owned(), Some(&body)).up_to_date,
+            "public IP and NSG to detach"
+        );
+    }
+
+    #[test]
+    fn nsg_rules_are_one_per_port_in_order() {
+        let p = nsg_plan("eastus", &Default::default(), &[443, 22, 22], None);
+        let rules = p.body.properties.unwrap().security_rules.unwrap();
+        assert_eq!(
+            rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["allow-tcp-22", "allow-tcp-443"]
+        );
+        assert_eq!(rules[1].properties.as_ref().unwrap().priority, Some(110));
+    }
+
+    #[test]
+    fn windows_computer_names_are_cut_to_15() {
+        assert_eq!(
+            computer_name("build-agent-windows-01", OsType::Windows),
+            "build-agent-win"
+        );
+        assert_eq!(computer_name("web.01", OsType::Linux), "web01");
+    }
+
+    #[test]
+    fn a_definition_reference_reports_the_version_azure_picked() {
+        let definition = ResourceId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/ubuntu").unwrap();
+        let vm: models::VirtualMachine = serde_json::from_value(serde_json::json!({
+            "properties": {"storageProfile": {"imageReference": {"id": definition.to_string(), "exactVersion": "1.2.0"}}}
+        }))
+        .unwrap();
+        assert!(resolved_version(&definition, &vm).ends_with("/images/ubuntu/versions/1.2.0"));
+    }
+}
