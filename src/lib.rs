@@ -3,5 +3,6 @@
 
 pub mod api;
 pub mod arm;
+pub mod controllers;
 pub mod reconcile;
 pub mod telemetry;

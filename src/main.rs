@@ -3,6 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
+use azure_gallery_operator::telemetry::LogFormat;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -69,6 +70,12 @@ struct RunArgs {
     /// Take a Lease before writing, so only one replica acts at a time.
     #[arg(long)]
     leader_elect: bool,
+    /// Token scope for ARM (sovereign clouds and Azure Stack Hub use their own).
+    #[arg(long, env = "ARM_SCOPE", default_value = azure_gallery_operator::arm::client::DEFAULT_SCOPE)]
+    arm_scope: String,
+    /// Log format: plain for a terminal, json for a cluster's log pipeline.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "plain")]
+    log_format: LogFormat,
 }
 
 #[derive(Args)]
@@ -138,12 +145,111 @@ fn main() -> ExitCode {
             print!("{}", azure_gallery_operator::api::crds_yaml());
             ExitCode::SUCCESS
         }
-        Command::Run(_) => not_implemented("run"),
+        Command::Run(args) => {
+            azure_gallery_operator::telemetry::init_logging(args.log_format);
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match runtime.block_on(run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("azure-gallery-operator run: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Sandbox(_) => not_implemented("sandbox"),
         Command::Sim(SimCommand::Arm(_)) => not_implemented("sim arm"),
         Command::Sim(SimCommand::Kube(_)) => not_implemented("sim kube"),
         Command::Bench(_) => not_implemented("bench"),
     }
+}
+
+/// The operator: connect to Kubernetes and ARM, check the CRDs, optionally win the leader
+/// Lease, then run the controllers until SIGTERM.
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    use std::sync::{Arc, atomic::AtomicBool};
+
+    use anyhow::Context as _;
+    use azure_gallery_operator::{
+        arm::{
+            ApiVersions, ArmClient,
+            auth::{Credentials, IdentitySource},
+        },
+        controllers::{self, Settings},
+        telemetry,
+    };
+
+    let kube_config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let kube = kube::Client::try_from(kube_config)?;
+
+    let mut http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(60));
+    if let Some(path) = &args.ca_bundle {
+        let pem =
+            std::fs::read(path).with_context(|| format!("reading CA bundle {}", path.display()))?;
+        http = http.tls_certs_merge(
+            reqwest::Certificate::from_pem_bundle(&pem).context("parsing the CA bundle")?,
+        );
+    }
+    let http = http.build()?;
+    let identity = IdentitySource::from_env();
+    tracing::info!(identity = %identity.describe(), arm = %args.arm_endpoint, "Azure identity");
+    let credentials = Arc::new(Credentials::new(
+        identity,
+        &args.authority_host,
+        http.clone(),
+    )?);
+    let arm = ArmClient::new(
+        http,
+        &args.arm_endpoint,
+        &args.arm_scope,
+        ApiVersions::default(),
+        credentials.default_credential()?,
+    )?;
+
+    controllers::check_crds(&kube).await?;
+    let shutdown = controllers::shutdown_signal();
+    let ready = Arc::new(AtomicBool::new(false));
+    let health = tokio::spawn(telemetry::serve_health(
+        args.metrics_addr,
+        ready.clone(),
+        shutdown.clone(),
+    ));
+
+    // Keep the Lease for as long as the controllers run; losing it ends the process, so a
+    // replica that is no longer leader can never write.
+    let _lease = if args.leader_elect {
+        Some(controllers::acquire_leadership(&kube, shutdown.clone()).await?)
+    } else {
+        None
+    };
+
+    let settings = Settings {
+        kube,
+        arm,
+        credentials,
+        default_subscription: std::env::var("AZURE_SUBSCRIPTION_ID")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        namespaces: args.namespaces,
+        concurrency: args.concurrency,
+        resync: std::time::Duration::from_secs(args.resync),
+    };
+    controllers::run(settings, shutdown, ready).await;
+    health.abort();
+    Ok(())
 }
 
 /// Subcommands whose issue has not landed yet say so and fail, never pretend to work.

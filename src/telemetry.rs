@@ -162,6 +162,36 @@ pub fn render() -> String {
     out
 }
 
+/// Serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (controllers running)
+/// until `shutdown` resolves.
+pub async fn serve_health(
+    addr: std::net::SocketAddr,
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::{Router, http::StatusCode, routing::get};
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|| async { ([("content-type", "text/plain; version=0.0.4")], render()) }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                if ready.load(std::sync::atomic::Ordering::Relaxed) {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,8 +55,7 @@ fn run_documents_its_options() {
 #[test]
 fn unimplemented_subcommands_fail_with_a_clear_message() {
     for args in [
-        &["run"][..],
-        &["sandbox", "--demo"],
+        &["sandbox", "--demo"][..],
         &["sim", "kube", "--kubeconfig-out", "/dev/null"],
         &["bench", "--objects", "1"],
     ] {
@@ -75,4 +74,18 @@ fn a_bad_option_is_a_usage_error() {
     let out = ago(&["crds", "--bogus"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+}
+
+#[test]
+fn run_without_a_cluster_fails_naming_the_kubeconfig() {
+    let out = ago(&[
+        "run",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/kubeconfig"), "{stderr}");
 }

@@ -1,0 +1,341 @@
+//! Wiring: one controller per kind, with the watches that wake parents when children change
+//! (delete ordering, `latestVersion`) and children when parents become Ready; leader election;
+//! graceful shutdown.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::{FutureExt, StreamExt, future::Shared};
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{
+        Controller,
+        controller::Config as ControllerConfig,
+        events::{Recorder, Reporter},
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use tracing::{info, warn};
+
+use crate::{
+    api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine},
+    arm::{ArmClient, auth::Credentials},
+    reconcile::{self, Context, Managed, Stores},
+};
+
+/// Everything the controllers share, whatever namespace they watch.
+pub struct Settings {
+    pub kube: Client,
+    pub arm: ArmClient,
+    pub credentials: Arc<Credentials>,
+    pub default_subscription: Option<String>,
+    /// Watch only these namespaces; empty: all.
+    pub namespaces: Vec<String>,
+    pub concurrency: u16,
+    pub resync: Duration,
+}
+
+/// The name the operator reports Events under.
+pub const CONTROLLER_NAME: &str = "azure-gallery-operator";
+
+/// Fails with a one-line hint when our CRDs are not installed.
+pub async fn check_crds(client: &Client) -> anyhow::Result<()> {
+    async fn check<K: Managed>(client: &Client) -> anyhow::Result<()> {
+        let api: Api<K> = Api::all(client.clone());
+        match api.list(&kube::api::ListParams::default().limit(1)).await {
+            Err(kube::Error::Api(s)) if s.code == 404 => anyhow::bail!(
+                "the {} CRD is not installed: run `kubectl apply --server-side -f crds/` (or install the Helm chart)",
+                K::crd_name()
+            ),
+            // 403 on a cluster-wide list is fine when only some namespaces are watched.
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+    check::<Gallery>(client).await?;
+    check::<ImageDefinition>(client).await?;
+    check::<ImageVersion>(client).await?;
+    check::<VirtualMachine>(client).await
+}
+
+trait CrdName {
+    fn crd_name() -> String;
+}
+
+impl<K: kube::Resource<DynamicType = ()>> CrdName for K {
+    fn crd_name() -> String {
+        format!("{}.{}", K::plural(&()), K::group(&()))
+    }
+}
+
+fn api<K: Managed>(client: &Client, namespace: Option<&str>) -> Api<K> {
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Objects in `store` (same namespace as `parent`) that `refers` to the parent's name.
+fn referrers<K: Managed>(
+    store: &Store<K>,
+    namespace: Option<String>,
+    name: &str,
+    refers: impl Fn(&K, &str) -> bool,
+) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .filter(|k| k.namespace() == namespace && refers(k, name))
+        .map(|k| ObjectRef::from_obj(&**k))
+        .collect()
+}
+
+/// Runs the four controllers until `shutdown` resolves. One set per watched namespace (or one
+/// for all), each with its own caches, since references never cross namespaces.
+pub async fn run(
+    settings: Settings,
+    shutdown: Shared<futures::future::BoxFuture<'static, ()>>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let namespaces: Vec<Option<String>> = if settings.namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings.namespaces.iter().cloned().map(Some).collect()
+    };
+    let sets = namespaces
+        .into_iter()
+        .map(|ns| run_namespace(&settings, ns, shutdown.clone()));
+    let all = futures::future::join_all(sets);
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    all.await;
+}
+
+async fn run_namespace(
+    settings: &Settings,
+    namespace: Option<String>,
+    shutdown: Shared<futures::future::BoxFuture<'static, ()>>,
+) {
+    let client = &settings.kube;
+    let ns = namespace.as_deref();
+    let wc = watcher::Config::default();
+    let config = ControllerConfig::default().concurrency(settings.concurrency);
+
+    let galleries =
+        Controller::new(api::<Gallery>(client, ns), wc.clone()).with_config(config.clone());
+    let definitions =
+        Controller::new(api::<ImageDefinition>(client, ns), wc.clone()).with_config(config.clone());
+    let versions =
+        Controller::new(api::<ImageVersion>(client, ns), wc.clone()).with_config(config.clone());
+    let vms =
+        Controller::new(api::<VirtualMachine>(client, ns), wc.clone()).with_config(config.clone());
+    let stores = Stores {
+        galleries: galleries.store(),
+        definitions: definitions.store(),
+        versions: versions.store(),
+        vms: vms.store(),
+    };
+
+    // Parents hear about their children (deletion waits on them; latestVersion follows them).
+    let galleries = galleries.owns(api::<ImageDefinition>(client, ns), wc.clone());
+    let definitions = {
+        let def_store = stores.definitions.clone();
+        definitions
+            .owns(api::<ImageVersion>(client, ns), wc.clone())
+            .watches(
+                api::<VirtualMachine>(client, ns),
+                wc.clone(),
+                move |vm: VirtualMachine| {
+                    vm.spec
+                        .image
+                        .image_definition_ref
+                        .as_ref()
+                        .map(|r| {
+                            ObjectRef::new(&r.name).within(&vm.namespace().unwrap_or_default())
+                        })
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                },
+            )
+            // Children hear about their parents (they wait for them to be Ready).
+            .watches(api::<Gallery>(client, ns), wc.clone(), move |g: Gallery| {
+                referrers(
+                    &def_store,
+                    g.namespace(),
+                    &g.name_any(),
+                    |d: &ImageDefinition, n| {
+                        d.spec.gallery_ref.as_ref().is_some_and(|r| r.name == n)
+                    },
+                )
+            })
+    };
+    let versions = {
+        let store = stores.versions.clone();
+        versions
+            .watches(
+                api::<ImageDefinition>(client, ns),
+                wc.clone(),
+                move |d: ImageDefinition| {
+                    referrers(
+                        &store,
+                        d.namespace(),
+                        &d.name_any(),
+                        |v: &ImageVersion, n| {
+                            v.spec
+                                .image_definition_ref
+                                .as_ref()
+                                .is_some_and(|r| r.name == n)
+                        },
+                    )
+                },
+            )
+            .watches(
+                api::<VirtualMachine>(client, ns),
+                wc.clone(),
+                move |vm: VirtualMachine| {
+                    vm.spec
+                        .image
+                        .image_version_ref
+                        .as_ref()
+                        .map(|r| {
+                            ObjectRef::new(&r.name).within(&vm.namespace().unwrap_or_default())
+                        })
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                },
+            )
+    };
+    let vms = {
+        let by_version = stores.vms.clone();
+        let by_definition = stores.vms.clone();
+        vms.watches(
+            api::<ImageVersion>(client, ns),
+            wc.clone(),
+            move |v: ImageVersion| {
+                referrers(
+                    &by_version,
+                    v.namespace(),
+                    &v.name_any(),
+                    |vm: &VirtualMachine, n| {
+                        vm.spec
+                            .image
+                            .image_version_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == n)
+                    },
+                )
+            },
+        )
+        .watches(
+            api::<ImageDefinition>(client, ns),
+            wc.clone(),
+            move |d: ImageDefinition| {
+                referrers(
+                    &by_definition,
+                    d.namespace(),
+                    &d.name_any(),
+                    |vm: &VirtualMachine, n| {
+                        vm.spec
+                            .image
+                            .image_definition_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == n)
+                    },
+                )
+            },
+        )
+    };
+
+    let reporter = Reporter {
+        controller: CONTROLLER_NAME.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings.arm.clone(),
+        settings.credentials.clone(),
+        settings.default_subscription.clone(),
+        Recorder::new(client.clone(), reporter),
+        settings.resync,
+        stores,
+    ));
+    info!(namespace = ns.unwrap_or("<all>"), "starting controllers");
+    futures::join!(
+        drive(galleries, ctx.clone(), shutdown.clone()),
+        drive(definitions, ctx.clone(), shutdown.clone()),
+        drive(versions, ctx.clone(), shutdown.clone()),
+        drive(vms, ctx, shutdown),
+    );
+}
+
+async fn drive<K: Managed>(
+    controller: Controller<K>,
+    ctx: Arc<Context>,
+    shutdown: Shared<futures::future::BoxFuture<'static, ()>>,
+) {
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(kind = K::KIND, "controller: {e}");
+            }
+        })
+        .await;
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub fn shutdown_signal() -> Shared<futures::future::BoxFuture<'static, ()>> {
+    async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => info!("interrupted: shutting down"),
+        }
+    }
+    .boxed()
+    .shared()
+}
+
+/// Waits until this replica holds the leader Lease (in `POD_NAMESPACE`, default `default`),
+/// then watches it in the background and exits the process if leadership is lost.
+pub async fn acquire_leadership(
+    client: &Client,
+    shutdown: Shared<futures::future::BoxFuture<'static, ()>>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "operator".into()),
+            std::process::id()
+        )
+    });
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), CONTROLLER_NAME)
+        .with_namespace(&namespace)
+        .with_identity(&identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await?;
+    let (mut leader, task) = manager.watch().await;
+    info!(%namespace, %identity, "waiting for the leader Lease");
+    while !*leader.borrow_and_update() {
+        tokio::select! {
+            changed = leader.changed() => changed?,
+            _ = shutdown.clone() => anyhow::bail!("shut down before becoming leader"),
+        }
+    }
+    info!(%identity, "became leader");
+    Ok(tokio::spawn(async move {
+        let _task = task;
+        while leader.changed().await.is_ok() {
+            if !*leader.borrow() {
+                tracing::error!(
+                    "lost the leader Lease: exiting so no other replica's work is contended"
+                );
+                std::process::exit(1);
+            }
+        }
+    }))
+}
