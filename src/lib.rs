@@ -5,4 +5,6 @@ pub mod api;
 pub mod arm;
 pub mod controllers;
 pub mod reconcile;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod telemetry;

@@ -158,8 +158,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Sandbox(_) => not_implemented("sandbox"),
-        Command::Sim(SimCommand::Arm(_)) => not_implemented("sim arm"),
-        Command::Sim(SimCommand::Kube(_)) => not_implemented("sim kube"),
+        Command::Sim(command) => sim(command),
         Command::Bench(_) => not_implemented("bench"),
     }
 }
@@ -250,6 +249,59 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     controllers::run(settings, shutdown, ready).await;
     health.abort();
     Ok(())
+}
+
+/// `sim arm` / `sim kube`: start, announce `KEY=VALUE` lines and `READY`, serve until killed.
+#[cfg(feature = "sim")]
+fn sim(command: SimCommand) -> ExitCode {
+    use azure_gallery_operator::sim;
+    azure_gallery_operator::telemetry::init_logging(LogFormat::Plain);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        let facts = match command {
+            SimCommand::Arm(a) => {
+                let running = sim::arm::start(sim::arm::Options {
+                    listen: a.listen,
+                    state_dir: a.state_dir,
+                    ca_out: a.ca_out,
+                    speed: a.speed,
+                    world: a.world,
+                })
+                .await?;
+                let facts = running.facts.clone();
+                std::mem::forget(running);
+                facts
+            }
+            SimCommand::Kube(k) => {
+                let running = sim::kube::start(sim::kube::Options {
+                    listen: k.listen,
+                    kubeconfig_out: k.kubeconfig_out,
+                })
+                .await?;
+                let facts = running.facts.clone();
+                std::mem::forget(running);
+                facts
+            }
+        };
+        sim::announce(&facts);
+        azure_gallery_operator::controllers::shutdown_signal().await;
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("azure-gallery-operator sim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "sim"))]
+fn sim(_: SimCommand) -> ExitCode {
+    eprintln!(
+        "azure-gallery-operator sim: this build has no simulators (built without feature `sim`)"
+    );
+    ExitCode::from(2)
 }
 
 /// Subcommands whose issue has not landed yet say so and fail, never pretend to work.
