@@ -19,7 +19,10 @@ use tracing::{info, warn};
 
 use crate::{
     api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine},
-    arm::{ArmClient, auth::Credentials},
+    arm::{
+        ApiVersions, ArmClient,
+        auth::{Credentials, IdentitySource},
+    },
     reconcile::{self, Context, Managed, Stores},
 };
 
@@ -33,6 +36,107 @@ pub struct Settings {
     pub namespaces: Vec<String>,
     pub concurrency: u16,
     pub resync: Duration,
+}
+
+/// How to start the operator: what `run`'s flags and environment say, or what the sandbox
+/// chooses in-process.
+pub struct Startup {
+    /// None: in-cluster config, then $KUBECONFIG, then ~/.kube/config.
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub arm_endpoint: String,
+    pub authority_host: String,
+    pub ca_bundle: Option<std::path::PathBuf>,
+    pub arm_scope: String,
+    pub identity: IdentitySource,
+    pub default_subscription: Option<String>,
+    pub namespaces: Vec<String>,
+    /// None: no /metrics, /healthz, /readyz listener.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub concurrency: u16,
+    pub resync: Duration,
+    pub leader_elect: bool,
+}
+
+/// Connects to Kubernetes and ARM, checks the CRDs, optionally wins the leader Lease, then
+/// runs the controllers until `shutdown` resolves.
+pub async fn operate(
+    startup: Startup,
+    shutdown: Shared<futures::future::BoxFuture<'static, ()>>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::sync::atomic::AtomicBool;
+
+    let kube_config = match &startup.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let kube = Client::try_from(kube_config)?;
+
+    let mut http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60));
+    if let Some(path) = &startup.ca_bundle {
+        let pem =
+            std::fs::read(path).with_context(|| format!("reading CA bundle {}", path.display()))?;
+        http = http.tls_certs_merge(
+            reqwest::Certificate::from_pem_bundle(&pem).context("parsing the CA bundle")?,
+        );
+    }
+    let http = http.build()?;
+    info!(identity = %startup.identity.describe(), arm = %startup.arm_endpoint, "Azure identity");
+    let credentials = Arc::new(Credentials::new(
+        startup.identity,
+        &startup.authority_host,
+        http.clone(),
+    )?);
+    let arm = ArmClient::new(
+        http,
+        &startup.arm_endpoint,
+        &startup.arm_scope,
+        ApiVersions::default(),
+        credentials.default_credential()?,
+    )?;
+
+    check_crds(&kube).await?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let health = startup.metrics_addr.map(|addr| {
+        tokio::spawn(crate::telemetry::serve_health(
+            addr,
+            ready.clone(),
+            shutdown.clone(),
+        ))
+    });
+
+    // Keep the Lease for as long as the controllers run; losing it ends the process, so a
+    // replica that is no longer leader can never write.
+    let _lease = if startup.leader_elect {
+        Some(acquire_leadership(&kube, shutdown.clone()).await?)
+    } else {
+        None
+    };
+
+    let settings = Settings {
+        kube,
+        arm,
+        credentials,
+        default_subscription: startup.default_subscription,
+        namespaces: startup.namespaces,
+        concurrency: startup.concurrency,
+        resync: startup.resync,
+    };
+    run(settings, shutdown, ready).await;
+    if let Some(health) = health {
+        health.abort();
+    }
+    Ok(())
 }
 
 /// The name the operator reports Events under.

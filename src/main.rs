@@ -86,6 +86,13 @@ struct SandboxArgs {
     /// With --demo: keep running after the demo instead of exiting.
     #[arg(long)]
     keep: bool,
+    /// Speed-up of simulated Azure operation and replication times.
+    #[arg(long, default_value_t = 4.0)]
+    speed: f64,
+    /// Directory for the kubeconfig, the simulator's CA and the operator log (default: a new
+    /// temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -157,98 +164,32 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Sandbox(_) => not_implemented("sandbox"),
+        Command::Sandbox(args) => sandbox(args),
         Command::Sim(command) => sim(command),
         Command::Bench(_) => not_implemented("bench"),
     }
 }
 
-/// The operator: connect to Kubernetes and ARM, check the CRDs, optionally win the leader
-/// Lease, then run the controllers until SIGTERM.
+/// The operator until SIGTERM.
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    use std::sync::{Arc, atomic::AtomicBool};
-
-    use anyhow::Context as _;
-    use azure_gallery_operator::{
-        arm::{
-            ApiVersions, ArmClient,
-            auth::{Credentials, IdentitySource},
-        },
-        controllers::{self, Settings},
-        telemetry,
-    };
-
-    let kube_config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    let kube = kube::Client::try_from(kube_config)?;
-
-    let mut http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .timeout(std::time::Duration::from_secs(60));
-    if let Some(path) = &args.ca_bundle {
-        let pem =
-            std::fs::read(path).with_context(|| format!("reading CA bundle {}", path.display()))?;
-        http = http.tls_certs_merge(
-            reqwest::Certificate::from_pem_bundle(&pem).context("parsing the CA bundle")?,
-        );
-    }
-    let http = http.build()?;
-    let identity = IdentitySource::from_env();
-    tracing::info!(identity = %identity.describe(), arm = %args.arm_endpoint, "Azure identity");
-    let credentials = Arc::new(Credentials::new(
-        identity,
-        &args.authority_host,
-        http.clone(),
-    )?);
-    let arm = ArmClient::new(
-        http,
-        &args.arm_endpoint,
-        &args.arm_scope,
-        ApiVersions::default(),
-        credentials.default_credential()?,
-    )?;
-
-    controllers::check_crds(&kube).await?;
-    let shutdown = controllers::shutdown_signal();
-    let ready = Arc::new(AtomicBool::new(false));
-    let health = tokio::spawn(telemetry::serve_health(
-        args.metrics_addr,
-        ready.clone(),
-        shutdown.clone(),
-    ));
-
-    // Keep the Lease for as long as the controllers run; losing it ends the process, so a
-    // replica that is no longer leader can never write.
-    let _lease = if args.leader_elect {
-        Some(controllers::acquire_leadership(&kube, shutdown.clone()).await?)
-    } else {
-        None
-    };
-
-    let settings = Settings {
-        kube,
-        arm,
-        credentials,
+    use azure_gallery_operator::{arm::auth::IdentitySource, controllers};
+    let startup = controllers::Startup {
+        kubeconfig: args.kubeconfig,
+        arm_endpoint: args.arm_endpoint,
+        authority_host: args.authority_host,
+        ca_bundle: args.ca_bundle,
+        arm_scope: args.arm_scope,
+        identity: IdentitySource::from_env(),
         default_subscription: std::env::var("AZURE_SUBSCRIPTION_ID")
             .ok()
             .filter(|s| !s.is_empty()),
         namespaces: args.namespaces,
+        metrics_addr: Some(args.metrics_addr),
         concurrency: args.concurrency,
         resync: std::time::Duration::from_secs(args.resync),
+        leader_elect: args.leader_elect,
     };
-    controllers::run(settings, shutdown, ready).await;
-    health.abort();
-    Ok(())
+    controllers::operate(startup, controllers::shutdown_signal()).await
 }
 
 /// `sim arm` / `sim kube`: start, announce `KEY=VALUE` lines and `READY`, serve until killed.
@@ -294,6 +235,32 @@ fn sim(command: SimCommand) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "sim")]
+fn sandbox(args: SandboxArgs) -> ExitCode {
+    use azure_gallery_operator::sim::sandbox;
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(sandbox::run(sandbox::Options {
+        demo: args.demo,
+        keep: args.keep,
+        speed: args.speed,
+        dir: args.dir,
+    })) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("azure-gallery-operator sandbox: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "sim"))]
+fn sandbox(_: SandboxArgs) -> ExitCode {
+    eprintln!(
+        "azure-gallery-operator sandbox: this build has no simulators (built without feature `sim`)"
+    );
+    ExitCode::from(2)
 }
 
 #[cfg(not(feature = "sim"))]

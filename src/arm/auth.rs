@@ -61,7 +61,8 @@ impl IdentitySource {
         Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
     }
 
-    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
+    /// Like [`Self::from_env`], from any variable lookup (the sandbox passes its simulator's).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
         let (tenant, client) = (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"));
         if let (Some(token_file), Some(tenant_id), Some(client_id)) = (
             var("AZURE_FEDERATED_TOKEN_FILE"),

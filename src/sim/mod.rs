@@ -4,6 +4,7 @@
 
 pub mod arm;
 pub mod kube;
+pub mod sandbox;
 
 /// What a started simulator tells its user: `KEY=VALUE` facts printed before `READY`.
 pub type Facts = Vec<(String, String)>;

@@ -1,0 +1,606 @@
+//! `sandbox`: the ARM simulator, the Kubernetes API emulator and the operator in one process, so
+//! the operator can be tried with nothing but this binary. `--demo` takes the quickstart through
+//! its whole life — apply, replicate, Ready, delete in reverse dependency order — and shows it.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::IsTerminal as _,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use futures::FutureExt as _;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+};
+use serde_json::Value;
+
+use crate::{
+    api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine},
+    arm::auth::IdentitySource,
+    controllers::{self, Startup},
+};
+
+/// The walkthrough the demo runs, built into the binary so it works from any directory.
+pub const QUICKSTART: &str = include_str!("../../examples/quickstart.yaml");
+
+/// Namespace the demo applies the quickstart in.
+const NAMESPACE: &str = "default";
+
+/// How long the demo waits for Ready, and then for everything to be gone.
+const DEMO_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Options of `sandbox`.
+pub struct Options {
+    pub demo: bool,
+    pub keep: bool,
+    /// Speed-up of simulated Azure operation times.
+    pub speed: f64,
+    /// Where the kubeconfig, the CA and the operator's log go; default a new temporary directory.
+    pub dir: Option<PathBuf>,
+}
+
+/// Runs the sandbox; with `--demo` (and without `--keep`) returns when the demo is over.
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let dir = match &options.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => tempfile::Builder::new()
+            .prefix("azure-gallery-sandbox-")
+            .tempdir()?
+            .keep(),
+    };
+    let log = dir.join("operator.log");
+    init_file_logging(&log)?;
+
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let arm = super::arm::start(super::arm::Options {
+        listen: loopback,
+        state_dir: None,
+        ca_out: Some(dir.join("arm-ca.pem")),
+        speed: options.speed,
+        world: None,
+    })
+    .await
+    .context("starting the ARM simulator")?;
+    let arm_facts: HashMap<String, String> = arm.facts.iter().cloned().collect();
+    let kubeconfig = dir.join("kubeconfig");
+    let _kube = super::kube::start(super::kube::Options {
+        listen: loopback,
+        kubeconfig_out: kubeconfig.clone(),
+    })
+    .await
+    .context("starting the Kubernetes API emulator")?;
+
+    let fact = |k: &str| {
+        arm_facts
+            .get(k)
+            .cloned()
+            .with_context(|| format!("the ARM simulator reported no {k}"))
+    };
+    let startup = Startup {
+        kubeconfig: Some(kubeconfig.clone()),
+        arm_endpoint: fact("ARM_ENDPOINT")?,
+        authority_host: fact("AUTHORITY_HOST")?,
+        ca_bundle: Some(PathBuf::from(fact("CA_FILE")?)),
+        arm_scope: crate::arm::client::DEFAULT_SCOPE.to_string(),
+        identity: IdentitySource::from_lookup(|k| {
+            matches!(
+                k,
+                "AZURE_TENANT_ID" | "AZURE_CLIENT_ID" | "AZURE_CLIENT_SECRET"
+            )
+            .then(|| arm_facts.get(k).cloned())
+            .flatten()
+        }),
+        default_subscription: arm_facts.get("AZURE_SUBSCRIPTION_ID").cloned(),
+        namespaces: Vec::new(),
+        metrics_addr: None,
+        concurrency: 8,
+        resync: Duration::from_secs(600),
+        leader_elect: false,
+    };
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    let shutdown = async move {
+        tokio::select! {
+            _ = controllers::shutdown_signal() => {}
+            _ = stopped => {}
+        }
+    }
+    .boxed()
+    .shared();
+    let operator = tokio::spawn(controllers::operate(startup, shutdown.clone()));
+
+    println!(
+        "Sandbox running: simulated Azure at {}",
+        fact("ARM_ENDPOINT")?
+    );
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!("  kubectl get azure-gallery -A");
+    println!("  operator log: {}", log.display());
+
+    let client = kube_client(&kubeconfig).await?;
+    let outcome = if options.demo {
+        demo(&client, &arm_facts).await
+    } else {
+        Ok(())
+    };
+    if !options.demo || options.keep {
+        println!("Press Ctrl-C to stop.");
+        shutdown.clone().await;
+    }
+    let _ = stop.send(());
+    match tokio::time::timeout(Duration::from_secs(10), operator).await {
+        Ok(Ok(Err(e))) if outcome.is_ok() => return Err(e.context("the operator stopped")),
+        _ => {}
+    }
+    outcome
+}
+
+async fn kube_client(kubeconfig: &Path) -> anyhow::Result<Client> {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig)?,
+        &Default::default(),
+    )
+    .await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// The operator logs to a file so its lines do not tear the progress display.
+fn init_file_logging(path: &Path) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("creating the operator log {}", path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+    Ok(())
+}
+
+/// One object of the quickstart: its kind and name, in file order.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Key {
+    kind: String,
+    name: String,
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// What the display shows of an object: its Ready condition and, for image versions, the
+/// replication progress of each region.
+#[derive(Clone, Default, PartialEq)]
+struct Observed {
+    ready: bool,
+    reason: String,
+    message: String,
+    regions: Vec<(String, String, u8)>,
+}
+
+/// Reads the display facts from a status (pure).
+fn observe(status: Option<&Value>) -> Observed {
+    let Some(status) = status else {
+        return Observed {
+            reason: "Pending".into(),
+            ..Default::default()
+        };
+    };
+    let ready = status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let regions = status["replication"]["regions"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .map(|r| {
+                    (
+                        text(&r["region"]),
+                        text(&r["state"]),
+                        r["progress"].as_u64().unwrap_or(0).min(100) as u8,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Observed {
+        ready: ready.is_some_and(|c| c["status"] == "True"),
+        reason: ready
+            .map(|c| text(&c["reason"]))
+            .unwrap_or("Pending".into()),
+        message: ready.map(|c| text(&c["message"])).unwrap_or_default(),
+        regions,
+    }
+}
+
+/// Lists the quickstart's four kinds in the demo namespace as kind/name → status.
+async fn snapshot(client: &Client) -> anyhow::Result<BTreeMap<Key, Option<Value>>> {
+    async fn list<K>(client: &Client, out: &mut BTreeMap<Key, Option<Value>>) -> anyhow::Result<()>
+    where
+        K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), NAMESPACE);
+        for object in api.list(&Default::default()).await? {
+            let name = object.name_any();
+            let json = serde_json::to_value(&object)?;
+            out.insert(
+                Key {
+                    kind: K::kind(&()).to_string(),
+                    name,
+                },
+                json.get("status").cloned(),
+            );
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    list::<Gallery>(client, &mut out).await?;
+    list::<ImageDefinition>(client, &mut out).await?;
+    list::<ImageVersion>(client, &mut out).await?;
+    list::<VirtualMachine>(client, &mut out).await?;
+    Ok(out)
+}
+
+/// The terminal display: bars on a TTY, one line per change otherwise.
+struct Display {
+    multi: Option<MultiProgress>,
+    rows: HashMap<Key, ProgressBar>,
+    region_bars: HashMap<(Key, String), ProgressBar>,
+    last: HashMap<Key, Observed>,
+    started: Instant,
+}
+
+impl Display {
+    fn new() -> Self {
+        Self {
+            multi: std::io::stdout().is_terminal().then(MultiProgress::new),
+            rows: HashMap::new(),
+            region_bars: HashMap::new(),
+            last: HashMap::new(),
+            started: Instant::now(),
+        }
+    }
+
+    fn line(key: &Key, seen: &Observed) -> String {
+        let state = if seen.ready {
+            "Ready".to_string()
+        } else if seen.message.is_empty() {
+            seen.reason.clone()
+        } else {
+            format!("{}: {}", seen.reason, seen.message)
+        };
+        format!("{:<34} {state}", key.to_string())
+    }
+
+    fn show(&mut self, key: &Key, seen: &Observed) {
+        let previous = self.last.insert(key.clone(), seen.clone());
+        let elapsed = self.started.elapsed().as_secs_f32();
+        let Some(multi) = &self.multi else {
+            let before = previous.unwrap_or_default();
+            if (before.ready, &before.reason) != (seen.ready, &seen.reason) {
+                println!("[{elapsed:5.1}s] {}", Self::line(key, seen));
+            }
+            for (region, state, progress) in &seen.regions {
+                let old = before.regions.iter().find(|(r, ..)| r == region);
+                let changed = old.is_none_or(|(_, s, p)| s != state || p / 25 != progress / 25);
+                if changed {
+                    println!(
+                        "[{elapsed:5.1}s]     replication {region:<14} {state:<12} {progress:>3}%"
+                    );
+                }
+            }
+            return;
+        };
+        let row = self.rows.entry(key.clone()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        row.set_message(Self::line(key, seen));
+        if seen.ready {
+            row.set_style(ProgressStyle::with_template("✔ {msg}").expect("template"));
+            row.tick();
+        }
+        for (region, state, progress) in &seen.regions {
+            let bar = self
+                .region_bars
+                .entry((key.clone(), region.clone()))
+                .or_insert_with(|| {
+                    let bar = multi.insert_after(row, ProgressBar::new(100));
+                    bar.set_style(
+                        ProgressStyle::with_template("    {prefix:<14} [{bar:30}] {pos:>3}% {msg}")
+                            .expect("template")
+                            .progress_chars("=> "),
+                    );
+                    bar.set_prefix(region.clone());
+                    bar
+                });
+            bar.set_position(u64::from(*progress));
+            bar.set_message(state.clone());
+        }
+    }
+
+    fn gone(&mut self, key: &Key) {
+        let elapsed = self.started.elapsed().as_secs_f32();
+        let text = format!("{:<34} deleted", key.to_string());
+        match (&self.multi, self.rows.remove(key)) {
+            (Some(_), Some(row)) => {
+                row.set_style(ProgressStyle::with_template("✘ {msg}").expect("template"));
+                row.finish_with_message(format!("{text} after {elapsed:.1}s"));
+                self.region_bars.retain(|(k, _), bar| {
+                    if k == key {
+                        bar.finish_and_clear();
+                    }
+                    k != key
+                });
+            }
+            _ => println!("[{elapsed:5.1}s] {text}"),
+        }
+    }
+
+    fn note(&self, text: &str) {
+        match &self.multi {
+            Some(multi) => {
+                let _ = multi.println(text);
+            }
+            None => println!("{text}"),
+        }
+    }
+}
+
+/// Applies the quickstart, shows it reaching Ready, deletes it all and shows the order.
+async fn demo(client: &Client, arm: &HashMap<String, String>) -> anyhow::Result<()> {
+    let documents = parse_documents(QUICKSTART)?;
+    let mut display = Display::new();
+    display.note("Applying examples/quickstart.yaml");
+    let keys = apply_all(client, &documents).await?;
+
+    let deadline = Instant::now() + DEMO_DEADLINE;
+    loop {
+        let now = snapshot(client).await?;
+        let mut all_ready = true;
+        for key in &keys {
+            let seen = observe(now.get(key).and_then(|s| s.as_ref()));
+            all_ready &= seen.ready;
+            display.show(key, &seen);
+        }
+        if all_ready {
+            break;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the quickstart did not become Ready within {DEMO_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    display.note(&format!(
+        "All {} objects Ready after {:.1}s. Deleting everything at once (like `kubectl delete -f`)…",
+        keys.len(),
+        display.started.elapsed().as_secs_f32()
+    ));
+
+    for key in &keys {
+        delete(client, key).await?;
+    }
+    let mut order = Vec::new();
+    let deadline = Instant::now() + DEMO_DEADLINE;
+    while order.len() < keys.len() {
+        let now = snapshot(client).await?;
+        for key in &keys {
+            if order.contains(key) {
+                continue;
+            }
+            match now.get(key) {
+                None => {
+                    display.gone(key);
+                    order.push(key.clone());
+                }
+                Some(status) => display.show(key, &observe(status.as_ref())),
+            }
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("deletion did not finish within {DEMO_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    display.note(&format!(
+        "Deleted in this order: {}",
+        order
+            .iter()
+            .map(|k| k.kind.as_str())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    ));
+    match leftovers(arm).await {
+        Ok(left) if left.is_empty() => {
+            display.note("Simulated Azure holds nothing of the quickstart any more.");
+            Ok(())
+        }
+        Ok(left) => anyhow::bail!("Azure resources left behind: {}", left.join(", ")),
+        Err(e) => {
+            display.note(&format!("(could not read the simulator's state: {e:#})"));
+            Ok(())
+        }
+    }
+}
+
+fn parse_documents(yaml: &str) -> anyhow::Result<Vec<Value>> {
+    use serde::Deserialize as _;
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|doc| Value::deserialize(doc).context("parsing the quickstart"))
+        .filter(|doc| !matches!(doc, Ok(Value::Null)))
+        .collect()
+}
+
+/// Server-side applies each document with the API that serves its kind.
+async fn apply_all(client: &Client, documents: &[Value]) -> anyhow::Result<Vec<Key>> {
+    let params = PatchParams::apply("azure-gallery-sandbox").force();
+    let mut keys = Vec::new();
+    for doc in documents {
+        let key = Key {
+            kind: doc["kind"].as_str().unwrap_or_default().to_string(),
+            name: doc["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let patch = Patch::Apply(doc);
+        match key.kind.as_str() {
+            "Gallery" => drop(
+                api::<Gallery>(client)
+                    .patch(&key.name, &params, &patch)
+                    .await?,
+            ),
+            "ImageDefinition" => drop(
+                api::<ImageDefinition>(client)
+                    .patch(&key.name, &params, &patch)
+                    .await?,
+            ),
+            "ImageVersion" => drop(
+                api::<ImageVersion>(client)
+                    .patch(&key.name, &params, &patch)
+                    .await?,
+            ),
+            "VirtualMachine" => drop(
+                api::<VirtualMachine>(client)
+                    .patch(&key.name, &params, &patch)
+                    .await?,
+            ),
+            other => anyhow::bail!("the quickstart holds a {other}, which the demo does not know"),
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+async fn delete(client: &Client, key: &Key) -> anyhow::Result<()> {
+    let params = DeleteParams::default();
+    let result = match key.kind.as_str() {
+        "Gallery" => api::<Gallery>(client)
+            .delete(&key.name, &params)
+            .await
+            .map(drop),
+        "ImageDefinition" => api::<ImageDefinition>(client)
+            .delete(&key.name, &params)
+            .await
+            .map(drop),
+        "ImageVersion" => api::<ImageVersion>(client)
+            .delete(&key.name, &params)
+            .await
+            .map(drop),
+        _ => api::<VirtualMachine>(client)
+            .delete(&key.name, &params)
+            .await
+            .map(drop),
+    };
+    match result {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        other => other.with_context(|| format!("deleting {key}")),
+    }
+}
+
+fn api<K>(client: &Client) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    Api::namespaced(client.clone(), NAMESPACE)
+}
+
+/// Azure resources of the quickstart's resource groups still in the simulator.
+async fn leftovers(arm: &HashMap<String, String>) -> anyhow::Result<Vec<String>> {
+    let endpoint = arm.get("ARM_ENDPOINT").context("no ARM_ENDPOINT")?;
+    let ca = std::fs::read(arm.get("CA_FILE").context("no CA_FILE")?)?;
+    let http = reqwest::Client::builder()
+        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&ca)?)
+        .build()?;
+    let state: Value = http
+        .get(format!("{endpoint}/_sim/state"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(ours(&state))
+}
+
+/// IDs in a simulator state dump that belong to the quickstart's resource groups (pure).
+fn ours(state: &Value) -> Vec<String> {
+    state["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["id"].as_str())
+        .filter(|id| {
+            let id = id.to_ascii_lowercase();
+            id.contains("/resourcegroups/rg-images") || id.contains("/resourcegroups/rg-workloads")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_quickstart_is_four_objects_in_dependency_order() {
+        let docs = parse_documents(QUICKSTART).unwrap();
+        let kinds: Vec<_> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "Gallery",
+                "ImageDefinition",
+                "ImageVersion",
+                "VirtualMachine"
+            ]
+        );
+    }
+
+    #[test]
+    fn observe_reads_ready_reason_and_region_progress() {
+        let seen = observe(Some(&json!({
+            "conditions": [
+                {"type": "Synced", "status": "True", "reason": "Synced"},
+                {"type": "Ready", "status": "False", "reason": "Replicating", "message": "1 of 2 regions"}
+            ],
+            "replication": {"regions": [
+                {"region": "eastus", "state": "Completed", "progress": 100},
+                {"region": "westeurope", "state": "Replicating", "progress": 40}
+            ]}
+        })));
+        assert!(!seen.ready);
+        assert_eq!(seen.reason, "Replicating");
+        assert_eq!(seen.message, "1 of 2 regions");
+        assert_eq!(
+            seen.regions[1],
+            ("westeurope".into(), "Replicating".into(), 40)
+        );
+        assert_eq!(observe(None).reason, "Pending");
+    }
+
+    #[test]
+    fn leftovers_are_only_the_quickstart_resource_groups() {
+        let state = json!({"resources": [
+            {"id": "/subscriptions/s/resourceGroups/rg-image-sources/providers/Microsoft.Compute/images/x"},
+            {"id": "/subscriptions/s/resourceGroups/RG-IMAGES/providers/Microsoft.Compute/galleries/g"},
+            {"id": "/subscriptions/s/resourceGroups/rg-workloads"}
+        ]});
+        assert_eq!(ours(&state).len(), 2);
+    }
+}
