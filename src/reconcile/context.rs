@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use azure_core::credentials::Secret;
+use azure_core::credentials::{Secret, TokenCredential};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::{
     Api, Client,
@@ -93,6 +93,20 @@ impl Context {
         };
         let credential = self.credentials.for_app(&app, &app.tenant_id)?;
         Ok(self.arm.with_credential(credential))
+    }
+
+    /// The object's app (its `credentialRef`, else the operator's) signed in to another tenant:
+    /// for reading an image there and for `x-ms-authorization-auxiliary`.
+    pub async fn credential_in_tenant(
+        &self,
+        namespace: &str,
+        options: &AzureResourceOptions,
+        tenant_id: &str,
+    ) -> Result<Arc<dyn TokenCredential>, Error> {
+        Ok(match self.app_for(namespace, options).await? {
+            Some(app) => self.credentials.for_app(&app, tenant_id)?,
+            None => self.credentials.for_tenant(tenant_id)?,
+        })
     }
 
     /// The app registration named by `spec.credentialRef`, if any.

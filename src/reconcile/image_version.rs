@@ -54,6 +54,7 @@ impl Managed for ImageVersion {
         let regions = target_regions(&self.spec, &location)?;
         let id = definition.child("versions", &version);
         let observed = steps::ensure(&arm, report, &id, &EXPAND, |observed| {
+            check_region_removal(&self.spec, &regions, observed)?;
             Ok(plan(&self.spec, &location, &regions, observed))
         })
         .await?;
@@ -261,6 +262,37 @@ pub fn target_regions(spec: &ImageVersionSpec, location: &str) -> Result<Vec<Tar
             ..r.clone()
         })
         .collect())
+}
+
+/// Azure refuses to drop a replicated region unless the safety profile allows it; say so
+/// before writing, naming the regions and the field to set (pure).
+pub fn check_region_removal(
+    spec: &ImageVersionSpec,
+    regions: &[TargetRegion],
+    observed: Option<&models::GalleryImageVersion>,
+) -> Result<(), Error> {
+    if spec.allow_deletion_of_replicated_locations == Some(true) {
+        return Ok(());
+    }
+    let removed: Vec<String> = observed
+        .and_then(|o| o.props().publishing_profile)
+        .and_then(|p| p.target_regions)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|have| {
+            !regions
+                .iter()
+                .any(|want| same_region(&want.name, &have.name))
+        })
+        .map(|have| normalize_region(&have.name))
+        .collect();
+    if removed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidSpec(format!(
+        "removing replicated region(s) {} needs spec.allowDeletionOfReplicatedLocations: true",
+        removed.join(", ")
+    )))
 }
 
 /// The version body for the spec, and whether `observed` already matches (pure). Only what
@@ -511,6 +543,31 @@ mod tests {
         assert!(
             matches!(target_regions(&s, "eastus"), Err(Error::InvalidSpec(m)) if m.contains("eastus"))
         );
+    }
+
+    #[test]
+    fn removing_a_replicated_region_needs_the_safety_profile_to_allow_it() {
+        let both = spec(
+            serde_json::json!({"targetRegions": [{"name": "eastus"}, {"name": "westeurope"}]}),
+        );
+        let regions = target_regions(&both, "eastus").unwrap();
+        let observed = echo(
+            &plan(&both, "eastus", &regions, None).body,
+            "Completed",
+            serde_json::json!([]),
+        );
+        let one = spec(serde_json::json!({"targetRegions": [{"name": "East US"}]}));
+        let fewer = target_regions(&one, "eastus").unwrap();
+        assert!(check_region_removal(&both, &regions, Some(&observed)).is_ok());
+        assert!(check_region_removal(&one, &fewer, None).is_ok());
+        assert!(matches!(
+            check_region_removal(&one, &fewer, Some(&observed)),
+            Err(Error::InvalidSpec(m)) if m.contains("westeurope") && m.contains("allowDeletionOfReplicatedLocations")
+        ));
+        let allowed = spec(
+            serde_json::json!({"targetRegions": [{"name": "eastus"}], "allowDeletionOfReplicatedLocations": true}),
+        );
+        assert!(check_region_removal(&allowed, &fewer, Some(&observed)).is_ok());
     }
 
     #[test]

@@ -115,7 +115,10 @@ impl Managed for VirtualMachine {
             }
         };
         let vm_arm = match &image.tenant {
-            Some(tenant) => arm.with_auxiliary(vec![ctx.credentials.for_tenant(tenant)?]),
+            Some(tenant) => arm.with_auxiliary(vec![
+                ctx.credential_in_tenant(&namespace, &self.spec.options, tenant)
+                    .await?,
+            ]),
             None => arm.clone(),
         };
         let vm_plan = |o: Option<&models::VirtualMachine>| {
@@ -372,7 +375,10 @@ async fn resolve_image(
     };
     let tenant = image.tenant_id.clone();
     let reader = match &tenant {
-        Some(tenant) => arm.with_credential(ctx.credentials.for_tenant(tenant)?),
+        Some(tenant) => arm.with_credential(
+            ctx.credential_in_tenant(&namespace, &vm.spec.options, tenant)
+                .await?,
+        ),
         None => arm.clone(),
     };
     let (os_type, os_state) = image_os(&reader, &definition).await?;
