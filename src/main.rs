@@ -143,6 +143,15 @@ struct BenchArgs {
     /// Target this API server instead of the embedded emulator.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Speed-up of simulated Azure operation and replication times.
+    #[arg(long, default_value_t = 20.0)]
+    speed: f64,
+    /// The operator's resync interval in seconds; steady state is measured over two.
+    #[arg(long, default_value_t = 15)]
+    resync: u64,
+    /// The operator's concurrency per kind.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
 }
 
 fn main() -> ExitCode {
@@ -166,7 +175,7 @@ fn main() -> ExitCode {
         }
         Command::Sandbox(args) => sandbox(args),
         Command::Sim(command) => sim(command),
-        Command::Bench(_) => not_implemented("bench"),
+        Command::Bench(args) => bench(args),
     }
 }
 
@@ -255,6 +264,35 @@ fn sandbox(args: SandboxArgs) -> ExitCode {
     }
 }
 
+#[cfg(feature = "sim")]
+fn bench(args: BenchArgs) -> ExitCode {
+    use azure_gallery_operator::sim::bench;
+    azure_gallery_operator::telemetry::init_logging(LogFormat::Plain);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(bench::run(bench::Options {
+        objects: args.objects,
+        json: args.json,
+        kubeconfig: args.kubeconfig,
+        speed: args.speed,
+        resync: std::time::Duration::from_secs(args.resync),
+        concurrency: args.concurrency,
+    })) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("azure-gallery-operator bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "sim"))]
+fn bench(_: BenchArgs) -> ExitCode {
+    eprintln!(
+        "azure-gallery-operator bench: this build has no simulators (built without feature `sim`)"
+    );
+    ExitCode::from(2)
+}
+
 #[cfg(not(feature = "sim"))]
 fn sandbox(_: SandboxArgs) -> ExitCode {
     eprintln!(
@@ -268,11 +306,5 @@ fn sim(_: SimCommand) -> ExitCode {
     eprintln!(
         "azure-gallery-operator sim: this build has no simulators (built without feature `sim`)"
     );
-    ExitCode::from(2)
-}
-
-/// Subcommands whose issue has not landed yet say so and fail, never pretend to work.
-fn not_implemented(command: &str) -> ExitCode {
-    eprintln!("azure-gallery-operator {command}: not implemented yet");
     ExitCode::from(2)
 }

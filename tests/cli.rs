@@ -53,23 +53,6 @@ fn run_documents_its_options() {
 }
 
 #[test]
-fn unimplemented_subcommands_fail_with_a_clear_message() {
-    for args in [
-        &["sandbox", "--demo"][..],
-        &["sim", "kube", "--kubeconfig-out", "/dev/null"],
-        &["bench", "--objects", "1"],
-    ] {
-        let out = ago(args);
-        assert!(
-            !out.status.success(),
-            "{args:?} must not pretend to succeed"
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("not implemented yet"), "{args:?}: {stderr}");
-    }
-}
-
-#[test]
 fn a_bad_option_is_a_usage_error() {
     let out = ago(&["crds", "--bogus"]);
     assert_eq!(out.status.code(), Some(2));

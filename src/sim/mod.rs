@@ -3,6 +3,7 @@
 //! `crate::arm`, so they catch the client's mistakes instead of sharing them.
 
 pub mod arm;
+pub mod bench;
 pub mod kube;
 pub mod sandbox;
 
