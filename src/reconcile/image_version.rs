@@ -47,11 +47,18 @@ impl Managed for ImageVersion {
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
-        let (definition, location) = match resolve_definition(ctx, self, &arm).await? {
+        let (definition, location, os) = match resolve_definition(ctx, self, &arm).await? {
             Ok(found) => found,
             Err(waiting) => return Ok(waiting),
         };
         let regions = target_regions(&self.spec, &location)?;
+        let never_created = self
+            .status
+            .as_ref()
+            .is_none_or(|s| s.common.id.is_none() && s.common.pending_operation.is_none());
+        if never_created {
+            check_sources(&arm, &self.spec, os).await?;
+        }
         let id = definition.child("versions", &version);
         let observed = steps::ensure(&arm, report, &id, &EXPAND, |observed| {
             check_region_removal(&self.spec, &regions, observed)?;
@@ -189,12 +196,15 @@ fn replicating(id: &ResourceId, progress: i32) -> Outcome {
     )
 }
 
-/// The image definition's ARM ID and region, or the step to take while it is not there yet.
+/// The image definition's OS type and state, as the version's source must match them.
+type DefinitionOs = (String, String);
+
+/// The image definition's ARM ID, region and OS, or the step to take while it is not there yet.
 async fn resolve_definition(
     ctx: &Context,
     version: &ImageVersion,
     arm: &ArmClient,
-) -> Result<Result<(ResourceId, String), Step>, Error> {
+) -> Result<Result<(ResourceId, String, DefinitionOs), Step>, Error> {
     let namespace = version.namespace().unwrap_or_default();
     if let Some(id) = &version.spec.image_definition_id {
         let id = ResourceId::parse(id)?;
@@ -203,9 +213,15 @@ async fn resolve_definition(
                 "image definition {id} named by spec.imageDefinitionId does not exist"
             ))
         })?;
+        let p = definition.props();
+        let os = (
+            p.os_type.clone().unwrap_or_default(),
+            p.os_state.clone().unwrap_or_default(),
+        );
         return Ok(Ok((
             id,
             normalize_region(definition.location.as_deref().unwrap_or_default()),
+            os,
         )));
     }
     let name = &version
@@ -227,12 +243,79 @@ async fn resolve_definition(
     ) {
         (Some(id), Some(location)) if ready && definition.metadata.deletion_timestamp.is_none() => {
             ensure_owner(ctx, version, &*definition).await?;
-            Ok(Ok((ResourceId::parse(id)?, location)))
+            let os = (
+                enum_str(&definition.spec.os_type),
+                enum_str(&definition.spec.os_state),
+            );
+            Ok(Ok((ResourceId::parse(id)?, location, os)))
         }
         _ => Ok(Err(waiting(format!(
             "waiting for ImageDefinition {name} to be Ready"
         )))),
     }
+}
+
+/// Before the first write: every source the spec names exists and suits the definition, so a
+/// typo or a Windows image under a Linux definition is an `InvalidSpec` naming it, not an ARM
+/// failure after the fact. Runs once per version, not per resync.
+async fn check_sources(
+    arm: &ArmClient,
+    spec: &ImageVersionSpec,
+    (os_type, os_state): DefinitionOs,
+) -> Result<(), Error> {
+    let source = &spec.source;
+    let mut ids: Vec<&String> = [
+        &source.managed_image_id,
+        &source.virtual_machine_id,
+        &source.image_version_id,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Some(s) = &source.snapshots {
+        ids.push(&s.os_disk_snapshot_id);
+        ids.extend(s.data_disk_snapshots.iter().map(|d| &d.snapshot_id));
+    }
+    for (index, raw) in ids.into_iter().enumerate() {
+        let id = ResourceId::parse(raw)?;
+        let Some(body) = arm.get::<Value>(&id).await? else {
+            return Err(Error::InvalidSpec(format!(
+                "the source {raw} does not exist (or this identity cannot see it)"
+            )));
+        };
+        // Data disk snapshots carry no OS; only the first ID is the OS source.
+        if index == 0 {
+            source_fits(&id, &body, &os_type, &os_state)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether an OS source suits a definition of `os_type`/`os_state` (pure). Managed images
+/// and VMs report their OS disk's type (and images their state); snapshots their OS type.
+pub fn source_fits(
+    id: &ResourceId,
+    body: &Value,
+    os_type: &str,
+    os_state: &str,
+) -> Result<(), Error> {
+    let p = &body["properties"];
+    let os_disk = &p["storageProfile"]["osDisk"];
+    let have_type = os_disk["osType"].as_str().or(p["osType"].as_str());
+    if let Some(have) = have_type.filter(|t| !t.eq_ignore_ascii_case(os_type)) {
+        return Err(Error::InvalidSpec(format!(
+            "the source {} is a {have} image, but the image definition's osType is {os_type}",
+            id.name()
+        )));
+    }
+    let have_state = os_disk["osState"].as_str();
+    if let Some(have) = have_state.filter(|s| !s.eq_ignore_ascii_case(os_state)) {
+        return Err(Error::InvalidSpec(format!(
+            "the source {} is {have}, but the image definition's osState is {os_state}",
+            id.name()
+        )));
+    }
+    Ok(())
 }
 
 /// The target regions, defaulting to the definition's region, which they must include (pure).
@@ -543,6 +626,27 @@ mod tests {
         assert!(
             matches!(target_regions(&s, "eastus"), Err(Error::InvalidSpec(m)) if m.contains("eastus"))
         );
+    }
+
+    #[test]
+    fn a_source_must_match_the_definitions_os_type_and_state() {
+        let id = ResourceId::parse(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/images/golden",
+        )
+        .unwrap();
+        let image = serde_json::json!({"properties": {"storageProfile": {"osDisk": {"osType": "Linux", "osState": "Generalized"}}}});
+        assert!(source_fits(&id, &image, "Linux", "Generalized").is_ok());
+        assert!(matches!(
+            source_fits(&id, &image, "Windows", "Generalized"),
+            Err(Error::InvalidSpec(m)) if m.contains("golden") && m.contains("Windows")
+        ));
+        assert!(matches!(
+            source_fits(&id, &image, "linux", "Specialized"),
+            Err(Error::InvalidSpec(m)) if m.contains("Specialized")
+        ));
+        let snapshot = serde_json::json!({"properties": {"osType": "Linux"}});
+        assert!(source_fits(&id, &snapshot, "Linux", "Specialized").is_ok());
+        assert!(source_fits(&id, &snapshot, "Windows", "Specialized").is_err());
     }
 
     #[test]

@@ -70,6 +70,9 @@ impl Managed for VirtualMachine {
         };
         check_os_profile(&self.spec, &image)?;
         let password = admin_password(ctx, &namespace, &self.spec).await?;
+        if let Some(password) = &password {
+            check_password(image.os_type, password)?;
+        }
         if self.spec.create_resource_group {
             steps::ensure_resource_group(
                 &arm,
@@ -439,6 +442,31 @@ pub fn check_os_profile(spec: &VirtualMachineSpec, image: &ResolvedImage) -> Res
     }
 }
 
+/// Azure's password policy, checked before any write so a weak password is a clear
+/// `InvalidSpec`, not an ARM error after the NIC was built. The message never quotes it (pure).
+pub fn check_password(os_type: OsType, password: &str) -> Result<(), Error> {
+    let (min, max) = match os_type {
+        OsType::Linux => (6, 72),
+        OsType::Windows => (8, 123),
+    };
+    let length = password.chars().count();
+    let classes = [
+        password.chars().any(|c| c.is_ascii_lowercase()),
+        password.chars().any(|c| c.is_ascii_uppercase()),
+        password.chars().any(|c| c.is_ascii_digit()),
+        password.chars().any(|c| !c.is_ascii_alphanumeric()),
+    ]
+    .into_iter()
+    .filter(|&has| has)
+    .count();
+    if (min..=max).contains(&length) && classes >= 3 {
+        return Ok(());
+    }
+    Err(Error::InvalidSpec(format!(
+        "the admin password in adminPasswordSecretRef does not meet Azure's policy: {min}-{max} characters with at least 3 of lower case, upper case, digit and special character"
+    )))
+}
+
 /// The admin password from its Secret. Its value never leaves this function but in the body.
 async fn admin_password(
     ctx: &Context,
@@ -789,6 +817,22 @@ mod tests {
             public_ip: n("publicIPAddresses", "web-pip"),
             nsg: n("networkSecurityGroups", "web-nsg"),
         }
+    }
+
+    #[test]
+    fn passwords_follow_azures_length_and_complexity_rules_without_being_quoted() {
+        assert!(check_password(OsType::Linux, "Abc123").is_ok());
+        assert!(
+            check_password(OsType::Windows, "Abc123").is_err(),
+            "Windows needs 8"
+        );
+        assert!(check_password(OsType::Windows, "Abcdefg!").is_ok());
+        let weak = check_password(OsType::Linux, "lowercaseonly1");
+        assert!(matches!(&weak, Err(Error::InvalidSpec(m)) if !m.contains("lowercaseonly1")));
+        assert!(
+            check_password(OsType::Linux, &"Aa1".repeat(25)).is_err(),
+            "over 72"
+        );
     }
 
     #[test]
