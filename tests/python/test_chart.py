@@ -448,3 +448,24 @@ def test_rendered_chart_is_accepted_by_a_real_api_server(name: str, tmp_path: pa
             if obj["kind"] in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
                 name = obj["metadata"]["name"]
                 kubectl("delete", obj["kind"], name, "--ignore-not-found", "--wait=false", check=False)
+
+
+def test_kustomize_base_grants_exactly_what_the_chart_grants() -> None:
+    """deploy/base is written by hand: its RBAC and pod security must not drift from the chart."""
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(ROOT / "deploy" / "base")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    base = [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+    chart = render()
+
+    def granted(objects: list[dict]) -> dict[str, list]:
+        return {o["kind"]: o["rules"] for o in objects if o["kind"] in ("ClusterRole", "Role")}
+
+    assert granted(base) == granted(chart)
+    assert container(base)["securityContext"] == container(chart)["securityContext"]
+    pod = deployment(base)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == deployment(chart)["spec"]["template"]["spec"]["securityContext"]
