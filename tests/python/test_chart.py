@@ -469,3 +469,12 @@ def test_kustomize_base_grants_exactly_what_the_chart_grants() -> None:
     assert container(base)["securityContext"] == container(chart)["securityContext"]
     pod = deployment(base)["spec"]["template"]["spec"]
     assert pod["securityContext"] == deployment(chart)["spec"]["template"]["spec"]["securityContext"]
+
+
+def test_argocd_cm_patch_registers_the_shipped_health_check_for_every_kind() -> None:
+    docs = CHART / "docs"
+    script = (docs / "argocd-health.lua").read_text()
+    data = yaml.safe_load((docs / "argocd-cm-patch.yaml").read_text())["data"]
+    kinds = {yaml.safe_load(p.read_text())["spec"]["names"]["kind"] for p in CRDS.glob("*.yaml")}
+    assert set(data) == {f"resource.customizations.health.{GROUP}_{k}" for k in kinds}
+    assert all(value == script for value in data.values()), "argocd-cm-patch.yaml embeds the .lua"
