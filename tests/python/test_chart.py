@@ -478,3 +478,155 @@ def test_argocd_cm_patch_registers_the_shipped_health_check_for_every_kind() -> 
     kinds = {yaml.safe_load(p.read_text())["spec"]["names"]["kind"] for p in CRDS.glob("*.yaml")}
     assert set(data) == {f"resource.customizations.health.{GROUP}_{k}" for k in kinds}
     assert all(value == script for value in data.values()), "argocd-cm-patch.yaml embeds the .lua"
+
+
+# --- RBAC proven: the real operator under the chart's ServiceAccount ----------------------------
+
+
+def _die_with_parent() -> None:
+    """Child processes get SIGKILL when pytest dies, so none is left behind."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def serviceaccount_kubeconfig(path: pathlib.Path, namespace: str, serviceaccount: str) -> None:
+    """A kubeconfig for KUBECONFIG_REAL's server that authenticates as the ServiceAccount
+    (a token from the TokenRequest API), so whatever uses it has exactly the chart's RBAC."""
+    token = kubectl("create", "token", serviceaccount, "-n", namespace, "--duration=1h").stdout
+    view = yaml.safe_load(kubectl("config", "view", "--raw", "--minify").stdout)
+    cluster = view["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "real", "cluster": cluster}],
+        "users": [{"name": serviceaccount, "user": {"token": token.strip()}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "real", "user": serviceaccount}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+def start_arm_simulator(tmp_path: pathlib.Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """`azure-gallery-operator sim arm`, until it prints READY; its KEY=VALUE facts."""
+    import queue
+    import threading
+    import time
+
+    proc = subprocess.Popen(
+        [str(binary()), "sim", "arm", "--listen", "127.0.0.1:0", "--speed", "50",
+         "--ca-out", str(tmp_path / "arm-ca.pem")],
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "arm-sim.log", "w"),
+        text=True,
+        preexec_fn=_die_with_parent,
+    )
+    # A reader thread, so a simulator that hangs without printing cannot hang the test.
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.strip())
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    facts: dict[str, str] = {}
+    deadline = time.monotonic() + 60
+    def next_line() -> str | None:
+        try:
+            return lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError("sim arm did not print READY within 60 s") from None
+
+    while (line := next_line()) is not None:
+        if line == "READY":
+            return proc, facts
+        key, sep, value = line.partition("=")
+        if sep:
+            facts[key] = value
+    proc.wait()
+    log = (tmp_path / "arm-sim.log").read_text()
+    if "not implemented" in log:
+        pytest.skip("the ARM simulator (sim arm) is not implemented on this branch yet")
+    raise AssertionError(f"sim arm exited with {proc.returncode}: {log}")
+
+
+@needs_real_server
+def test_operator_under_the_charts_serviceaccount_takes_the_quickstart_to_ready_and_back(
+    tmp_path: pathlib.Path,
+) -> None:
+    """The real operator, authenticated as the chart's ServiceAccount (a token, not the admin
+    kubeconfig), against the real API server and the ARM simulator: the quickstart reaches Ready
+    and is deleted again, and no request of the operator was forbidden."""
+    import json
+    import time
+
+    suffix = uuid.uuid4().hex[:6]
+    namespace = f"ago-{suffix}"
+    workloads = f"quickstart-{suffix}"
+    values = {"watchNamespaces": [workloads], "credentials": {"mode": "clientSecret",
+              "clientSecret": {"secretName": "unused"}}}
+    objects = write_manifests(tmp_path / "chart.yaml", values, namespace)
+    sim, facts = start_arm_simulator(tmp_path)
+    operator = None
+    log_path = tmp_path / "operator.log"
+    try:
+        kubectl("apply", "--server-side", "-f", str(tmp_path / "chart.yaml"))
+        sa_config = tmp_path / "sa.kubeconfig"
+        serviceaccount_kubeconfig(sa_config, namespace, f"{RELEASE}-azure-gallery-operator")
+        (c,) = deployment(objects)["spec"]["template"]["spec"]["containers"]
+        args = [a for a in c["args"] if not a.startswith("--metrics-addr")]
+        operator = subprocess.Popen(
+            [str(binary()), *args, "--kubeconfig", str(sa_config),
+             "--metrics-addr", "127.0.0.1:0",
+             "--arm-endpoint", facts["ARM_ENDPOINT"],
+             "--authority-host", facts["AUTHORITY_HOST"],
+             "--ca-bundle", facts["CA_FILE"]],
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "POD_NAMESPACE": namespace,
+                "POD_NAME": "operator-under-test",
+                "RUST_LOG": "info",
+                **{k: facts[k] for k in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID",
+                                         "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID")},
+            },
+            stdout=open(log_path, "w"),
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        quickstart = str(ROOT / "examples" / "quickstart.yaml")
+        kubectl("apply", "-n", workloads, "-f", quickstart)
+
+        def listed() -> list[dict]:
+            out = kubectl("get", "azure-gallery", "-n", workloads, "-o", "json").stdout
+            return json.loads(out)["items"]
+
+        def ready(obj: dict) -> bool:
+            conditions = obj.get("status", {}).get("conditions", [])
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+        deadline = time.monotonic() + 240
+        while not ((items := listed()) and len(items) == 4 and all(map(ready, items))):
+            assert operator.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, json.dumps(items, indent=1)[-4000:]
+            time.sleep(1)
+
+        kubectl("delete", "-n", workloads, "-f", quickstart, "--wait=false")
+        deadline = time.monotonic() + 240
+        while items := listed():
+            assert operator.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, json.dumps(items, indent=1)[-4000:]
+            time.sleep(1)
+        log = log_path.read_text()
+        assert "forbidden" not in log.lower(), log
+    finally:
+        for proc in (operator, sim):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        for obj in reversed(objects):
+            if obj["kind"] in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+                name = obj["metadata"]["name"]
+                kubectl("delete", obj["kind"], name, "--ignore-not-found", "--wait=false", check=False)
