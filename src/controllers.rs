@@ -105,7 +105,7 @@ pub async fn operate(
         credentials.default_credential()?,
     )?;
 
-    check_crds(&kube).await?;
+    check_crds(&kube, &startup.namespaces).await?;
     let ready = Arc::new(AtomicBool::new(false));
     let health = startup.metrics_addr.map(|addr| {
         tokio::spawn(crate::telemetry::serve_health(
@@ -115,6 +115,11 @@ pub async fn operate(
         ))
     });
 
+    // A standby replica waiting for the Lease is healthy and ready: readiness gating on
+    // leadership would keep rollouts of more than one replica from ever completing.
+    if startup.leader_elect {
+        ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     // Keep the Lease for as long as the controllers run; losing it ends the process, so a
     // replica that is no longer leader can never write.
     let _lease = if startup.leader_elect {
@@ -142,24 +147,32 @@ pub async fn operate(
 /// The name the operator reports Events under.
 pub const CONTROLLER_NAME: &str = "azure-gallery-operator";
 
-/// Fails with a one-line hint when our CRDs are not installed.
-pub async fn check_crds(client: &Client) -> anyhow::Result<()> {
-    async fn check<K: Managed>(client: &Client) -> anyhow::Result<()> {
-        let api: Api<K> = Api::all(client.clone());
+/// Fails with a one-line hint when our CRDs are not installed. Lists our kinds where the
+/// operator may (all namespaces, or the first watched one), so it needs no CRD permissions.
+pub async fn check_crds(client: &Client, namespaces: &[String]) -> anyhow::Result<()> {
+    async fn check<K: Managed>(client: &Client, namespace: Option<&str>) -> anyhow::Result<()> {
+        let api: Api<K> = match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
         match api.list(&kube::api::ListParams::default().limit(1)).await {
             Err(kube::Error::Api(s)) if s.code == 404 => anyhow::bail!(
                 "the {} CRD is not installed: run `kubectl apply --server-side -f crds/` (or install the Helm chart)",
                 K::crd_name()
             ),
-            // 403 on a cluster-wide list is fine when only some namespaces are watched.
-            Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 403 => anyhow::bail!(
+                "not allowed to list {} ({}): grant the operator's RBAC (see the Helm chart)",
+                K::crd_name(),
+                s.message
+            ),
             other => other.map(|_| ()).map_err(Into::into),
         }
     }
-    check::<Gallery>(client).await?;
-    check::<ImageDefinition>(client).await?;
-    check::<ImageVersion>(client).await?;
-    check::<VirtualMachine>(client).await
+    let namespace = namespaces.first().map(String::as_str);
+    check::<Gallery>(client, namespace).await?;
+    check::<ImageDefinition>(client, namespace).await?;
+    check::<ImageVersion>(client, namespace).await?;
+    check::<VirtualMachine>(client, namespace).await
 }
 
 trait CrdName {
