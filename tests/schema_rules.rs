@@ -198,6 +198,19 @@ mod image_definitions {
     }
 
     #[test]
+    fn references_stay_in_the_namespace() {
+        let elsewhere = with(
+            definition(),
+            "/spec/galleryRef",
+            json!({"name": "platform-team/platform"}),
+        );
+        assert_rejected(
+            &create_errors(&elsewhere),
+            "references name an object in the same namespace",
+        );
+    }
+
+    #[test]
     fn exactly_one_gallery_reference() {
         let both = with(
             definition(),

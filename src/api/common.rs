@@ -32,8 +32,11 @@ pub const ARM_ID_PATTERN: &str =
 /// A reference to another custom resource of this operator, in the same namespace.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LocalRef {
-    /// `metadata.name` of the referenced object.
+    /// `metadata.name` of the referenced object, in this object's namespace.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = kube::core::Rule::new(
+        "self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')"
+    ).message("references name an object in the same namespace: give its metadata.name (lower case, no namespace/ prefix)"))]
     pub name: String,
 }
 
