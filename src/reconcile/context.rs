@@ -45,7 +45,14 @@ pub struct Context {
     pub resync: Duration,
     pub stores: Stores,
     pub backoff: Backoff,
+    regions: Mutex<HashMap<String, KnownRegions>>,
 }
+
+/// A subscription's region names and when they were read.
+type KnownRegions = (std::time::Instant, Arc<Vec<String>>);
+
+/// How long a subscription's region list is trusted before it is read again.
+const REGIONS_TTL: Duration = Duration::from_secs(3600);
 
 /// Longest wait between retries of a failing object.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -69,7 +76,55 @@ impl Context {
             resync,
             stores,
             backoff: Backoff::default(),
+            regions: Mutex::default(),
         }
+    }
+
+    /// Refuses region names the subscription does not offer, before any write, so a typo is an
+    /// `InvalidSpec` naming it rather than an ARM error. The list comes from ARM
+    /// (`/subscriptions/{id}/locations`, cached an hour); when the identity may not read it,
+    /// ARM's own answer to the write stands instead.
+    pub async fn check_regions<'a>(
+        &self,
+        arm: &ArmClient,
+        subscription: &str,
+        wanted: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Error> {
+        let cached = self
+            .regions
+            .lock()
+            .expect("regions lock")
+            .get(subscription)
+            .filter(|(at, _)| at.elapsed() < REGIONS_TTL)
+            .map(|(_, r)| r.clone());
+        let known = match cached {
+            Some(known) => known,
+            None => {
+                let path = format!("/subscriptions/{subscription}/locations");
+                let version = arm.api_versions().resources.clone();
+                let listed = arm
+                    .list::<serde_json::Value>(subscription, &path, &[("api-version", &version)])
+                    .await;
+                let names: Vec<String> = match listed {
+                    Ok(items) => items
+                        .iter()
+                        .filter_map(|l| l["name"].as_str())
+                        .map(crate::arm::normalize_region)
+                        .collect(),
+                    Err(e) => {
+                        tracing::debug!(%subscription, error = %e, "cannot list regions; ARM will judge them");
+                        return Ok(());
+                    }
+                };
+                let names = Arc::new(names);
+                self.regions.lock().expect("regions lock").insert(
+                    subscription.to_string(),
+                    (std::time::Instant::now(), names.clone()),
+                );
+                names
+            }
+        };
+        unknown_regions(&known, wanted)
     }
 
     /// The subscription an object lives in.
@@ -143,6 +198,28 @@ impl Context {
             secret: Secret::new(value("AZURE_CLIENT_SECRET")?),
         }))
     }
+}
+
+/// `InvalidSpec` naming the regions not in `known` (pure; names compared normalised).
+pub fn unknown_regions<'a>(
+    known: &[String],
+    wanted: impl IntoIterator<Item = &'a str>,
+) -> Result<(), Error> {
+    if known.is_empty() {
+        return Ok(());
+    }
+    let unknown: Vec<&str> = wanted
+        .into_iter()
+        .filter(|w| !known.iter().any(|k| crate::arm::same_region(k, w)))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidSpec(format!(
+        "unknown region(s) {}: this subscription offers {}",
+        unknown.join(", "),
+        known.join(", ")
+    )))
 }
 
 /// Per-object retry counters behind exponential backoff.

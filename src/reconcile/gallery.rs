@@ -48,6 +48,8 @@ impl Managed for Gallery {
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
         let group = id.parent().expect("a gallery has a resource group");
+        ctx.check_regions(&arm, id.subscription(), [self.spec.location.as_str()])
+            .await?;
         if self.spec.create_resource_group {
             steps::ensure_resource_group(
                 &arm,

@@ -52,6 +52,8 @@ impl Managed for ImageDefinition {
         };
         let location = normalize_region(self.spec.location.as_deref().unwrap_or(&gallery_location));
         report.set("location", &location);
+        ctx.check_regions(&arm, gallery.subscription(), [location.as_str()])
+            .await?;
         let id = gallery.child(
             "images",
             &self

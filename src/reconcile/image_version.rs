@@ -52,6 +52,12 @@ impl Managed for ImageVersion {
             Err(waiting) => return Ok(waiting),
         };
         let regions = target_regions(&self.spec, &location)?;
+        ctx.check_regions(
+            &arm,
+            definition.subscription(),
+            regions.iter().map(|r| r.name.as_str()),
+        )
+        .await?;
         let never_created = self
             .status
             .as_ref()

@@ -73,6 +73,8 @@ impl Managed for VirtualMachine {
         if let Some(password) = &password {
             check_password(image.os_type, password)?;
         }
+        ctx.check_regions(&arm, owned.vm.subscription(), [self.spec.location.as_str()])
+            .await?;
         if self.spec.create_resource_group {
             steps::ensure_resource_group(
                 &arm,
