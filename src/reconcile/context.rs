@@ -260,6 +260,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn unknown_regions_are_named_and_display_names_are_known() {
+        let known = vec!["eastus".to_string(), "westeurope".to_string()];
+        assert!(unknown_regions(&known, ["East US", "westeurope"]).is_ok());
+        assert!(matches!(
+            unknown_regions(&known, ["eastus", "moonbase1"]),
+            Err(Error::InvalidSpec(m)) if m.contains("moonbase1") && m.contains("westeurope")
+        ));
+        assert!(
+            unknown_regions(&[], ["anything"]).is_ok(),
+            "no list, no verdict"
+        );
+    }
+
+    #[test]
     fn backoff_doubles_up_to_its_cap_and_resets() {
         let b = Backoff::default();
         let within = |d: Duration, lo: u64| {
