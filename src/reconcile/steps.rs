@@ -185,19 +185,21 @@ pub async fn remove_resource_group(
             .as_ref()
             .and_then(|t| t.get(CREATED_BY_TAG))
             .is_some_and(|uid| uid == owner_uid);
-        if !ours || !resource_group_is_empty(arm, id).await {
+        if !ours || !resource_group_is_empty(arm, id).await? {
             return Ok(Removal::Gone);
         }
     }
     remove(arm, report, id).await
 }
 
-/// Whether the group holds no resources. Anything but a clear, empty answer counts as "not
-/// empty", so a doubt never deletes a group.
-async fn resource_group_is_empty(arm: &ArmClient, id: &ResourceId) -> bool {
+/// Whether the group holds no resources. A failed listing is an error to retry, never a
+/// guess: guessing "empty" could delete others' resources, guessing "not empty" would leave
+/// our group behind.
+async fn resource_group_is_empty(arm: &ArmClient, id: &ResourceId) -> Result<bool, Error> {
     let path = format!("{id}/resources");
     let query = [("api-version", arm.api_versions().resources.as_str())];
-    arm.list::<serde_json::Value>(id.subscription(), &path, &query)
-        .await
-        .is_ok_and(|items| items.is_empty())
+    Ok(arm
+        .list::<serde_json::Value>(id.subscription(), &path, &query)
+        .await?
+        .is_empty())
 }
