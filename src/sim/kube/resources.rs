@@ -1,0 +1,265 @@
+//! The resource types the emulator serves: built-in kinds and those defined by CRDs.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::validation::CrdSchema;
+
+/// One served group/version/resource and what discovery, tables and validation need of it.
+pub struct ResourceType {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub plural: String,
+    pub singular: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    pub status_subresource: bool,
+    /// Custom resources and CRDs count `metadata.generation`; most built-in kinds do not.
+    pub has_generation: bool,
+    /// Present for custom resources: schema, CEL rules, printer columns.
+    pub crd: Option<CrdSchema>,
+    /// Subresources other than status that discovery lists (`namespaces/finalize`).
+    pub extra_subresources: Vec<&'static str>,
+}
+
+impl ResourceType {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `plural.group` (`secrets` for the core group), as the API server names resources in errors.
+    pub fn qualified_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The storage key: one store per group/resource, whatever the version.
+    pub fn storage_key(&self) -> StorageKey {
+        StorageKey {
+            group: self.group.clone(),
+            plural: self.plural.clone(),
+        }
+    }
+
+    pub fn is_crd_definition(&self) -> bool {
+        self.group == "apiextensions.k8s.io" && self.plural == "customresourcedefinitions"
+    }
+
+    pub fn is_namespace(&self) -> bool {
+        self.group.is_empty() && self.plural == "namespaces"
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorageKey {
+    pub group: String,
+    pub plural: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn builtin(
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+    namespaced: bool,
+    short_names: &[&str],
+    status: bool,
+    has_generation: bool,
+) -> ResourceType {
+    ResourceType {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        singular: kind.to_lowercase(),
+        namespaced,
+        short_names: short_names.iter().map(|s| s.to_string()).collect(),
+        categories: Vec::new(),
+        status_subresource: status,
+        has_generation,
+        crd: None,
+        extra_subresources: Vec::new(),
+    }
+}
+
+/// The built-in kinds the operator, kubectl, Helm and the lease manager touch.
+pub fn builtins() -> Vec<ResourceType> {
+    let mut namespaces = builtin(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        false,
+        &["ns"],
+        true,
+        false,
+    );
+    namespaces.extra_subresources.push("finalize");
+    let mut crds = builtin(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+        &["crd", "crds"],
+        true,
+        true,
+    );
+    crds.categories.push("api-extensions".into());
+    vec![
+        namespaces,
+        builtin("", "v1", "Secret", "secrets", true, &[], false, false),
+        builtin(
+            "",
+            "v1",
+            "ConfigMap",
+            "configmaps",
+            true,
+            &["cm"],
+            false,
+            false,
+        ),
+        builtin(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            true,
+            &["sa"],
+            false,
+            false,
+        ),
+        builtin("", "v1", "Event", "events", true, &["ev"], false, false),
+        builtin(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            false,
+            false,
+        ),
+        builtin(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            &[],
+            false,
+            false,
+        ),
+        crds,
+    ]
+}
+
+/// The resource types a CRD object defines (one per served version), or an error message.
+pub fn from_crd(crd: &Value) -> Result<Vec<ResourceType>, String> {
+    let spec = &crd["spec"];
+    let group = spec["group"].as_str().ok_or("spec.group missing")?;
+    let names = &spec["names"];
+    let kind = names["kind"].as_str().ok_or("spec.names.kind missing")?;
+    let plural = names["plural"]
+        .as_str()
+        .ok_or("spec.names.plural missing")?;
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for version in spec["versions"].as_array().into_iter().flatten() {
+        if version["served"] != Value::Bool(true) {
+            continue;
+        }
+        let name = version["name"].as_str().ok_or("version name missing")?;
+        let schema = version["schema"]["openAPIV3Schema"].clone();
+        let columns = version["additionalPrinterColumns"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        out.push(ResourceType {
+            group: group.into(),
+            version: name.into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            singular: names["singular"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| kind.to_lowercase()),
+            namespaced: spec["scope"] != "Cluster",
+            short_names: strings(&names["shortNames"]),
+            categories: strings(&names["categories"]),
+            status_subresource: version["subresources"]["status"].is_object(),
+            has_generation: true,
+            crd: Some(CrdSchema::new(group, name, kind, schema, columns)?),
+            extra_subresources: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// Registry of served types, looked up by group/version/plural (or short name for discovery).
+#[derive(Default)]
+pub struct Registry {
+    pub types: Vec<Arc<ResourceType>>,
+}
+
+impl Registry {
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
+            .cloned()
+    }
+
+    /// Any served version of a group/resource (for garbage collection and namespace cleanup).
+    pub fn any_version(&self, key: &StorageKey) -> Option<Arc<ResourceType>> {
+        self.types
+            .iter()
+            .find(|t| t.group == key.group && t.plural == key.plural)
+            .cloned()
+    }
+
+    /// Replaces the types of one CRD's group/resource (CRD create, update or delete).
+    pub fn replace(&mut self, key: &StorageKey, types: Vec<ResourceType>) {
+        self.types
+            .retain(|t| !(t.group == key.group && t.plural == key.plural));
+        self.types.extend(types.into_iter().map(Arc::new));
+    }
+
+    /// Groups in first-registration order, each with its versions.
+    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for t in &self.types {
+            if t.group.is_empty() {
+                continue;
+            }
+            match groups.iter_mut().find(|(g, _)| *g == t.group) {
+                Some((_, versions)) => {
+                    if !versions.contains(&t.version) {
+                        versions.push(t.version.clone());
+                    }
+                }
+                None => groups.push((t.group.clone(), vec![t.version.clone()])),
+            }
+        }
+        groups
+    }
+}

@@ -1,0 +1,619 @@
+//! Differential conformance: one scripted scenario (the real kubectl, raw HTTP, watches) run
+//! against `sim kube` and against the real kube-apiserver of `tests/kube-apiserver`, compared
+//! after normalising what legitimately differs between two servers (uids, timestamps,
+//! resourceVersions, ages). The real server is the oracle: a difference is a bug in the
+//! emulator unless listed in `EXCEPTIONS` with its justification.
+//!
+//! The real server needs a Go toolchain and a long first build; when `tests/kube-apiserver/up`
+//! is absent (or `KUBE_DIFFERENTIAL=emulator-only`), the scenario still runs against the
+//! emulator and every step's own assertions hold, but nothing is compared.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+
+/// Known, justified differences: (step, why). Their outputs are not compared.
+const EXCEPTIONS: &[(&str, &str)] = &[(
+    "apply-crds",
+    "the emulator preinstalls our CRDs (design.md §3), so applying crds/ reports `configured` where a fresh real server reports `created`",
+)];
+
+/// A server speaking the `KUBECONFIG=…` / `READY` protocol, killed on drop.
+struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Server {
+    fn start(program: &Path, args: &[&str], dir_arg: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        if dir_arg {
+            cmd.arg(dir.path());
+        } else {
+            cmd.arg(dir.path().join("kubeconfig"));
+        }
+        cmd.stdout(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe; the server dies with the test process.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("server starts");
+        let mut kubeconfig = None;
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if line == "READY" {
+                break;
+            }
+            if let Some(k) = line.strip_prefix("KUBECONFIG=") {
+                kubeconfig = Some(PathBuf::from(k));
+            }
+        }
+        Self {
+            child,
+            _dir: dir,
+            kubeconfig: kubeconfig.expect("server printed KUBECONFIG before READY"),
+        }
+    }
+
+    fn emulator() -> Self {
+        Self::start(
+            Path::new(env!("CARGO_BIN_EXE_azure-gallery-operator")),
+            &["sim", "kube", "--listen", "127.0.0.1:0", "--kubeconfig-out"],
+            false,
+        )
+    }
+
+    fn real() -> Option<Self> {
+        let up = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kube-apiserver/up");
+        if std::env::var("KUBE_DIFFERENTIAL").as_deref() == Ok("emulator-only") || !up.exists() {
+            eprintln!(
+                "differential: no real API server ({}); emulator only",
+                up.display()
+            );
+            return None;
+        }
+        Some(Self::start(&up, &[], true))
+    }
+
+    fn url(&self) -> String {
+        std::fs::read_to_string(&self.kubeconfig)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
+            .expect("kubeconfig names the server")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs kubectl; returns exit success, stdout and stderr as one normalised text.
+fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "exit={}\n{}{}",
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    normalise_text(&text)
+}
+
+/// Replaces ages (`5s`, `2m3s`) and RFC 3339 timestamps, which differ between any two runs.
+fn normalise_text(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            line.split(' ')
+                .map(|w| {
+                    let is_age = !w.is_empty()
+                        && w.chars().all(|c| c.is_ascii_digit() || "smhdy".contains(c))
+                        && w.chars().next().unwrap().is_ascii_digit()
+                        && w.chars().last().is_some_and(|c| "smhdy".contains(c));
+                    if is_age {
+                        "<age>".to_string()
+                    } else if chrono::DateTime::parse_from_rfc3339(w.trim_matches('"')).is_ok() {
+                        "<time>".to_string()
+                    } else {
+                        w.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Replaces uids, timestamps and resourceVersions in a JSON value.
+fn normalise(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                match k.as_str() {
+                    "uid" => *x = json!("<uid>"),
+                    "resourceVersion" => *x = json!("<rv>"),
+                    "creationTimestamp" | "deletionTimestamp" | "time" => *x = json!("<time>"),
+                    "continue" => *x = json!("<token>"),
+                    _ => normalise(x),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(normalise),
+        _ => {}
+    }
+}
+
+async fn http(
+    url: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut req = reqwest::Client::new().request(method.parse().unwrap(), format!("{url}{path}"));
+    if let Some(b) = body {
+        req = req.header("content-type", content_type).body(b.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let code = resp.status().as_u16();
+    let mut body: Value = resp.json().await.unwrap_or(Value::Null);
+    normalise(&mut body);
+    // Only what clients act on is compared for errors: the code, reason, message and causes.
+    if body["kind"] == "Status" {
+        json!({"code": code, "reason": body["reason"], "message": body["message"], "details": body["details"]})
+    } else {
+        json!({"code": code, "kind": body["kind"]})
+    }
+}
+
+const GALLERIES: &str = "/apis/compute.gallery.dev/v1alpha1/namespaces/default/galleries";
+
+/// The scenario: named steps and their normalised results.
+async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
+    let k = server.kubeconfig.as_path();
+    let url = server.url();
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    out.push(("apply-crds", kubectl(k, &["apply", "-f", "crds/"], None)));
+    out.push((
+        "wait-crds",
+        kubectl(
+            k,
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd",
+                "--all",
+                "--timeout=60s",
+            ],
+            None,
+        ),
+    ));
+    out.push((
+        "apply-examples",
+        kubectl(k, &["apply", "-f", "examples/"], None),
+    ));
+    for kind in ["gal", "imgdef", "imgver", "azvm"] {
+        out.push(("get-columns", kubectl(k, &["get", kind], None)));
+    }
+    out.push((
+        "get-wide",
+        kubectl(k, &["get", "azure-gallery", "-o", "wide"], None),
+    ));
+    let mut yaml: Value = serde_yaml::from_str(
+        kubectl(k, &["get", "gal", "platform-images", "-o", "yaml"], None)
+            .strip_prefix("exit=true\n")
+            .expect("get -o yaml succeeds"),
+    )
+    .unwrap();
+    normalise(&mut yaml);
+    out.push(("get-yaml", serde_json::to_string_pretty(&yaml).unwrap()));
+    out.push((
+        "explain",
+        kubectl(k, &["explain", "imageversion.spec.targetRegions"], None),
+    ));
+    let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Available",
+        "message": "ready", "lastTransitionTime": "2024-01-01T00:00:00Z"}], "observedGeneration": 1}});
+    out.push((
+        "patch-status",
+        kubectl(
+            k,
+            &[
+                "patch",
+                "gal",
+                "platform-images",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &status.to_string(),
+            ],
+            None,
+        ),
+    ));
+    out.push((
+        "wait-ready",
+        kubectl(
+            k,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "gal/platform-images",
+                "--timeout=20s",
+            ],
+            None,
+        ),
+    ));
+    out.push((
+        "get-ready",
+        kubectl(k, &["get", "gal", "platform-images"], None),
+    ));
+
+    // Deletion held by a finalizer, then released.
+    let add = r#"[{"op":"add","path":"/metadata/finalizers","value":["example.com/hold"]}]"#;
+    out.push((
+        "finalizer-add",
+        kubectl(
+            k,
+            &["patch", "azvm", "web-01", "--type=json", "-p", add],
+            None,
+        ),
+    ));
+    out.push((
+        "delete-held",
+        kubectl(k, &["delete", "azvm", "web-01", "--wait=false"], None),
+    ));
+    out.push((
+        "terminating",
+        kubectl(
+            k,
+            &[
+                "get",
+                "azvm",
+                "web-01",
+                "-o",
+                "jsonpath={.metadata.finalizers} {.metadata.deletionGracePeriodSeconds}",
+            ],
+            None,
+        ),
+    ));
+    let refuse = r#"[{"op":"add","path":"/metadata/finalizers/-","value":"example.com/new"}]"#;
+    out.push((
+        "finalizer-refused",
+        kubectl(
+            k,
+            &["patch", "azvm", "web-01", "--type=json", "-p", refuse],
+            None,
+        ),
+    ));
+    let release = r#"[{"op":"remove","path":"/metadata/finalizers"}]"#;
+    out.push((
+        "finalizer-release",
+        kubectl(
+            k,
+            &["patch", "azvm", "web-01", "--type=json", "-p", release],
+            None,
+        ),
+    ));
+    out.push((
+        "wait-deleted",
+        kubectl(
+            k,
+            &["wait", "--for=delete", "azvm/web-01", "--timeout=20s"],
+            None,
+        ),
+    ));
+
+    // Replace with a stale resourceVersion.
+    let current = kubectl(k, &["get", "imgdef", "ubuntu-22-04", "-o", "json"], None);
+    let stale = current.strip_prefix("exit=true\n").unwrap().to_string();
+    out.push((
+        "label",
+        kubectl(k, &["label", "imgdef", "ubuntu-22-04", "tier=gold"], None),
+    ));
+    out.push((
+        "replace-stale",
+        kubectl(k, &["replace", "-f", "-"], Some(&stale)),
+    ));
+
+    // The CRD's own message for an invalid ImageVersion name.
+    let invalid = r#"{"apiVersion":"compute.gallery.dev/v1alpha1","kind":"ImageVersion","metadata":{"name":"1.0"},
+        "spec":{"imageDefinitionRef":{"name":"ubuntu-22-04"},"source":{"managedImageId":"/subscriptions/5f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d01/resourceGroups/rg/providers/Microsoft.Compute/images/i"}}}"#;
+    out.push((
+        "invalid-name",
+        kubectl(k, &["create", "-f", "-"], Some(invalid)),
+    ));
+
+    out.push((
+        "label-selector",
+        kubectl(k, &["get", "imgdef", "-l", "tier=gold", "-o", "name"], None),
+    ));
+    out.push((
+        "label-set-selector",
+        kubectl(
+            k,
+            &["get", "imgdef", "-l", "tier notin (gold)", "-o", "name"],
+            None,
+        ),
+    ));
+    out.push((
+        "field-selector",
+        kubectl(
+            k,
+            &[
+                "get",
+                "gal,imgdef",
+                "--field-selector",
+                "metadata.name=platform-images",
+                "-o",
+                "name",
+            ],
+            None,
+        ),
+    ));
+
+    // Raw HTTP error cases.
+    out.push((
+        "http-404",
+        http(&url, "GET", &format!("{GALLERIES}/missing"), "", None)
+            .await
+            .to_string(),
+    ));
+    let gallery = json!({"apiVersion": "compute.gallery.dev/v1alpha1", "kind": "Gallery",
+        "metadata": {"name": "platform-images"}, "spec": {"resourceGroup": "rg", "location": "eastus", "azureName": "g"}});
+    out.push((
+        "http-409-exists",
+        http(
+            &url,
+            "POST",
+            GALLERIES,
+            "application/json",
+            Some(gallery.clone()),
+        )
+        .await
+        .to_string(),
+    ));
+    let mut stale = gallery.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    out.push((
+        "http-409-conflict",
+        http(
+            &url,
+            "PUT",
+            &format!("{GALLERIES}/platform-images"),
+            "application/json",
+            Some(stale),
+        )
+        .await
+        .to_string(),
+    ));
+    let bad_enum = json!({"spec": {"deletionPolicy": "Sometimes"}});
+    out.push((
+        "http-422",
+        http(
+            &url,
+            "PATCH",
+            &format!("{GALLERIES}/platform-images"),
+            "application/merge-patch+json",
+            Some(bad_enum),
+        )
+        .await
+        .to_string(),
+    ));
+    let guarded = json!([{"op": "test", "path": "/metadata/resourceVersion", "value": "1"}]);
+    out.push((
+        "http-json-patch-test",
+        http(
+            &url,
+            "PATCH",
+            &format!("{GALLERIES}/platform-images"),
+            "application/json-patch+json",
+            Some(guarded),
+        )
+        .await
+        .to_string(),
+    ));
+    out.push((
+        "http-no-namespace",
+        http(&url, "GET", "/api/v1/namespaces/missing", "", None)
+            .await
+            .to_string(),
+    ));
+
+    out.push(("watch", watch_sequence(&url).await));
+    out
+}
+
+/// Event types and object names a watch delivers for create, update, relabel, delete.
+async fn watch_sequence(url: &str) -> String {
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let list: Value = reqwest::get(format!("{url}{cms}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resp = reqwest::get(format!(
+        "{url}{cms}?watch=true&resourceVersion={rv}&labelSelector=w%3D1"
+    ))
+    .await
+    .unwrap();
+    let mut body = resp.bytes_stream();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w", "labels": {"w": "1"}}});
+    http(url, "POST", cms, "application/json", Some(cm)).await;
+    let merge = "application/merge-patch+json";
+    http(
+        url,
+        "PATCH",
+        &format!("{cms}/w"),
+        merge,
+        Some(json!({"data": {"a": "b"}})),
+    )
+    .await;
+    http(
+        url,
+        "PATCH",
+        &format!("{cms}/w"),
+        merge,
+        Some(json!({"metadata": {"labels": {"w": "2"}}})),
+    )
+    .await;
+    http(
+        url,
+        "PATCH",
+        &format!("{cms}/w"),
+        merge,
+        Some(json!({"metadata": {"labels": {"w": "1"}}})),
+    )
+    .await;
+    http(url, "DELETE", &format!("{cms}/w"), "", None).await;
+    let mut events = Vec::new();
+    let mut buf = Vec::new();
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            buf.extend_from_slice(&chunk.unwrap());
+            while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=i).collect();
+                let e: Value = serde_json::from_slice(&line).unwrap();
+                if e["type"] == "BOOKMARK" {
+                    continue;
+                }
+                events.push(format!(
+                    "{} {}",
+                    e["type"].as_str().unwrap(),
+                    e["object"]["metadata"]["name"]
+                ));
+                if events.len() == 5 {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    events.join("\n")
+}
+
+fn expect(results: &[(&str, String)], step: &str, fragment: &str) {
+    let text = results
+        .iter()
+        .filter(|(s, _)| *s == step)
+        .map(|(_, t)| t.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains(fragment),
+        "step {step}: expected {fragment:?} in:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn emulator_matches_the_real_api_server() {
+    let emulator = Server::emulator();
+    let sim = scenario(&emulator).await;
+
+    // The scenario's own expectations, which hold against either server.
+    expect(
+        &sim,
+        "apply-examples",
+        "gallery.compute.gallery.dev/platform-images created",
+    );
+    expect(
+        &sim,
+        "get-columns",
+        "NAME              READY   REASON   LOCATION   AGE",
+    );
+    expect(&sim, "explain", "FIELD: targetRegions <[]Object>");
+    expect(&sim, "wait-ready", "condition met");
+    expect(&sim, "get-ready", "True    Available");
+    expect(&sim, "terminating", "[\"example.com/hold\"] 0");
+    expect(
+        &sim,
+        "finalizer-refused",
+        "no new finalizers can be added if the object is being deleted",
+    );
+    expect(&sim, "wait-deleted", "exit=true");
+    expect(&sim, "replace-stale", "the object has been modified");
+    expect(
+        &sim,
+        "invalid-name",
+        "'1.0' is not a valid image version name",
+    );
+    expect(
+        &sim,
+        "label-selector",
+        "imagedefinition.compute.gallery.dev/ubuntu-22-04",
+    );
+    expect(
+        &sim,
+        "field-selector",
+        "gallery.compute.gallery.dev/platform-images",
+    );
+    expect(&sim, "http-404", "\"code\":404");
+    expect(&sim, "http-409-exists", "AlreadyExists");
+    expect(&sim, "http-409-conflict", "\"reason\":\"Conflict\"");
+    expect(&sim, "http-422", "FieldValueNotSupported");
+    expect(&sim, "http-json-patch-test", "\"code\":422");
+    expect(
+        &sim,
+        "watch",
+        "ADDED \"w\"\nMODIFIED \"w\"\nDELETED \"w\"\nADDED \"w\"\nDELETED \"w\"",
+    );
+    drop(emulator);
+
+    let Some(real) = Server::real() else { return };
+    let oracle = scenario(&real).await;
+    let mut differences = Vec::new();
+    for ((step, ours), (_, theirs)) in sim.iter().zip(&oracle) {
+        if EXCEPTIONS.iter().any(|(s, _)| s == step) {
+            continue;
+        }
+        if ours != theirs {
+            differences.push(format!(
+                "step {step}:\n--- real\n{theirs}\n--- sim kube\n{ours}\n"
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "sim kube differs from kube-apiserver:\n{}",
+        differences.join("\n")
+    );
+}
