@@ -1,0 +1,759 @@
+//! The gallery service: galleries, image definitions and image versions (arm-reference §3, §4).
+
+use serde_json::{Value, json};
+
+use super::{super::world::display_region, Plan, PutCtx, enum_value, required, same_str};
+use crate::sim::arm::{
+    errors::ArmError,
+    faults::FaultKind,
+    store::{RegionPlan, Resource, State, key},
+    world::canonical_region,
+};
+
+/// Base ms each region takes to replicate at speed 1 (regions replicate one after another).
+const REPLICATION_MS: i64 = 15_000;
+
+fn alnum_edges(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+pub fn gallery(ctx: &mut PutCtx<'_>, mut props: Value) -> Result<Value, ArmError> {
+    let name = &ctx.name;
+    // Code unverified (arm-reference §4): InvalidParameter with target, like other name errors.
+    if name.is_empty()
+        || name.len() > 80
+        || !alnum_edges(name)
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        return Err(ArmError::invalid(format!(
+            "The gallery name '{name}' is invalid. It must be 1-80 characters of letters, digits, underscores and periods, start and end with a letter or digit, and cannot contain hyphens."
+        ))
+        .target("galleryName"));
+    }
+    let unique = ctx
+        .old_props()
+        .and_then(|p| p.pointer("/identifier/uniqueName"))
+        .cloned()
+        .unwrap_or_else(|| {
+            json!(format!(
+                "{}-{}",
+                ctx.subscription,
+                name.to_ascii_uppercase()
+            ))
+        });
+    props["identifier"] = json!({"uniqueName": unique});
+    let permissions = enum_value(
+        props.pointer("/sharingProfile/permissions"),
+        &["Private", "Groups", "Community"],
+        "gallery.properties.sharingProfile.permissions",
+    )?
+    .unwrap_or_else(|| "Private".into());
+    if !props["sharingProfile"].is_object() {
+        props["sharingProfile"] = json!({});
+    }
+    props["sharingProfile"]["permissions"] = json!(permissions);
+    props["provisioningState"] = json!(if ctx.existing.is_some() {
+        "Updating"
+    } else {
+        "Creating"
+    });
+    Ok(props)
+}
+
+const IMMUTABLE_DEFINITION: &[&str] = &[
+    "osType",
+    "osState",
+    "hyperVGeneration",
+    "identifier",
+    "eula",
+    // Unverified (arm-reference §4): treated as immutable like the documented ones.
+    "architecture",
+    "purchasePlan",
+];
+
+pub fn definition(ctx: &mut PutCtx<'_>, mut props: Value) -> Result<Value, ArmError> {
+    let name = &ctx.name;
+    if name.is_empty()
+        || name.len() > 80
+        || !alnum_edges(name)
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ArmError::invalid(format!(
+            "The gallery image name '{name}' is invalid. It must be 1-80 characters of letters, digits, hyphens, underscores and periods, and start and end with a letter or digit."
+        ))
+        .target("galleryImageName"));
+    }
+    let os_type = enum_value(
+        props.get("osType"),
+        &["Windows", "Linux"],
+        "galleryImage.properties.osType",
+    )?
+    .ok_or_else(|| required("galleryImage.properties.osType"))?;
+    let os_state = enum_value(
+        props.get("osState"),
+        &["Generalized", "Specialized"],
+        "galleryImage.properties.osState",
+    )?
+    .ok_or_else(|| required("galleryImage.properties.osState"))?;
+    props["osType"] = json!(os_type);
+    props["osState"] = json!(os_state);
+    if let Some(g) = enum_value(
+        props.get("hyperVGeneration"),
+        &["V1", "V2"],
+        "galleryImage.properties.hyperVGeneration",
+    )? {
+        props["hyperVGeneration"] = json!(g);
+    }
+    let arch = enum_value(
+        props.get("architecture"),
+        &["x64", "Arm64"],
+        "galleryImage.properties.architecture",
+    )?
+    .unwrap_or_else(|| "x64".into());
+    props["architecture"] = json!(arch);
+    for (field, max) in [("publisher", 128), ("offer", 64), ("sku", 64)] {
+        let target = format!("galleryImage.properties.identifier.{field}");
+        let v = props
+            .pointer(&format!("/identifier/{field}"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| required(&target))?;
+        if v.is_empty() || v.len() > max {
+            return Err(ArmError::invalid(format!(
+                "The value of parameter '{target}' must be 1-{max} characters long."
+            ))
+            .target(target));
+        }
+    }
+    if let Some(old) = ctx.old_props() {
+        for prop in IMMUTABLE_DEFINITION {
+            let (a, b) = (old.get(*prop), props.get(*prop));
+            let changed = if *prop == "identifier" {
+                ["publisher", "offer", "sku"]
+                    .iter()
+                    .any(|f| !same_str(a.and_then(|v| v.get(*f)), b.and_then(|v| v.get(*f))))
+            } else if b.is_none() || b == Some(&Value::Null) {
+                false
+            } else if a.is_some_and(Value::is_string) {
+                !same_str(a, b)
+            } else {
+                a != b
+            };
+            if changed {
+                return Err(ArmError::property_change(&format!(
+                    "galleryImage.properties.{prop}"
+                )));
+            }
+            if let (Some(a), None | Some(Value::Null)) = (a, b) {
+                props[*prop] = a.clone();
+            }
+        }
+    }
+    // Unverified code: the identifier must be unique within the gallery.
+    if let Some(parent) = ctx.parent {
+        let ident = |p: &Value| {
+            ["publisher", "offer", "sku"].map(|f| {
+                p.pointer(&format!("/identifier/{f}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            })
+        };
+        let mine = ident(&props);
+        let parent_key = key(&parent.id);
+        if let Some(other) = ctx
+            .state
+            .children(&parent_key, "images")
+            .find(|r| key(&r.id) != ctx.key && ident(&r.body["properties"]) == mine)
+        {
+            return Err(ArmError::new(
+                409,
+                "GalleryImageIdentifierConflict",
+                format!(
+                    "Gallery image '{}' in gallery '{}' already has publisher '{}', offer '{}' and sku '{}'.",
+                    other.name(),
+                    parent.name(),
+                    mine[0],
+                    mine[1],
+                    mine[2]
+                ),
+            ));
+        }
+    }
+    props["provisioningState"] = json!(if ctx.existing.is_some() {
+        "Updating"
+    } else {
+        "Creating"
+    });
+    Ok(props)
+}
+
+fn parse_version(name: &str) -> Option<(i32, i32, i32)> {
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let p = |s: &str| {
+        (!s.is_empty() && s.chars().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<i32>().ok())
+            .flatten()
+    };
+    Some((p(parts[0])?, p(parts[1])?, p(parts[2])?))
+}
+
+/// The source's id and what it is: `(id, arm type, osType, osState)`.
+fn source_facts(
+    ctx: &PutCtx<'_>,
+    props: &Value,
+) -> Result<Option<(String, String, Option<String>, Option<String>)>, ArmError> {
+    let candidates = [
+        (
+            "/storageProfile/source/id",
+            "galleryImageVersion.properties.storageProfile.source.id",
+        ),
+        (
+            "/storageProfile/source/virtualMachineId",
+            "galleryImageVersion.properties.storageProfile.source.virtualMachineId",
+        ),
+        (
+            "/storageProfile/osDiskImage/source/id",
+            "galleryImageVersion.properties.storageProfile.osDiskImage.source.id",
+        ),
+    ];
+    for (pointer, target) in candidates {
+        let Some(id) = props
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        else {
+            continue;
+        };
+        // Unverified: a missing source is a 400 InvalidParameter naming it.
+        let r = ctx.state.get(id).ok_or_else(|| {
+            ArmError::invalid(format!(
+                "The source '{id}' of the gallery image version was not found."
+            ))
+            .target(target)
+        })?;
+        let p = &r.body["properties"];
+        let (os_type, os_state) = match r.rtype.as_str() {
+            "Microsoft.Compute/images" => (
+                p.pointer("/storageProfile/osDisk/osType"),
+                p.pointer("/storageProfile/osDisk/osState")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .or(r.meta.os_state.clone()),
+            ),
+            "Microsoft.Compute/snapshots" | "Microsoft.Compute/disks" => {
+                (p.get("osType"), r.meta.os_state.clone())
+            }
+            "Microsoft.Compute/virtualMachines" => (
+                p.pointer("/storageProfile/osDisk/osType"),
+                Some(
+                    r.meta
+                        .os_state
+                        .clone()
+                        .unwrap_or_else(|| "Specialized".into()),
+                ),
+            ),
+            "Microsoft.Compute/galleries/images/versions" => {
+                let def = super::super::store::parent_key(&key(&r.id))
+                    .and_then(|k| ctx.state.resources.get(&k));
+                (
+                    def.and_then(|d| d.body.pointer("/properties/osType")),
+                    def.and_then(|d| d.body.pointer("/properties/osState"))
+                        .and_then(Value::as_str)
+                        .map(String::from),
+                )
+            }
+            other => {
+                return Err(ArmError::invalid(format!(
+                    "The source '{id}' is a {other}; a gallery image version can be created from a managed image, a virtual machine, a gallery image version, or a snapshot or disk."
+                ))
+                .target(target));
+            }
+        };
+        return Ok(Some((
+            r.id.clone(),
+            r.rtype.clone(),
+            os_type.and_then(Value::as_str).map(String::from),
+            os_state,
+        )));
+    }
+    Ok(None)
+}
+
+pub fn version(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Result<Value, ArmError> {
+    if parse_version(&ctx.name).is_none() {
+        return Err(ArmError::invalid(
+            "The image version name is invalid. The name should follow Major(int32).Minor(int32).Patch(int32) format, e.g. 1.0.0, 2018.12.31",
+        )
+        .target("galleryImageVersionName"));
+    }
+    let definition = ctx.parent.expect("versions always have a parent");
+    let def_props = &definition.body["properties"];
+    let own_location = ctx.location.clone().unwrap_or_default();
+
+    // Source: exists and fits the definition.
+    let Some((source_id, source_type, os_type, os_state)) = source_facts(ctx, &props)? else {
+        return Err(required("galleryImageVersion.properties.storageProfile"));
+    };
+    let def_os_type = def_props
+        .get("osType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let def_os_state = def_props
+        .get("osState")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some(t) = &os_type
+        && !t.eq_ignore_ascii_case(def_os_type)
+    {
+        return Err(ArmError::invalid(format!(
+            "The operating system type '{t}' of source '{source_id}' does not match the operating system type '{def_os_type}' of gallery image '{}'.",
+            definition.name()
+        ))
+        .target("galleryImageVersion.properties.storageProfile"));
+    }
+    if let Some(s) = &os_state
+        && !s.eq_ignore_ascii_case(def_os_state)
+    {
+        return Err(ArmError::invalid(format!(
+            "The source '{source_id}' ({source_type}) is {s}, but gallery image '{}' has osState '{def_os_state}'.",
+            definition.name()
+        ))
+        .target("galleryImageVersion.properties.storageProfile"));
+    }
+
+    // Publishing profile defaults, as the recorded create echoes them.
+    if !props["publishingProfile"].is_object() {
+        props["publishingProfile"] = json!({});
+    }
+    let pp = &mut props["publishingProfile"];
+    let replica_count = pp.get("replicaCount").and_then(Value::as_i64).unwrap_or(1);
+    if !(1..=100).contains(&replica_count) {
+        return Err(
+            ArmError::invalid("The replica count must be between 1 and 100.")
+                .target("galleryImageVersion.properties.publishingProfile.replicaCount"),
+        );
+    }
+    pp["replicaCount"] = json!(replica_count);
+    let storage = enum_value(
+        pp.get("storageAccountType"),
+        &[
+            "Standard_LRS",
+            "Standard_ZRS",
+            "Premium_LRS",
+            "PremiumV2_LRS",
+        ],
+        "galleryImageVersion.properties.publishingProfile.storageAccountType",
+    )?
+    .unwrap_or_else(|| "Standard_LRS".into());
+    pp["storageAccountType"] = json!(storage);
+    let exclude = pp
+        .get("excludeFromLatest")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    pp["excludeFromLatest"] = json!(exclude);
+    if let Some(mode) = enum_value(
+        pp.get("replicationMode"),
+        &["Full", "Shallow"],
+        "galleryImageVersion.properties.publishingProfile.replicationMode",
+    )? {
+        pp["replicationMode"] = json!(mode);
+    }
+    let targets = match pp.get("targetRegions").and_then(Value::as_array) {
+        Some(list) if !list.is_empty() => list.clone(),
+        _ => vec![json!({"name": own_location})],
+    };
+    let mut regions: Vec<String> = Vec::new();
+    let mut rendered = Vec::new();
+    for t in targets {
+        let given = t.get("name").and_then(Value::as_str).unwrap_or_default();
+        let region = ctx.world.region(given).ok_or_else(|| {
+            ArmError::invalid(format!(
+                "The region '{given}' in targetRegions is not available. Available regions are '{}'.",
+                ctx.world.region_list()
+            ))
+            .target("galleryImageVersion.properties.publishingProfile.targetRegions")
+        })?;
+        if regions.contains(&region) {
+            return Err(ArmError::invalid(format!(
+                "The region '{}' is listed more than once in targetRegions.",
+                display_region(&region)
+            ))
+            .target("galleryImageVersion.properties.publishingProfile.targetRegions"));
+        }
+        let count = t
+            .get("regionalReplicaCount")
+            .and_then(Value::as_i64)
+            .unwrap_or(replica_count);
+        if !(1..=100).contains(&count) {
+            return Err(
+                ArmError::invalid("The regional replica count must be between 1 and 100.")
+                    .target("galleryImageVersion.properties.publishingProfile.targetRegions"),
+            );
+        }
+        let region_storage = enum_value(
+            t.get("storageAccountType"),
+            &[
+                "Standard_LRS",
+                "Standard_ZRS",
+                "Premium_LRS",
+                "PremiumV2_LRS",
+            ],
+            "galleryImageVersion.properties.publishingProfile.targetRegions.storageAccountType",
+        )?
+        .unwrap_or_else(|| storage.clone());
+        let mut out = t.clone();
+        out["name"] = json!(display_region(&region));
+        out["regionalReplicaCount"] = json!(count);
+        out["storageAccountType"] = json!(region_storage);
+        out["excludeFromLatest"] = json!(
+            t.get("excludeFromLatest")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        );
+        rendered.push(out);
+        regions.push(region);
+    }
+    if !regions.contains(&own_location) {
+        return Err(ArmError::invalid(format!(
+            "The target regions must include the gallery image version's location '{}'.",
+            display_region(&own_location)
+        ))
+        .target("galleryImageVersion.properties.publishingProfile.targetRegions"));
+    }
+    pp["targetRegions"] = json!(rendered);
+    if !props["safetyProfile"].is_object() {
+        props["safetyProfile"] = json!({});
+    }
+    let allow_delete = props
+        .pointer("/safetyProfile/allowDeletionOfReplicatedLocations")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    props["safetyProfile"]["allowDeletionOfReplicatedLocations"] = json!(allow_delete);
+    props["safetyProfile"]["reportedForPolicyViolation"] = json!(false);
+    if props
+        .pointer("/storageProfile/osDiskImage")
+        .is_some_and(Value::is_object)
+        && props
+            .pointer("/storageProfile/osDiskImage/hostCaching")
+            .is_none()
+    {
+        props["storageProfile"]["osDiskImage"]["hostCaching"] = json!("ReadWrite");
+    }
+    props.as_object_mut().map(|o| o.remove("replicationStatus"));
+
+    let now = ctx.now;
+    let repl_ms = ctx.scaled(REPLICATION_MS);
+    if let Some(old) = ctx.existing {
+        let old_props = &old.body["properties"];
+        // Unverified code (arm-reference §4): source, data disk LUNs, replication mode and
+        // storage type are fixed once published.
+        for (pointer, prop) in [
+            (
+                "/storageProfile/source",
+                "galleryImageVersion.properties.storageProfile.source",
+            ),
+            (
+                "/storageProfile/osDiskImage/source",
+                "galleryImageVersion.properties.storageProfile.osDiskImage.source",
+            ),
+            (
+                "/publishingProfile/replicationMode",
+                "galleryImageVersion.properties.publishingProfile.replicationMode",
+            ),
+            (
+                "/publishingProfile/storageAccountType",
+                "galleryImageVersion.properties.publishingProfile.storageAccountType",
+            ),
+        ] {
+            let (a, b) = (old_props.pointer(pointer), props.pointer(pointer));
+            let differs = match (a, b) {
+                (Some(Value::Object(x)), Some(Value::Object(y))) => x
+                    .iter()
+                    .any(|(k, v)| y.get(k).is_some_and(|w| !same_str(Some(v), Some(w)))),
+                (Some(_), Some(_)) => !same_str(a, b),
+                _ => false,
+            };
+            if differs {
+                return Err(ArmError::property_change(prop));
+            }
+        }
+        let luns = |p: &Value| -> Vec<i64> {
+            let mut v: Vec<i64> = p
+                .pointer("/storageProfile/dataDiskImages")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.get("lun").and_then(Value::as_i64))
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        if luns(old_props) != luns(&props) {
+            return Err(ArmError::property_change(
+                "galleryImageVersion.properties.storageProfile.dataDiskImages",
+            ));
+        }
+        // Region removal needs the safety profile's permission. Code unverified; 400
+        // OperationNotAllowed (a refusal the caller must fix, not retry).
+        let removed: Vec<&RegionPlan> = old
+            .meta
+            .replication
+            .iter()
+            .filter(|p| !regions.contains(&p.region))
+            .collect();
+        if !removed.is_empty() && !allow_delete {
+            return Err(ArmError::new(
+                400,
+                "OperationNotAllowed",
+                format!(
+                    "Removing target region(s) '{}' is not allowed because safetyProfile.allowDeletionOfReplicatedLocations is false for gallery image version '{}'.",
+                    removed.iter().map(|p| display_region(&p.region)).collect::<Vec<_>>().join("', '"),
+                    ctx.name
+                ),
+            )
+            .target("galleryImageVersion.properties.publishingProfile.targetRegions"));
+        }
+        props["publishingProfile"]["publishedDate"] = old_props
+            .pointer("/publishingProfile/publishedDate")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let mut kept: Vec<RegionPlan> = old
+            .meta
+            .replication
+            .iter()
+            .filter(|p| regions.contains(&p.region))
+            .cloned()
+            .collect();
+        let mut next_start = now;
+        let added: Vec<String> = regions
+            .iter()
+            .filter(|r| !kept.iter().any(|p| &p.region == *r))
+            .cloned()
+            .collect();
+        for region in &added {
+            let failure = replication_failure(ctx, region);
+            kept.push(RegionPlan {
+                region: region.clone(),
+                start_ms: next_start,
+                end_ms: next_start + repl_ms,
+                failure,
+            });
+            next_start += repl_ms;
+        }
+        plan.meta.replication = kept;
+    } else {
+        props["publishingProfile"]["publishedDate"] = json!(
+            chrono::DateTime::from_timestamp_millis(now)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        );
+        let mut start = now + plan.duration_ms;
+        // The version's own region first, then the others in the order given.
+        let mut ordered = vec![own_location.clone()];
+        ordered.extend(regions.iter().filter(|r| **r != own_location).cloned());
+        plan.meta.replication = ordered
+            .iter()
+            .map(|region| {
+                let failure = replication_failure(ctx, region);
+                let p = RegionPlan {
+                    region: region.clone(),
+                    start_ms: start,
+                    end_ms: start + repl_ms,
+                    failure,
+                };
+                start += repl_ms;
+                p
+            })
+            .collect();
+    }
+    let last = plan
+        .meta
+        .replication
+        .iter()
+        .map(|p| p.end_ms)
+        .max()
+        .unwrap_or(now);
+    plan.duration_ms = plan.duration_ms.max(last - now);
+    if let Some(failed) = plan.meta.replication.iter().find(|p| p.failure.is_some()) {
+        // Unverified: the version ends Failed with a replication error naming the region.
+        plan.failure = Some(crate::sim::arm::lro::Failure {
+            status: 500,
+            code: "ReplicationFailed".into(),
+            message: format!(
+                "Replication of gallery image version '{}' to region '{}' failed: {}",
+                ctx.name,
+                display_region(&failed.region),
+                failed.failure.clone().unwrap_or_default()
+            ),
+        });
+    }
+    props["provisioningState"] = json!(if ctx.existing.is_some() {
+        "Updating"
+    } else {
+        "Creating"
+    });
+    Ok(props)
+}
+
+fn replication_failure(ctx: &mut PutCtx<'_>, region: &str) -> Option<String> {
+    ctx.faults
+        .fire_where(
+            FaultKind::ReplicationFailure,
+            ctx.method,
+            ctx.kind.arm_type,
+            |s| {
+                s.region
+                    .as_deref()
+                    .is_none_or(|r| canonical_region(r) == region)
+            },
+        )
+        .map(|s| {
+            s.message.unwrap_or_else(|| {
+                "Replication to the target region failed: the storage account is unavailable."
+                    .into()
+            })
+        })
+}
+
+/// Replication status at `now`: per region Replicating/Completed/Failed with progress.
+pub fn replication_status(r: &Resource, now: i64) -> Value {
+    let summary: Vec<Value> = r
+        .meta
+        .replication
+        .iter()
+        .map(|p| {
+            let (state, progress, details) = if now >= p.end_ms {
+                match &p.failure {
+                    Some(d) => (
+                        "Failed",
+                        ((now.min(p.end_ms) - p.start_ms) * 100 / (p.end_ms - p.start_ms).max(1))
+                            .clamp(0, 99),
+                        d.clone(),
+                    ),
+                    None => ("Completed", 100, String::new()),
+                }
+            } else if now < p.start_ms {
+                ("Replicating", 0, String::new())
+            } else {
+                let span = (p.end_ms - p.start_ms).max(1);
+                (
+                    "Replicating",
+                    ((now - p.start_ms) * 100 / span).clamp(0, 99),
+                    String::new(),
+                )
+            };
+            let mut v =
+                json!({"region": display_region(&p.region), "state": state, "progress": progress});
+            if !details.is_empty() {
+                v["details"] = json!(details);
+            }
+            v
+        })
+        .collect();
+    let states: Vec<&str> = summary.iter().filter_map(|s| s["state"].as_str()).collect();
+    let aggregated = if states.contains(&"Failed") {
+        "Failed"
+    } else if !states.is_empty() && states.iter().all(|s| *s == "Completed") {
+        "Completed"
+    } else if states.is_empty() {
+        "Unknown"
+    } else {
+        "InProgress"
+    };
+    json!({"aggregatedState": aggregated, "summary": summary})
+}
+
+pub fn render_version(r: &Resource, expand: Option<&str>, now: i64) -> Value {
+    let mut body = r.body.clone();
+    if expand.is_some_and(|e| {
+        e.split(',')
+            .any(|x| x.trim().eq_ignore_ascii_case("ReplicationStatus"))
+    }) {
+        body["properties"]["replicationStatus"] = replication_status(r, now);
+    }
+    body
+}
+
+/// Whether a version is replicated (Completed) in `region` at `now`.
+pub fn replicated_in(r: &Resource, region: &str, now: i64) -> bool {
+    r.meta
+        .replication
+        .iter()
+        .any(|p| p.region == region && now >= p.end_ms && p.failure.is_none())
+}
+
+/// `latest` of a definition in a region: the highest Major.Minor.Patch among versions that
+/// succeeded, are replicated there, are not excluded from latest (globally or in that region)
+/// and are not past end of life (unverified: end of life treated as excluded).
+pub fn latest_version<'a>(
+    state: &'a State,
+    definition_key: &'a str,
+    region: &str,
+    now: i64,
+) -> Option<&'a Resource> {
+    state
+        .children(definition_key, "versions")
+        .filter(|v| v.provisioning_state() == Some("Succeeded") && replicated_in(v, region, now))
+        .filter(|v| {
+            let pp = &v.body["properties"]["publishingProfile"];
+            let excluded = pp
+                .get("excludeFromLatest")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                || pp
+                    .get("targetRegions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|t| {
+                        t.get("name")
+                            .and_then(Value::as_str)
+                            .map(canonical_region)
+                            .as_deref()
+                            == Some(region)
+                            && t.get("excludeFromLatest")
+                                .and_then(Value::as_bool)
+                                .unwrap_or(false)
+                    });
+            let eol = pp
+                .get("endOfLifeDate")
+                .and_then(Value::as_str)
+                .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+                .is_some_and(|d| d.timestamp_millis() <= now);
+            !excluded && !eol
+        })
+        .max_by_key(|v| parse_version(v.name()))
+}
+
+/// A gallery with definitions, or a definition with versions, cannot be deleted — nor for the
+/// eventual-consistency window after its last child went away.
+pub fn check_delete(state: &State, r: &Resource, child: &str, now: i64) -> Result<(), ArmError> {
+    let k = key(&r.id);
+    let blocked = state
+        .delete_blocked_until
+        .get(&k)
+        .is_some_and(|until| now < *until);
+    if state.children(&k, child).next().is_some() || blocked {
+        return Err(ArmError::new(
+            409,
+            "CannotDeleteResource",
+            "Can not delete resource before nested resources are deleted.",
+        ));
+    }
+    Ok(())
+}

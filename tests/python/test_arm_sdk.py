@@ -1,0 +1,260 @@
+"""The ARM simulator driven by the official Azure SDK for Python: its LRO pollers, paging,
+error parsing and auxiliary-token policy must all work against it unchanged.
+
+Bodies are written in ARM's JSON shape (the SDK sends plain dicts as they are)."""
+
+import time
+import uuid
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.identity import ClientSecretCredential
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.core.policies import AuxiliaryAuthenticationPolicy
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+SCOPE = "https://management.azure.com/.default"
+FAST = {"polling_interval": 0.05}
+PASSWORD = "S1mulated-Passw0rd!"
+
+
+def credential(sim, tenant_key="AZURE_TENANT_ID", client_key="AZURE_CLIENT_ID", secret_key="AZURE_CLIENT_SECRET"):
+    return ClientSecretCredential(
+        sim[tenant_key],
+        sim[client_key],
+        sim[secret_key],
+        authority=sim["AUTHORITY_HOST"],
+        disable_instance_discovery=True,
+        connection_verify=sim.ca_file,
+    )
+
+
+def client(cls, sim, cred, subscription, **kwargs):
+    return cls(
+        cred,
+        subscription,
+        base_url=sim.endpoint,
+        credential_scopes=[SCOPE],
+        connection_verify=sim.ca_file,
+        **kwargs,
+    )
+
+
+def clients(sim, subscription_key="AZURE_SUBSCRIPTION_ID", tenant_key="AZURE_TENANT_ID"):
+    cred = credential(sim, tenant_key)
+    sub = sim[subscription_key]
+    return (
+        client(ResourceManagementClient, sim, cred, sub),
+        client(ComputeManagementClient, sim, cred, sub),
+        client(NetworkManagementClient, sim, cred, sub),
+    )
+
+
+def retry_while_blocked(action, deadline_s=10):
+    """Deleting a parent right after its last child can be refused for a moment (ARM's eventual
+    consistency); callers retry, as our operator does."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return action()
+        except HttpResponseError as e:
+            if e.error is None or e.error.code != "CannotDeleteResource" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def unique(prefix):
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def linux_definition(gallery_location="eastus", sku="22_04"):
+    return {
+        "location": gallery_location,
+        "properties": {
+            "osType": "Linux",
+            "osState": "Generalized",
+            "hyperVGeneration": "V2",
+            "identifier": {"publisher": "Contoso", "offer": "Ubuntu", "sku": sku},
+        },
+    }
+
+
+def nic_body(subnet_id):
+    return {
+        "location": "eastus",
+        "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id}}}]},
+    }
+
+
+def vm_body(image_id, nic_id, name):
+    return {
+        "location": "eastus",
+        "properties": {
+            "hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+            "storageProfile": {"imageReference": {"id": image_id}},
+            "osProfile": {"computerName": name, "adminUsername": "azureuser", "adminPassword": PASSWORD},
+            "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"primary": True}}]},
+        },
+    }
+
+
+def test_pollers_create_update_and_delete_gallery_definition_version_nic_and_vm(arm_sim):
+    resources, compute, network = clients(arm_sim)
+    rg = unique("rg-sdk-")
+    resources.resource_groups.create_or_update(rg, {"location": "eastus"})
+
+    gallery = compute.galleries.begin_create_or_update(
+        rg, "sdk_gallery", {"location": "East US", "properties": {"description": "from the SDK"}}, **FAST
+    ).result()
+    assert gallery.provisioning_state == "Succeeded"
+    assert gallery.location == "eastus"
+    assert gallery.identifier.unique_name.endswith("-SDK_GALLERY")
+
+    definition = compute.gallery_images.begin_create_or_update(
+        rg, "sdk_gallery", "ubuntu", linux_definition(), **FAST
+    ).result()
+    assert definition.provisioning_state == "Succeeded"
+    assert definition.architecture == "x64"
+
+    version = compute.gallery_image_versions.begin_create_or_update(
+        rg,
+        "sdk_gallery",
+        "ubuntu",
+        "1.0.0",
+        {
+            "location": "eastus",
+            "properties": {
+                "publishingProfile": {"targetRegions": [{"name": "eastus"}, {"name": "westeurope"}], "replicaCount": 1},
+                "storageProfile": {"source": {"id": arm_sim["SOURCE_LINUX_IMAGE_ID"]}},
+            },
+        },
+        **FAST,
+    ).result()
+    assert version.provisioning_state == "Succeeded"
+    status = compute.gallery_image_versions.get(
+        rg, "sdk_gallery", "ubuntu", "1.0.0", expand="ReplicationStatus"
+    ).replication_status
+    assert status.aggregated_state == "Completed"
+    assert sorted(s.region for s in status.summary) == ["East US", "West Europe"]
+    assert all(s.progress == 100 for s in status.summary)
+
+    nic = network.network_interfaces.begin_create_or_update(
+        rg,
+        "vm1-nic",
+        nic_body(arm_sim["SUBNET_ID"]),
+        **FAST,
+    ).result()
+    assert nic.ip_configurations[0].private_ip_address.startswith("10.0.0.")
+
+    vm = compute.virtual_machines.begin_create_or_update(
+        rg,
+        "vm1",
+        vm_body(version.id, nic.id, "vm1"),
+        **FAST,
+    ).result()
+    assert vm.provisioning_state == "Succeeded"
+    assert vm.vm_id
+    assert vm.os_profile.admin_password is None
+
+    updated = compute.galleries.begin_update(rg, "sdk_gallery", {"properties": {"description": "updated"}}, **FAST).result()
+    assert updated.description == "updated"
+    tagged = compute.virtual_machines.begin_update(rg, "vm1", {"tags": {"env": "test"}}, **FAST).result()
+    assert tagged.tags == {"env": "test"}
+    assert tagged.provisioning_state == "Succeeded"
+
+    compute.virtual_machines.begin_delete(rg, "vm1", **FAST).result()
+    network.network_interfaces.begin_delete(rg, "vm1-nic", **FAST).result()
+    compute.gallery_image_versions.begin_delete(rg, "sdk_gallery", "ubuntu", "1.0.0", **FAST).result()
+    retry_while_blocked(lambda: compute.gallery_images.begin_delete(rg, "sdk_gallery", "ubuntu", **FAST).result())
+    retry_while_blocked(lambda: compute.galleries.begin_delete(rg, "sdk_gallery", **FAST).result())
+    with pytest.raises(ResourceNotFoundError):
+        compute.galleries.get(rg, "sdk_gallery")
+    with pytest.raises(ResourceNotFoundError):
+        compute.virtual_machines.get(rg, "vm1")
+
+
+def test_paging_iterates_lists_longer_than_a_page(arm_sim):
+    resources, compute, _ = clients(arm_sim)
+    rg = unique("rg-paging-")
+    resources.resource_groups.create_or_update(rg, {"location": "eastus"})
+    names = [f"g{i:02}" for i in range(23)]
+    for name in names:
+        compute.galleries.begin_create_or_update(rg, name, {"location": "eastus"}, **FAST)
+    listed = [g.name for g in compute.galleries.list_by_resource_group(rg)]
+    assert sorted(listed) == names
+    groups = [g.name for g in resources.resource_groups.list()]
+    assert rg in groups and "rg-image-sources" in groups
+
+
+def test_deleting_a_gallery_with_definitions_raises_cannot_delete_resource(arm_sim):
+    resources, compute, _ = clients(arm_sim)
+    rg = unique("rg-nonempty-")
+    resources.resource_groups.create_or_update(rg, {"location": "eastus"})
+    compute.galleries.begin_create_or_update(rg, "full", {"location": "eastus"}, **FAST).result()
+    compute.gallery_images.begin_create_or_update(rg, "full", "def", linux_definition(), **FAST).result()
+    with pytest.raises(HttpResponseError) as raised:
+        compute.galleries.begin_delete(rg, "full", **FAST).result()
+    assert raised.value.status_code == 409
+    assert raised.value.error.code == "CannotDeleteResource"
+
+
+def test_definition_immutable_property_change_is_refused(arm_sim):
+    resources, compute, _ = clients(arm_sim)
+    rg = unique("rg-immutable-")
+    resources.resource_groups.create_or_update(rg, {"location": "eastus"})
+    compute.galleries.begin_create_or_update(rg, "imm", {"location": "eastus"}, **FAST).result()
+    compute.gallery_images.begin_create_or_update(rg, "imm", "def", linux_definition(), **FAST).result()
+    changed = linux_definition()
+    changed["properties"]["osType"] = "Windows"
+    with pytest.raises(HttpResponseError) as raised:
+        compute.gallery_images.begin_create_or_update(rg, "imm", "def", changed, **FAST).result()
+    assert raised.value.error.code == "PropertyChangeNotAllowed"
+
+
+
+
+def test_cross_tenant_vm_create_needs_the_auxiliary_token(arm_sim):
+    # The image lives in tenant 1; the VM goes to tenant 2's subscription.
+    resources1, compute1, _ = clients(arm_sim)
+    rg1 = unique("rg-shared-")
+    resources1.resource_groups.create_or_update(rg1, {"location": "eastus"})
+    compute1.galleries.begin_create_or_update(rg1, "shared", {"location": "eastus"}, **FAST).result()
+    compute1.gallery_images.begin_create_or_update(rg1, "shared", "ubuntu", linux_definition(), **FAST).result()
+    version = compute1.gallery_image_versions.begin_create_or_update(
+        rg1,
+        "shared",
+        "ubuntu",
+        "1.0.0",
+        {"location": "eastus", "properties": {"storageProfile": {"source": {"id": arm_sim["SOURCE_LINUX_IMAGE_ID"]}}}},
+        **FAST,
+    ).result()
+
+    cred2 = credential(arm_sim, "AZURE_TENANT_ID_2")
+    sub2 = arm_sim["AZURE_SUBSCRIPTION_ID_2"]
+    resources2 = client(ResourceManagementClient, arm_sim, cred2, sub2)
+    network2 = client(NetworkManagementClient, arm_sim, cred2, sub2)
+    rg2 = unique("rg-consumer-")
+    resources2.resource_groups.create_or_update(rg2, {"location": "eastus"})
+    nic = network2.network_interfaces.begin_create_or_update(
+        rg2,
+        "xt-nic",
+        nic_body(arm_sim["SUBNET_ID_2"]),
+        **FAST,
+    ).result()
+
+    without_aux = client(ComputeManagementClient, arm_sim, cred2, sub2)
+    with pytest.raises(HttpResponseError) as raised:
+        without_aux.virtual_machines.begin_create_or_update(
+            rg2, "xt", vm_body(version.id, nic.id, "xt"), **FAST
+        ).result()
+    assert raised.value.status_code == 403
+    assert raised.value.error.code == "LinkedAuthorizationFailed"
+
+    aux = AuxiliaryAuthenticationPolicy([credential(arm_sim, "AZURE_TENANT_ID")], SCOPE)
+    with_aux = client(ComputeManagementClient, arm_sim, cred2, sub2, per_call_policies=[aux])
+    vm = with_aux.virtual_machines.begin_create_or_update(
+        rg2, "xt", vm_body(version.id, nic.id, "xt"), **FAST
+    ).result()
+    assert vm.provisioning_state == "Succeeded"
+    assert vm.storage_profile.image_reference.id.lower() == version.id.lower()
