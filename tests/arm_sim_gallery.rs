@@ -743,3 +743,143 @@ async fn state_ca_and_tokens_survive_a_restart_with_state_dir_and_operations_con
         (StatusCode::OK, Some("gal"))
     );
 }
+
+#[tokio::test]
+async fn role_assignments_at_gallery_scope_are_unique_and_listed_at_scope() {
+    let sim = Sim::start(100.0, &[]);
+    let token = sim.token().await;
+    sim.create_rg("rg-rbac", &token).await;
+    let g = sim.gallery_path("rg-rbac", "shared");
+    sim.ensure(&g, GALLERY_API, &token, json!({"location": "eastus"}))
+        .await;
+    let reader = format!(
+        "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7",
+        sim.sub()
+    );
+    let body = json!({"properties": {"roleDefinitionId": reader, "principalId": "6a1f7c1e-0000-4000-8000-000000000001", "principalType": "ServicePrincipal"}});
+    let ra = |name: &str| {
+        format!(
+            "{g}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version=2022-04-01"
+        )
+    };
+    let first = sim
+        .put(
+            &ra("1b7c1f8e-0000-4000-8000-000000000001"),
+            &token,
+            body.clone(),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(
+        first.body["properties"]["scope"],
+        sim.gallery_path("rg-rbac", "shared")
+    );
+    let again = sim
+        .put(
+            &ra("1b7c1f8e-0000-4000-8000-000000000001"),
+            &token,
+            body.clone(),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    let duplicate = sim
+        .put(
+            &ra("1b7c1f8e-0000-4000-8000-000000000002"),
+            &token,
+            body.clone(),
+        )
+        .await;
+    assert_eq!(
+        (duplicate.status, duplicate.code()),
+        (StatusCode::CONFLICT, "RoleAssignmentExists")
+    );
+    let not_guid = sim.put(&ra("reader"), &token, body).await;
+    assert_eq!(not_guid.status, StatusCode::BAD_REQUEST);
+
+    let listed = sim.get(&format!("{g}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=atScope()"), &token).await;
+    assert_eq!(
+        listed.body["value"].as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.body
+    );
+    let deleted = sim
+        .delete(&ra("1b7c1f8e-0000-4000-8000-000000000001"), &token)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(
+        sim.delete(&ra("1b7c1f8e-0000-4000-8000-000000000001"), &token)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn patch_merges_and_deleting_a_resource_group_takes_its_contents() {
+    let sim = Sim::start(100.0, &[]);
+    let token = sim.token().await;
+    sim.create_rg("rg-cascade", &token).await;
+    let g = sim.gallery_path("rg-cascade", "gal");
+    sim.ensure(
+        &g,
+        GALLERY_API,
+        &token,
+        json!({"location": "eastus", "tags": {"a": "1"}, "properties": {"description": "one"}}),
+    )
+    .await;
+    let url = format!("{g}?api-version={GALLERY_API}");
+    let patched = sim
+        .call(
+            reqwest::Method::PATCH,
+            &url,
+            Some(&token),
+            &[],
+            Some(&json!({"tags": {"b": "2"}})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["tags"], json!({"a": "1", "b": "2"}));
+    assert_eq!(patched.body["properties"]["description"], "one");
+    assert_eq!(patched.body["properties"]["provisioningState"], "Updating");
+    sim.wait_terminal(&url, &token).await;
+
+    let pip = format!(
+        "{}/providers/Microsoft.Network/publicIPAddresses/pip?api-version={NETWORK_API}",
+        sim.rg_path("rg-cascade")
+    );
+    let created = sim
+        .put(
+            &pip,
+            &token,
+            json!({"location": "eastus", "sku": {"name": "Standard"}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let done = sim.wait_terminal(&pip, &token).await;
+    assert!(
+        done["properties"]["ipAddress"]
+            .as_str()
+            .unwrap()
+            .starts_with("20.")
+    );
+
+    let rg = format!("{}?api-version={RESOURCES_API}", sim.rg_path("rg-cascade"));
+    let del = sim.delete(&rg, &token).await;
+    assert_eq!(del.status, StatusCode::ACCEPTED);
+    assert!(
+        del.header("location")
+            .unwrap()
+            .contains("/operationresults/")
+    );
+    sim.wait_gone(&rg, &token).await;
+    assert_eq!(sim.get(&url, &token).await.code(), "ResourceGroupNotFound");
+    let (_, dump) = sim.admin(reqwest::Method::GET, "/_sim/state", None).await;
+    assert!(
+        !dump["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"].as_str().unwrap().contains("rg-cascade"))
+    );
+}
