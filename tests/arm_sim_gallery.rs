@@ -678,7 +678,8 @@ async fn state_ca_and_tokens_survive_a_restart_with_state_dir_and_operations_con
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let state_arg = state.to_str().unwrap().to_string();
-    let sim = Sim::start(100.0, &["--state-dir", &state_arg]);
+    // Speed 20: the version's four regions take about 3 s, far longer than a restart.
+    let sim = Sim::start(20.0, &["--state-dir", &state_arg]);
     let token = sim.token().await;
     let first_ca = dir.path().join("first-ca.pem");
     std::fs::copy(sim.ca_path(), &first_ca).unwrap();
@@ -724,7 +725,7 @@ async fn state_ca_and_tokens_survive_a_restart_with_state_dir_and_operations_con
         body["properties"]["provisioningState"], "Creating",
         "the operation is still in flight"
     );
-    // Durations were fixed at speed 100 when the operation started, so it ends soon.
+    // Durations were fixed at speed 20 when the operation started (the restart runs at 1).
     assert_eq!(
         restarted.wait_terminal(&v, &token).await["properties"]["provisioningState"],
         "Succeeded"
