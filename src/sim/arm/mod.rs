@@ -39,9 +39,29 @@
 //! # Timing (base durations, divided by `--speed`)
 //! Galleries and definitions 3 s; versions 5 s, then 15 s per region (the version's own region
 //! first, one region after another); managed images, disks, snapshots 2 s; VMs 10 s; network
-//! resources 1 s; deletes 3 s (network 1 s); role assignments and resource group PUTs are
-//! synchronous. State advances lazily from wall-clock timestamps, so it is deterministic with
+//! resources 1 s; deletes 3 s (managed images, disks, snapshots 2 s; network 1 s); role
+//! assignments and resource group PUTs are synchronous. State advances lazily from wall-clock timestamps, so it is deterministic with
 //! respect to time and survives a restart. `Retry-After` is at least 1.
+//!
+//! # Behaviour notes (choices where arm-reference.md marks facts unverified)
+//! - A token whose tenant does not own the subscription: 401 InvalidAuthenticationTokenTenant; an
+//!   app without access to a subscription of its tenant (`deniedSubscriptions`): 403
+//!   AuthorizationFailed; a VM whose `imageReference` lives in another tenant's subscription
+//!   without an `x-ms-authorization-auxiliary` token for that tenant: 403
+//!   LinkedAuthorizationFailed.
+//! - Removing a version's target region without `allowDeletionOfReplicatedLocations`: 400
+//!   OperationNotAllowed. Changing a version's source, LUNs, replicationMode or
+//!   storageAccountType: 409 PropertyChangeNotAllowed. A missing or unfit source: 400
+//!   InvalidParameter. A region's replication failure: the version ends Failed with code
+//!   ReplicationFailed.
+//! - `latest` ignores versions excluded from latest (globally or in the region), not yet
+//!   replicated to the region, or past their end-of-life date; none left: 404
+//!   GalleryImageNotFound "There is no latest image version exists for …". VMs report the resolved
+//!   version in `storageProfile.imageReference.exactVersion`.
+//! - A VM created from an image gets an OS disk resource `{vm}_OsDisk_1_{hex}` in its resource
+//!   group; disk and NICs follow their `deleteOption` (default Detach) when the VM is deleted.
+//! - `$expand=instanceView` on a VM adds `PowerState/running` (seeded `build-vm`:
+//!   `PowerState/deallocated`).
 //!
 //! # Admin API (no auth, loopback peers only, JSON)
 //! - `POST /_sim/reset` → 204: back to the seeded world; clears counters and faults.

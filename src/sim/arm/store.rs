@@ -20,8 +20,9 @@ use super::lro::Operation;
 pub struct State {
     pub resources: BTreeMap<String, Resource>,
     pub operations: BTreeMap<String, Operation>,
-    /// Parent key → wall-clock ms until which its DELETE is still refused (eventual consistency).
-    pub delete_blocked_until: BTreeMap<String, i64>,
+    /// Parent key → wall-clock ms when its last child delete finished; its own DELETE is refused
+    /// for `settings.delete_block_ms` after that (eventual consistency).
+    pub last_child_deleted: BTreeMap<String, i64>,
     pub settings: Settings,
 }
 

@@ -399,6 +399,7 @@ pub fn vm(
             os.entry("computerName").or_insert_with(|| json!(ctx.name));
             os.entry("secrets").or_insert_with(|| json!([]));
         }
+        // `exactVersion` (read-only in the VM schema) tells which version `latest` resolved to.
         if let Some(v) = exact {
             props["storageProfile"]["imageReference"]["exactVersion"] = json!(v);
         }

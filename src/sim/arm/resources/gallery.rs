@@ -210,11 +210,15 @@ fn parse_version(name: &str) -> Option<(i32, i32, i32)> {
     Some((p(parts[0])?, p(parts[1])?, p(parts[2])?))
 }
 
-/// The source's id and what it is: `(id, arm type, osType, osState)`.
-fn source_facts(
-    ctx: &PutCtx<'_>,
-    props: &Value,
-) -> Result<Option<(String, String, Option<String>, Option<String>)>, ArmError> {
+/// What a version's source is.
+struct SourceFacts {
+    id: String,
+    rtype: String,
+    os_type: Option<String>,
+    os_state: Option<String>,
+}
+
+fn source_facts(ctx: &PutCtx<'_>, props: &Value) -> Result<Option<SourceFacts>, ArmError> {
     let candidates = [
         (
             "/storageProfile/source/id",
@@ -282,12 +286,12 @@ fn source_facts(
                 .target(target));
             }
         };
-        return Ok(Some((
-            r.id.clone(),
-            r.rtype.clone(),
-            os_type.and_then(Value::as_str).map(String::from),
+        return Ok(Some(SourceFacts {
+            id: r.id.clone(),
+            rtype: r.rtype.clone(),
+            os_type: os_type.and_then(Value::as_str).map(String::from),
             os_state,
-        )));
+        }));
     }
     Ok(None)
 }
@@ -302,9 +306,68 @@ pub fn version(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Resul
     let definition = ctx.parent.expect("versions always have a parent");
     let def_props = &definition.body["properties"];
     let own_location = ctx.location.clone().unwrap_or_default();
+    if let Some(old) = ctx.existing {
+        let old_props = &old.body["properties"];
+        // Unverified code (arm-reference §4): source, data disk LUNs, replication mode and
+        // storage type are fixed once published.
+        for (pointer, prop) in [
+            (
+                "/storageProfile/source",
+                "galleryImageVersion.properties.storageProfile.source",
+            ),
+            (
+                "/storageProfile/osDiskImage/source",
+                "galleryImageVersion.properties.storageProfile.osDiskImage.source",
+            ),
+            (
+                "/publishingProfile/replicationMode",
+                "galleryImageVersion.properties.publishingProfile.replicationMode",
+            ),
+            (
+                "/publishingProfile/storageAccountType",
+                "galleryImageVersion.properties.publishingProfile.storageAccountType",
+            ),
+        ] {
+            let (a, b) = (old_props.pointer(pointer), props.pointer(pointer));
+            let differs = match (a, b) {
+                (Some(Value::Object(x)), Some(Value::Object(y))) => x
+                    .iter()
+                    .any(|(k, v)| y.get(k).is_some_and(|w| !same_str(Some(v), Some(w)))),
+                (Some(_), Some(_)) => !same_str(a, b),
+                _ => false,
+            };
+            if differs {
+                return Err(ArmError::property_change(prop));
+            }
+        }
+        let luns = |p: &Value| -> Vec<i64> {
+            let mut v: Vec<i64> = p
+                .pointer("/storageProfile/dataDiskImages")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.get("lun").and_then(Value::as_i64))
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        if luns(old_props) != luns(&props) {
+            return Err(ArmError::property_change(
+                "galleryImageVersion.properties.storageProfile.dataDiskImages",
+            ));
+        }
+    }
 
     // Source: exists and fits the definition.
-    let Some((source_id, source_type, os_type, os_state)) = source_facts(ctx, &props)? else {
+    let Some(SourceFacts {
+        id: source_id,
+        rtype: source_type,
+        os_type,
+        os_state,
+    }) = source_facts(ctx, &props)?
+    else {
         return Err(required("galleryImageVersion.properties.storageProfile"));
     };
     let def_os_type = def_props
@@ -458,56 +521,6 @@ pub fn version(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Resul
     let repl_ms = ctx.scaled(REPLICATION_MS);
     if let Some(old) = ctx.existing {
         let old_props = &old.body["properties"];
-        // Unverified code (arm-reference §4): source, data disk LUNs, replication mode and
-        // storage type are fixed once published.
-        for (pointer, prop) in [
-            (
-                "/storageProfile/source",
-                "galleryImageVersion.properties.storageProfile.source",
-            ),
-            (
-                "/storageProfile/osDiskImage/source",
-                "galleryImageVersion.properties.storageProfile.osDiskImage.source",
-            ),
-            (
-                "/publishingProfile/replicationMode",
-                "galleryImageVersion.properties.publishingProfile.replicationMode",
-            ),
-            (
-                "/publishingProfile/storageAccountType",
-                "galleryImageVersion.properties.publishingProfile.storageAccountType",
-            ),
-        ] {
-            let (a, b) = (old_props.pointer(pointer), props.pointer(pointer));
-            let differs = match (a, b) {
-                (Some(Value::Object(x)), Some(Value::Object(y))) => x
-                    .iter()
-                    .any(|(k, v)| y.get(k).is_some_and(|w| !same_str(Some(v), Some(w)))),
-                (Some(_), Some(_)) => !same_str(a, b),
-                _ => false,
-            };
-            if differs {
-                return Err(ArmError::property_change(prop));
-            }
-        }
-        let luns = |p: &Value| -> Vec<i64> {
-            let mut v: Vec<i64> = p
-                .pointer("/storageProfile/dataDiskImages")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|d| d.get("lun").and_then(Value::as_i64))
-                        .collect()
-                })
-                .unwrap_or_default();
-            v.sort();
-            v
-        };
-        if luns(old_props) != luns(&props) {
-            return Err(ArmError::property_change(
-                "galleryImageVersion.properties.storageProfile.dataDiskImages",
-            ));
-        }
         // Region removal needs the safety profile's permission. Code unverified; 400
         // OperationNotAllowed (a refusal the caller must fix, not retry).
         let removed: Vec<&RegionPlan> = old
@@ -745,9 +758,9 @@ pub fn latest_version<'a>(
 pub fn check_delete(state: &State, r: &Resource, child: &str, now: i64) -> Result<(), ArmError> {
     let k = key(&r.id);
     let blocked = state
-        .delete_blocked_until
+        .last_child_deleted
         .get(&k)
-        .is_some_and(|until| now < *until);
+        .is_some_and(|at| now < at + state.settings.delete_block_ms);
     if state.children(&k, child).next().is_some() || blocked {
         return Err(ArmError::new(
             409,

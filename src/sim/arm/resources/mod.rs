@@ -402,8 +402,7 @@ pub fn after_delete(state: &mut State, removed: &Resource, end_ms: i64) {
     match removed.rtype.as_str() {
         "Microsoft.Compute/galleries/images" | "Microsoft.Compute/galleries/images/versions" => {
             if let Some(parent) = super::store::parent_key(&super::store::key(&removed.id)) {
-                let until = end_ms + state.settings.delete_block_ms;
-                state.delete_blocked_until.insert(parent, until);
+                state.last_child_deleted.insert(parent, end_ms);
             }
         }
         "Microsoft.Compute/virtualMachines" => compute::after_vm_delete(state, removed),
