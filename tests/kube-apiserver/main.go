@@ -4,8 +4,9 @@
 // protocol as `azure-gallery-operator sim kube`: once the API server is ready it writes an
 // admin kubeconfig to DIR/kubeconfig and prints `KUBECONFIG=<path>` then `READY` on stdout.
 // It serves until SIGTERM/SIGINT or until its parent process goes away, then stops every
-// component and removes its state. Logs go to stderr; only errors unless KUBE_TEST_SERVER_V
-// is set to a klog verbosity (e.g. 0 for the usual info lines, 2 for more).
+// component and removes its state. Logs go to stderr: by default only errors while serving
+// (start-up and shutdown report benign errors of a first boot and of stopping), everything
+// when KUBE_TEST_SERVER_V is set to a klog verbosity (0 for the usual info lines, 2 for more).
 //
 // The wiring follows Kubernetes' own test harnesses (cmd/kube-apiserver/app/testing and
 // cmd/kube-controller-manager/app/testing): the components are configured through their
@@ -76,28 +77,39 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: kube-test-server DIR  (writes DIR/kubeconfig, prints KUBECONFIG=... and READY)")
 		os.Exit(2)
 	}
-	setupLogging()
-	if err := run(os.Args[1]); err != nil {
+	if err := run(os.Args[1], setupLogging()); err != nil {
 		fmt.Fprintf(os.Stderr, "kube-test-server: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-// setupLogging keeps stderr quiet (errors only) unless KUBE_TEST_SERVER_V asks for more.
-func setupLogging() {
+// setupLogging configures klog and returns how to show (true) or hide (false) its errors;
+// with KUBE_TEST_SERVER_V set everything is shown and that function does nothing.
+func setupLogging() (showErrors func(bool)) {
 	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(fs)
-	args := []string{"-logtostderr=true", "-legacy_stderr_threshold_behavior=false", "-stderrthreshold=ERROR", "-v=0"}
-	if v := os.Getenv("KUBE_TEST_SERVER_V"); v != "" {
+	args := []string{"-logtostderr=true", "-legacy_stderr_threshold_behavior=false", "-stderrthreshold=FATAL", "-v=0"}
+	v := os.Getenv("KUBE_TEST_SERVER_V")
+	if v != "" {
 		args = []string{"-logtostderr=true", "-v=" + v}
 	}
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(os.Stderr, "kube-test-server: bad KUBE_TEST_SERVER_V: %v\n", err)
 		os.Exit(2)
 	}
+	return func(show bool) {
+		if v != "" {
+			return
+		}
+		threshold := "FATAL"
+		if show {
+			threshold = "ERROR"
+		}
+		_ = fs.Set("stderrthreshold", threshold) // atomic in klog: safe while logging
+	}
 }
 
-func run(dir string) error {
+func run(dir string, showErrors func(bool)) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -176,6 +188,8 @@ func run(dir string) error {
 	}
 
 	fmt.Printf("KUBECONFIG=%s\nREADY\n", kubeconfigPath)
+	showErrors(true)
+	defer showErrors(false) // runs first: stopping components log errors by design
 
 	select {
 	case <-ctx.Done():
