@@ -80,10 +80,12 @@ pub fn server() -> &'static Server {
 
 fn start() -> Result<Server, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let parent_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    remove_stale_dirs(parent_dir);
     // Kept (not removed on drop): the server is only stopped when the process exits.
     let dir = tempfile::Builder::new()
-        .prefix("kube-server-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .prefix(DIR_PREFIX)
+        .tempdir_in(parent_dir)
         .map_err(|e| format!("creating a directory for the server: {e}"))?
         .keep();
     let mut cmd = match std::env::var("KUBE_TEST_SERVER_CMD") {
@@ -130,6 +132,25 @@ fn start() -> Result<Server, String> {
         return Err(format!("{what} printed READY without KUBECONFIG=..."));
     }
     Ok(Server { pid, dir, facts })
+}
+
+const DIR_PREFIX: &str = "kube-server-";
+
+/// Removes the directories (kubectl's discovery cache, mostly) of earlier test runs: nothing
+/// outlives the process that made them, and no test process runs for a day.
+fn remove_stale_dirs(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(24 * 3600));
+        if stale && entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// What the holder thread reports: the server's pid and facts once `READY`, or why not.
