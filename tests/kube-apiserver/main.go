@@ -201,9 +201,9 @@ func run(dir string, showErrors func(bool)) error {
 	}
 }
 
-// shutdownContext is cancelled on SIGTERM/SIGINT, and when the parent process exits (our
-// parent is then re-parented away), so a killed test run never leaves a server behind even
-// when the parent could not arrange PR_SET_PDEATHSIG.
+// shutdownContext is cancelled on SIGTERM/SIGINT, and when the parent process exits (we are
+// then re-parented, so our parent pid changes): a killed test run never leaves a server
+// behind, even when its parent could not arrange PR_SET_PDEATHSIG.
 func shutdownContext() (context.Context, context.CancelFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	parent := os.Getppid()
