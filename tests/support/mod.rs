@@ -1,0 +1,325 @@
+//! A real Kubernetes API server for integration tests: one per test binary, shared by its tests.
+//!
+//! [`server()`] starts `tests/kube-apiserver/up DIR` (etcd + kube-apiserver +
+//! kube-controller-manager built from Kubernetes' Go modules) on first use. With
+//! `KUBE_TEST_SERVER_CMD` set, it runs that command with `bash -c` instead (`DIR` is in
+//! `$KUBE_TEST_SERVER_DIR`; start it with `exec` so the parent-death signal reaches the server),
+//! e.g. the API emulator:
+//! `exec target/debug/azure-gallery-operator sim kube --listen 127.0.0.1:0 --kubeconfig-out "$KUBE_TEST_SERVER_DIR/kubeconfig"`.
+//! Either must print `KEY=VALUE` lines, at least `KUBECONFIG=...`, then `READY` on stdout.
+//!
+//! The server dies with the test binary, even when that is killed: the child gets
+//! `PR_SET_PDEATHSIG` from a thread that lives as long as the process (the signal follows the
+//! spawning *thread*, and test threads end with their test), and the Go server also exits
+//! when it is re-parented. Each test creates its own [`client()`] (a kube `Client` belongs to
+//! the test's tokio runtime) and its own [`namespace()`]; everything lives as long as the
+//! server, whose state is discarded when it stops.
+
+#![allow(dead_code)] // each test binary uses its own part of this shared module
+
+use std::{
+    collections::HashMap,
+    fmt::Debug,
+    future::Future,
+    io::{BufRead, BufReader},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::{OnceLock, mpsc},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::{
+    api::core::v1::Namespace,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+/// How long the first start may take: it compiles Kubernetes when the binary is not cached.
+const START_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+
+/// The field manager of everything the helpers apply.
+pub const FIELD_MANAGER: &str = "azure-gallery-operator-tests";
+
+/// The running server of this test binary.
+pub struct Server {
+    pid: u32,
+    dir: PathBuf,
+    facts: HashMap<String, String>,
+}
+
+impl Server {
+    /// The admin kubeconfig the server wrote.
+    pub fn kubeconfig(&self) -> &Path {
+        Path::new(&self.facts["KUBECONFIG"])
+    }
+
+    /// Process id of the server (of `up`'s exec'd binary, or of `KUBE_TEST_SERVER_CMD`).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// A `KEY=VALUE` fact the server printed before `READY`.
+    pub fn fact(&self, key: &str) -> Option<&str> {
+        self.facts.get(key).map(String::as_str)
+    }
+}
+
+/// The shared server, started on first use. Panics (in every test that asks) if it failed.
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+    match SERVER.get_or_init(start) {
+        Ok(server) => server,
+        Err(e) => panic!("the test Kubernetes API server did not start: {e}"),
+    }
+}
+
+fn start() -> Result<Server, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let parent_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    remove_stale_dirs(parent_dir);
+    // Kept (not removed on drop): the server is only stopped when the process exits.
+    let dir = tempfile::Builder::new()
+        .prefix(DIR_PREFIX)
+        .tempdir_in(parent_dir)
+        .map_err(|e| format!("creating a directory for the server: {e}"))?
+        .keep();
+    let mut cmd = match std::env::var("KUBE_TEST_SERVER_CMD") {
+        Ok(custom) => {
+            let mut c = Command::new("bash");
+            c.arg("-c").arg(custom).env("KUBE_TEST_SERVER_DIR", &dir);
+            c
+        }
+        Err(_) => {
+            let mut c = Command::new(root.join("tests/kube-apiserver/up"));
+            c.arg(&dir);
+            c
+        }
+    };
+    cmd.current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let parent = std::process::id();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("test process exited"));
+            }
+            Ok(())
+        });
+    }
+
+    let (tx, rx) = mpsc::channel::<Started>();
+    let what = format!("{cmd:?}");
+    std::thread::Builder::new()
+        .name("kube-test-server".into())
+        .spawn(move || hold(cmd, tx))
+        .map_err(|e| e.to_string())?;
+    let (pid, facts) = rx
+        .recv_timeout(START_TIMEOUT)
+        .map_err(|_| format!("{what} did not print READY within {START_TIMEOUT:?}"))??;
+    if !facts.contains_key("KUBECONFIG") {
+        return Err(format!("{what} printed READY without KUBECONFIG=..."));
+    }
+    Ok(Server { pid, dir, facts })
+}
+
+const DIR_PREFIX: &str = "kube-server-";
+
+/// Removes the directories (kubectl's discovery cache, mostly) of earlier test runs: nothing
+/// outlives the process that made them, and no test process runs for a day.
+fn remove_stale_dirs(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(24 * 3600));
+        if stale && entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// What the holder thread reports: the server's pid and facts once `READY`, or why not.
+type Started = Result<(u32, HashMap<String, String>), String>;
+
+/// Runs on a thread that never ends: spawns the server, reports its facts once `READY`, then
+/// keeps draining its stdout (a closed pipe would kill it on its next write) and stays parked
+/// so the parent-death signal only fires when the whole test process goes.
+fn hold(mut cmd: Command, tx: mpsc::Sender<Started>) {
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = tx.send(Err(format!("spawning {cmd:?}: {e}")));
+            return;
+        }
+    };
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut facts = HashMap::new();
+    let mut ready = false;
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
+        if line.trim() == "READY" {
+            ready = true;
+            break;
+        }
+        if let Some((key, value)) = line.split_once('=') {
+            facts.insert(key.trim().to_string(), value.trim().to_string());
+        } else {
+            eprintln!("kube-test-server: {line}");
+        }
+    }
+    if ready {
+        let _ = tx.send(Ok((pid, facts)));
+        for line in lines.map_while(Result::ok) {
+            eprintln!("kube-test-server: {line}");
+        }
+    }
+    let status = child.wait();
+    if !ready {
+        let _ = tx.send(Err(format!("{cmd:?} exited before READY: {status:?}")));
+        return;
+    }
+    eprintln!("kube-test-server exited: {status:?}");
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A client for the shared server; create one per test (it belongs to the test's runtime).
+pub async fn client() -> Client {
+    let path = server().kubeconfig();
+    let kubeconfig =
+        Kubeconfig::read_from(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("the server's kubeconfig is usable");
+    Client::try_from(config).expect("a client for the test server")
+}
+
+/// A fresh namespace named `{prefix}-xxxxx`. It is not deleted: it lives as long as the server.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{prefix}-")),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("creating a test namespace")
+        .metadata
+        .name
+        .expect("the server names generated namespaces")
+}
+
+/// Server-side applies every CRD in `crds/` (idempotent, safe from concurrent tests) and waits
+/// until each is Established, so its API is served.
+pub async fn install_crds(client: &Client) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut names = Vec::new();
+    for crd in crds_on_disk() {
+        let name = crd.metadata.name.clone().expect("CRDs are named");
+        api.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("applying CRD {name}: {e}"));
+        names.push(name);
+    }
+    for name in names {
+        eventually(
+            Duration::from_secs(60),
+            &format!("CRD {name} Established"),
+            || async {
+                let crd = api.get(&name).await.map_err(|e| e.to_string())?;
+                let established = crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                established
+                    .then_some(())
+                    .ok_or_else(|| "not yet".to_string())
+            },
+        )
+        .await;
+    }
+}
+
+/// The CRDs checked in under `crds/`.
+pub fn crds_on_disk() -> Vec<CustomResourceDefinition> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("crds/ exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+        })
+        .collect()
+}
+
+/// Runs the machine's `kubectl` against the shared server and waits for it.
+pub fn kubectl(args: &[&str]) -> Output {
+    kubectl_command(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("kubectl is on PATH")
+}
+
+/// The machine's `kubectl` aimed at the shared server, for running in the background. It has its
+/// own discovery cache, so nothing is read from or written to `~/.kube`.
+pub fn kubectl_command(args: &[&str]) -> Command {
+    let server = server();
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .arg("--cache-dir")
+        .arg(server.dir.join("kubectl-cache"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KUBECONFIG");
+    cmd
+}
+
+/// Polls `check` until it returns `Ok`, panicking with `what` and the last error after
+/// `deadline`.
+pub async fn eventually<T, E, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    E: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let start = Instant::now();
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(e) if start.elapsed() >= deadline => {
+                panic!("timed out after {deadline:?} waiting for {what}; last: {e:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
