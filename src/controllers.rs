@@ -393,8 +393,10 @@ async fn drive<K: Managed>(
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx)
         .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(kind = K::KIND, "controller: {e}");
+            match result {
+                // Reconcile errors were logged (and lost races are routine) by the error policy.
+                Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(e) => warn!(kind = K::KIND, "controller: {e}"),
             }
         })
         .await;

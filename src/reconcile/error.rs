@@ -12,8 +12,32 @@ pub enum Error {
     Credentials(String),
     #[error(transparent)]
     Arm(#[from] ArmError),
+    /// The object changed while we worked on it (a guarded write lost a race); the next
+    /// reconcile starts from the new version. Not a failure worth a warning.
+    #[error("the object changed meanwhile: {0}")]
+    Stale(kube::Error),
     #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    Kube(kube::Error),
+}
+
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        let lost_race = match &e {
+            kube::Error::Api(s) => {
+                s.code == 409
+                    || (s.code == 422
+                        && s.details.as_ref().is_some_and(|d| {
+                            d.causes.iter().any(|c| c.message.contains("test failed"))
+                        }))
+            }
+            _ => false,
+        };
+        if lost_race {
+            Self::Stale(e)
+        } else {
+            Self::Kube(e)
+        }
+    }
 }
 
 impl Error {
@@ -22,6 +46,7 @@ impl Error {
             Self::InvalidSpec(_) => "InvalidSpec".into(),
             Self::Credentials(_) => "CredentialsUnavailable".into(),
             Self::Arm(e) => e.reason(),
+            Self::Stale(_) => "Conflict".into(),
             Self::Kube(_) => "KubernetesError".into(),
         }
     }
@@ -29,7 +54,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::InvalidSpec(_) => false,
-            Self::Credentials(_) | Self::Kube(_) => true,
+            Self::Credentials(_) | Self::Stale(_) | Self::Kube(_) => true,
             Self::Arm(e) => e.is_retryable(),
         }
     }

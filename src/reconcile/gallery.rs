@@ -109,9 +109,14 @@ impl Managed for Gallery {
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let namespace = self.namespace().unwrap_or_default();
-        let children = child_definitions(ctx, self);
+        let children = delete_owned::<_, ImageDefinition>(
+            ctx,
+            self,
+            &namespace,
+            &child_definitions(ctx, self),
+        )
+        .await?;
         if !children.is_empty() {
-            delete_owned::<_, ImageDefinition>(ctx, self, &namespace, &children).await?;
             return Ok(blocked(
                 ctx,
                 self,
@@ -426,13 +431,17 @@ pub async fn delete_owned<P: Managed, C: Managed>(
     parent: &P,
     namespace: &str,
     children: &[String],
-) -> Result<(), Error> {
+) -> Result<Vec<String>, Error> {
     let api: Api<C> = Api::namespaced(ctx.kube.clone(), namespace);
     let uid = parent.uid();
+    let mut remaining = Vec::new();
     for name in children {
+        // Asked of the API server, not the cache: a child deleted a moment ago must not
+        // hold the parent for another backoff period.
         let Some(child) = api.get_opt(name).await? else {
             continue;
         };
+        remaining.push(name.clone());
         let owned = child
             .owner_references()
             .iter()
@@ -443,14 +452,32 @@ pub async fn delete_owned<P: Managed, C: Managed>(
                 ..Default::default()
             };
             match api.delete(name, &params).await {
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    remaining.pop();
+                }
                 other => {
                     other?;
                 }
             }
         }
     }
-    Ok(())
+    Ok(remaining)
+}
+
+/// Which of `names` still exist, asked of the API server rather than the cache.
+pub async fn still_exist<C: Managed>(
+    ctx: &Context,
+    namespace: &str,
+    names: Vec<String>,
+) -> Result<Vec<String>, Error> {
+    let api: Api<C> = Api::namespaced(ctx.kube.clone(), namespace);
+    let mut left = Vec::new();
+    for name in names {
+        if api.get_opt(&name).await?.is_some() {
+            left.push(name);
+        }
+    }
+    Ok(left)
 }
 
 /// A delete waiting on others: `DeletingBlocked`, retried with a short, bounded backoff.

@@ -10,7 +10,7 @@ use super::{
     conditions::Outcome,
     ensure_owner,
     gallery::{blocked, delete_owned, merged_tags, tags_cover},
-    is_ready, lookup,
+    is_ready, parent,
     steps::{self, Observed, Plan, Removal},
 };
 use crate::{
@@ -110,12 +110,14 @@ impl Managed for ImageDefinition {
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let namespace = self.namespace().unwrap_or_default();
-        let users = vms_using(ctx, &namespace, |image| {
-            image
+        let users = vms_using(ctx, &namespace, |vm| {
+            vm.spec
+                .image
                 .image_definition_ref
                 .as_ref()
                 .is_some_and(|r| r.name == self.name_any())
-        });
+        })
+        .await?;
         if !users.is_empty() {
             return Ok(blocked(
                 ctx,
@@ -126,9 +128,10 @@ impl Managed for ImageDefinition {
                 ),
             ));
         }
-        let versions = child_versions(ctx, self);
+        let versions =
+            delete_owned::<_, ImageVersion>(ctx, self, &namespace, &child_versions(ctx, self))
+                .await?;
         if !versions.is_empty() {
-            delete_owned::<_, ImageVersion>(ctx, self, &namespace, &versions).await?;
             return Ok(blocked(
                 ctx,
                 self,
@@ -203,7 +206,7 @@ async fn resolve_gallery(
         .as_ref()
         .expect("the schema requires galleryRef or galleryId")
         .name;
-    let Some(gallery) = lookup(&ctx.stores.galleries, &namespace, name) else {
+    let Some(gallery) = parent(ctx, &ctx.stores.galleries, &namespace, name).await? else {
         return Ok(Err(waiting(format!(
             "Gallery {name} does not exist in namespace {namespace}"
         ))));
@@ -472,21 +475,21 @@ fn child_versions(ctx: &Context, def: &ImageDefinition) -> Vec<String> {
 }
 
 /// Names of the VirtualMachine objects in `namespace` whose image matches.
-pub fn vms_using(
+pub async fn vms_using(
     ctx: &Context,
     namespace: &str,
-    matches: impl Fn(&crate::api::virtual_machine::VmImage) -> bool,
-) -> Vec<String> {
+    matches: impl Fn(&crate::api::VirtualMachine) -> bool,
+) -> Result<Vec<String>, Error> {
     let mut names: Vec<String> = ctx
         .stores
         .vms
         .state()
         .iter()
-        .filter(|vm| vm.namespace().as_deref() == Some(namespace) && matches(&vm.spec.image))
+        .filter(|vm| vm.namespace().as_deref() == Some(namespace) && matches(vm))
         .map(|vm| vm.name_any())
         .collect();
     names.sort();
-    names
+    super::gallery::still_exist::<crate::api::VirtualMachine>(ctx, namespace, names).await
 }
 
 #[cfg(test)]

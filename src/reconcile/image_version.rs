@@ -9,7 +9,7 @@ use super::{
     ensure_owner,
     gallery::{blocked, merged_tags, tags_cover},
     image_definition::{enum_str, same_instant, vms_using, waiting},
-    is_ready, lookup,
+    is_ready, parent,
     steps::{self, Observed, Plan, Removal},
 };
 use crate::{
@@ -144,12 +144,29 @@ impl Managed for ImageVersion {
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let namespace = self.namespace().unwrap_or_default();
-        let users = vms_using(ctx, &namespace, |image| {
-            image
+        // VMs naming this version, or built from it through their definition's `latest`.
+        let arm_id = report
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
+        let users = vms_using(ctx, &namespace, |vm| {
+            let by_name = vm
+                .spec
+                .image
                 .image_version_ref
                 .as_ref()
-                .is_some_and(|r| r.name == self.name_any())
-        });
+                .is_some_and(|r| r.name == self.name_any());
+            let by_id = arm_id.as_ref().is_some_and(|id| {
+                let resolved = vm.status.as_ref().and_then(|s| s.image_version.as_deref());
+                let named = vm.spec.image.image_id.as_deref();
+                [resolved, named]
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v.eq_ignore_ascii_case(id))
+            });
+            by_name || by_id
+        })
+        .await?;
         if !users.is_empty() {
             return Ok(blocked(
                 ctx,
@@ -236,7 +253,7 @@ async fn resolve_definition(
         .as_ref()
         .expect("the schema requires a definition")
         .name;
-    let Some(definition) = lookup(&ctx.stores.definitions, &namespace, name) else {
+    let Some(definition) = parent(ctx, &ctx.stores.definitions, &namespace, name).await? else {
         return Ok(Err(waiting(format!(
             "ImageDefinition {name} does not exist in namespace {namespace}"
         ))));

@@ -97,6 +97,26 @@ pub fn lookup<K: Managed>(store: &Store<K>, namespace: &str, name: &str) -> Opti
     store.get(&ObjectRef::new(name).within(namespace))
 }
 
+/// A referenced parent: the cached copy when it is Ready already, else a fresh read. Each
+/// controller's cache hears of a parent's change on its own schedule; without the fresh read a
+/// child woken by its parent's Ready could see the stale copy and wait a whole poll interval.
+pub async fn parent<K: Managed>(
+    ctx: &Context,
+    store: &Store<K>,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Arc<K>>, Error> {
+    let cached = lookup(store, namespace, name);
+    if cached
+        .as_ref()
+        .is_some_and(|p| is_ready(p.common_status(), p.meta().generation))
+    {
+        return Ok(cached);
+    }
+    let api: Api<K> = Api::namespaced(ctx.kube.clone(), namespace);
+    Ok(api.get_opt(name).await?.map(Arc::new))
+}
+
 /// The controller entry point for every kind.
 pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
@@ -136,7 +156,7 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
             (outcome, Action::requeue(jitter(ctx.resync)))
         }
         Ok(Step::Wait(outcome, after)) => (outcome, Action::requeue(after)),
-        Err(Error::Kube(e)) => return Err(Error::Kube(e)),
+        Err(e @ (Error::Kube(_) | Error::Stale(_))) => return Err(e),
         Err(e) => {
             let retryable = e.is_retryable();
             let after = if retryable {
@@ -161,6 +181,10 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
 
 /// Requeue soon after a failure to write to Kubernetes (conflicts, API server restarts).
 pub fn error_policy<K: Managed>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    if let Error::Stale(_) = error {
+        tracing::debug!(kind = K::KIND, name = %obj.name_any(), "{error}");
+        return Action::requeue(Duration::from_millis(200));
+    }
     warn!(kind = K::KIND, name = %obj.name_any(), reason = %error.reason(), "reconcile failed: {error}");
     let key = format!(
         "{}/{}/{}",

@@ -54,9 +54,12 @@ where
     if let Some(op) = report.pending_for(id, OperationKind::Write) {
         match arm.poll(&op, id.subscription()).await {
             Ok(Poll::Running { retry_after }) => {
-                let resource = arm.get_with(id, query).await?;
+                let resource: Option<T> = arm.get_with(id, query).await?;
                 return Ok(Observed::Busy {
-                    creating: resource.is_none(),
+                    creating: resource.as_ref().is_none_or(|r| {
+                        r.provisioning_state()
+                            .is_some_and(|s| s.eq_ignore_ascii_case("Creating"))
+                    }),
                     resource,
                     retry_after,
                 });
@@ -72,10 +75,13 @@ where
     if let Some(resource) = &observed
         && resource.is_busy()
     {
+        let creating = resource
+            .provisioning_state()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Creating"));
         return Ok(Observed::Busy {
             resource: observed,
             retry_after: BUSY_POLL,
-            creating: false,
+            creating,
         });
     }
     let creating = observed.is_none();

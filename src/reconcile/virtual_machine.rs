@@ -11,7 +11,7 @@ use super::{
     conditions::Outcome,
     gallery::{blocked, merged_tags, tags_cover},
     image_definition::{enum_str, waiting},
-    is_ready, lookup,
+    is_ready, lookup, parent,
     steps::{self, Observed, Plan, Removal},
 };
 use crate::{
@@ -294,7 +294,7 @@ async fn resolve_image(
     let namespace = vm.namespace().unwrap_or_default();
     let image = &vm.spec.image;
     if let Some(r) = &image.image_version_ref {
-        let Some(version) = lookup(&ctx.stores.versions, &namespace, &r.name) else {
+        let Some(version) = parent(ctx, &ctx.stores.versions, &namespace, &r.name).await? else {
             return Ok(Err(waiting(format!(
                 "ImageVersion {} does not exist in namespace {namespace}",
                 r.name
@@ -337,7 +337,22 @@ async fn resolve_image(
         }));
     }
     if let Some(r) = &image.image_definition_ref {
-        let Some(definition) = lookup(&ctx.stores.definitions, &namespace, &r.name) else {
+        let cached = parent(ctx, &ctx.stores.definitions, &namespace, &r.name).await?;
+        // Ready but no latest version in this cache yet: the news may be on its way; read it.
+        let definition = match cached {
+            Some(d)
+                if d.status
+                    .as_ref()
+                    .is_some_and(|s| s.latest_version.is_none()) =>
+            {
+                Api::<crate::api::ImageDefinition>::namespaced(ctx.kube.clone(), &namespace)
+                    .get_opt(&r.name)
+                    .await?
+                    .map(std::sync::Arc::new)
+            }
+            other => other,
+        };
+        let Some(definition) = definition else {
             return Ok(Err(waiting(format!(
                 "ImageDefinition {} does not exist in namespace {namespace}",
                 r.name

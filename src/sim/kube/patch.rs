@@ -607,6 +607,21 @@ pub fn apply(
         for p in mine.fields.difference(&applied) {
             if !others.contains(p) {
                 remove_at(&mut obj, p);
+                // A map this manager created goes with its last field (what the real server's
+                // `.` ownership of the map node does), unless someone still sets fields in it.
+                for len in (1..p.len()).rev() {
+                    let prefix = &p[..len];
+                    let empty = value_at(&obj, prefix)
+                        .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()));
+                    let used = applied
+                        .iter()
+                        .chain(others.iter())
+                        .any(|q| q.starts_with(prefix));
+                    if !empty || used {
+                        break;
+                    }
+                    remove_at(&mut obj, prefix);
+                }
             }
         }
     }

@@ -431,6 +431,11 @@ fn patch_object(
         let config: Value = serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
         let mut config = prepare_body(rt, ns, config)?;
+        // As kube-apiserver does, an apply body without a name takes the URL's (kube-rs status
+        // patches send only apiVersion, kind and status).
+        if meta_str(&config, "name").is_empty() {
+            config["metadata"]["name"] = Value::String(name.to_string());
+        }
         if meta_str(&config, "name") != name {
             return Err(ApiError::bad_request(
                 "the name of the object does not match the name on the URL",
