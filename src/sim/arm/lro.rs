@@ -108,10 +108,11 @@ impl Operation {
     }
 
     /// Seconds a client should wait before polling again: at least 1 (ARMPolling treats 0 as
-    /// absent and would fall back to 30 s).
+    /// absent and would fall back to 30 s), at most 2, so replication progress is seen along
+    /// the way rather than only at the end.
     pub fn retry_after(&self, now: i64) -> u64 {
         let remaining = (self.end_ms - now).max(0) as u64;
-        remaining.div_ceil(1000).clamp(1, 10)
+        remaining.div_ceil(1000).clamp(1, 2)
     }
 }
 

@@ -1,0 +1,398 @@
+//! End-to-end harness: the real binary's `sim arm` and `run`, against the Kubernetes API server
+//! of tests/support (the real kube-apiserver of tests/kube-apiserver by default, or any server
+//! speaking the same start-up protocol named by `KUBE_TEST_SERVER_CMD`, e.g. `sim kube`).
+//!
+//! Child processes die with the test: they are killed on drop, and get SIGKILL from the kernel
+//! if the test process itself is killed (PR_SET_PDEATHSIG).
+
+#![allow(dead_code)] // each test binary uses its own part of this shared module
+
+#[path = "../support/mod.rs"]
+pub mod support;
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+/// A started child process and the `KEY=VALUE` facts it printed before `READY`.
+pub struct Served {
+    child: Child,
+    pub facts: HashMap<String, String>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Served {
+    pub fn get(&self, key: &str) -> &str {
+        self.facts
+            .get(key)
+            .unwrap_or_else(|| panic!("the process printed no {key}: {:?}", self.facts.keys()))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILLs the process (a crash, as far as it can tell) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The built binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_azure-gallery-operator"))
+}
+
+/// Starts `command` and waits (up to `deadline`) for `READY` on its stdout.
+pub fn serve(mut command: Command, deadline: Duration) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    command
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .current_dir(dir.path());
+    // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {command:?}: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut facts = HashMap::new();
+    let end = Instant::now() + deadline;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.trim() == "READY" => break,
+            Ok(line) => {
+                if let Some((k, v)) = line.split_once('=') {
+                    facts.insert(k.trim().to_string(), v.trim().to_string());
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "{command:?} did not print READY within {deadline:?} (exit: {:?})",
+                    child.try_wait()
+                );
+            }
+        }
+    }
+    Served { child, facts, dir }
+}
+
+/// The ARM simulator, fast: simulated operations take a fraction of real time.
+pub fn arm_simulator(speed: f64) -> Served {
+    let ca = tempfile::NamedTempFile::new()
+        .unwrap()
+        .into_temp_path()
+        .keep()
+        .unwrap();
+    let mut cmd = Command::new(binary());
+    cmd.args([
+        "sim",
+        "arm",
+        "--listen",
+        "127.0.0.1:0",
+        "--speed",
+        &speed.to_string(),
+        "--ca-out",
+    ])
+    .arg(&ca);
+    let mut served = serve(cmd, Duration::from_secs(60));
+    served
+        .facts
+        .entry("CA_FILE".into())
+        .or_insert_with(|| ca.display().to_string());
+    served
+}
+
+/// The operator as its own process, pointed at `kubeconfig` and the ARM simulator. Its log
+/// goes to a file under the target directory (named on stderr), not into the test output.
+pub fn operator(kubeconfig: &str, arm: &Served, extra_args: &[&str]) -> Child {
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("operator-{}-{n}.log", std::process::id()));
+    eprintln!("operator log: {}", log.display());
+    operator_logging_to(kubeconfig, arm, extra_args, Some(&log))
+}
+
+/// Like [`operator`], with its log appended to `log` (for tests that read it).
+pub fn operator_logging_to(
+    kubeconfig: &str,
+    arm: &Served,
+    extra_args: &[&str],
+    log: Option<&Path>,
+) -> Child {
+    let mut cmd = Command::new(binary());
+    cmd.args([
+        "run",
+        "--kubeconfig",
+        kubeconfig,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ])
+    .args([
+        "--arm-endpoint",
+        arm.get("ARM_ENDPOINT"),
+        "--authority-host",
+        arm.get("AUTHORITY_HOST"),
+        "--ca-bundle",
+        arm.get("CA_FILE"),
+    ])
+    .args(extra_args)
+    .args(if extra_args.contains(&"--resync") {
+        &[][..]
+    } else {
+        &["--resync", "600"][..]
+    })
+    .env("AZURE_TENANT_ID", arm.get("AZURE_TENANT_ID"))
+    .env("AZURE_CLIENT_ID", arm.get("AZURE_CLIENT_ID"))
+    .env("AZURE_CLIENT_SECRET", arm.get("AZURE_CLIENT_SECRET"))
+    .env("AZURE_SUBSCRIPTION_ID", arm.get("AZURE_SUBSCRIPTION_ID"))
+    .env("RUST_LOG", "info,kube=warn")
+    .stdin(Stdio::null());
+    if let Some(log) = log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        cmd.stderr(file.try_clone().unwrap()).stdout(file);
+    }
+    // SAFETY: as in `serve`.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("starting the operator")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Raw ARM access for assertions, independent of the operator's client: a token from the
+/// simulator's Entra endpoint, then plain GETs.
+pub struct ArmProbe {
+    http: reqwest::Client,
+    endpoint: String,
+    token: String,
+}
+
+impl ArmProbe {
+    pub async fn new(arm: &Served) -> Self {
+        let ca = std::fs::read(arm.get("CA_FILE")).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&ca).unwrap())
+            .build()
+            .unwrap();
+        let url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            arm.get("AUTHORITY_HOST").trim_end_matches('/'),
+            arm.get("AZURE_TENANT_ID")
+        );
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", arm.get("AZURE_CLIENT_ID")),
+            ("client_secret", arm.get("AZURE_CLIENT_SECRET")),
+            ("scope", "https://management.azure.com/.default"),
+        ];
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let response: serde_json::Value = http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = response["access_token"]
+            .as_str()
+            .expect("a token from the simulator")
+            .to_string();
+        Self {
+            http,
+            endpoint: arm.get("ARM_ENDPOINT").trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    /// GETs an ARM path; `None` on 404.
+    pub async fn get(&self, path: &str, api_version: &str) -> Option<serde_json::Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let response = self
+            .http
+            .get(format!(
+                "{}{path}{sep}api-version={api_version}",
+                self.endpoint
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            404 => None,
+            200 => Some(response.json().await.unwrap()),
+            other => panic!(
+                "GET {path}: {other} {}",
+                response.text().await.unwrap_or_default()
+            ),
+        }
+    }
+}
+
+impl ArmProbe {
+    /// The simulator's request log (`GET /_sim/counters`): method, path, resourceType, status.
+    pub async fn requests(&self) -> Vec<serde_json::Value> {
+        let counters: serde_json::Value = self
+            .http
+            .get(format!("{}/_sim/counters", self.endpoint))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        counters["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Requests whose method is `method` and whose path ends with `suffix` (case-insensitive).
+    pub async fn count(&self, method: &str, suffix: &str) -> usize {
+        let suffix = suffix.to_ascii_lowercase();
+        self.requests()
+            .await
+            .iter()
+            .filter(|r| {
+                r["method"] == method
+                    && r["path"].as_str().is_some_and(|p| {
+                        let path = p.split('?').next().unwrap_or_default();
+                        path.to_ascii_lowercase().ends_with(&suffix)
+                    })
+            })
+            .count()
+    }
+
+    /// Injects a fault (`POST /_sim/faults`), returning its id.
+    pub async fn fault(&self, spec: serde_json::Value) -> String {
+        let answer: serde_json::Value = self
+            .http
+            .post(format!("{}/_sim/faults", self.endpoint))
+            .json(&spec)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["id"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Removes every injected fault.
+    pub async fn clear_faults(&self) {
+        self.http
+            .delete(format!("{}/_sim/faults", self.endpoint))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    /// IDs of every resource the simulator holds (`GET /_sim/state`).
+    pub async fn resource_ids(&self) -> Vec<String> {
+        let state: serde_json::Value = self
+            .http
+            .get(format!("{}/_sim/state", self.endpoint))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        state["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Forgets the request log, to count from now on.
+    pub async fn clear_requests(&self) {
+        self.http
+            .delete(format!("{}/_sim/counters", self.endpoint))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A kube client for the test binary's shared API server (tests/support), with our CRDs
+/// installed and established, and the server's kubeconfig path.
+pub async fn kube_client() -> (kube::Client, String) {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    (client, support::server().kubeconfig().display().to_string())
+}
+
+/// A fresh namespace for one test.
+pub async fn namespace(client: &kube::Client, name: &str) -> String {
+    support::namespace(client, name).await
+}
