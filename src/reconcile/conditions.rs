@@ -62,8 +62,30 @@ impl Outcome {
 }
 
 /// The four conditions for `outcome`, keeping `lastTransitionTime` of any condition whose
-/// status did not change.
+/// status did not change. A retryable error on an object already Ready for this generation
+/// leaves `Ready` as it was (the Azure resource did not stop existing because one call
+/// failed) and shows the error in `Synced`: children keep going and nothing flaps.
 pub fn conditions(
+    outcome: &Outcome,
+    generation: Option<i64>,
+    previous: &[Condition],
+    now: Timestamp,
+) -> Vec<Condition> {
+    let still_ready = previous
+        .iter()
+        .find(|c| c.type_ == READY && c.status == "True" && c.observed_generation == generation)
+        .filter(|_| outcome.state == State::RetryableError);
+    let mut conditions = fresh_conditions(outcome, generation, previous, now);
+    if let (Some(kept), Some(ready)) = (
+        still_ready,
+        conditions.iter_mut().find(|c| c.type_ == READY),
+    ) {
+        *ready = kept.clone();
+    }
+    conditions
+}
+
+fn fresh_conditions(
     outcome: &Outcome,
     generation: Option<i64>,
     previous: &[Condition],
@@ -115,6 +137,40 @@ pub fn conditions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transient_error_leaves_a_ready_object_ready_and_shows_in_synced() {
+        let t0 = Timestamp::from_second(1_000_000).unwrap();
+        let ready = conditions(&Outcome::ready("fine"), Some(2), &[], t0);
+        let error = Outcome::failed("AzureError:ServerBusy".into(), "busy".into(), true);
+        let after = conditions(
+            &error,
+            Some(2),
+            &ready,
+            Timestamp::from_second(1_000_100).unwrap(),
+        );
+        let r = by_type(&after, READY);
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("True", "Succeeded")
+        );
+        assert_eq!(r.last_transition_time, Time(t0));
+        let s = by_type(&after, SYNCED);
+        assert_eq!(
+            (s.status.as_str(), s.reason.as_str()),
+            ("False", "AzureError:ServerBusy")
+        );
+        // A new generation, or an error retrying cannot fix, does turn Ready off.
+        assert_eq!(
+            by_type(&conditions(&error, Some(3), &ready, t0), READY).status,
+            "False"
+        );
+        let invalid = Outcome::failed("InvalidSpec".into(), "bad".into(), false);
+        assert_eq!(
+            by_type(&conditions(&invalid, Some(2), &ready, t0), READY).status,
+            "False"
+        );
+    }
 
     fn by_type<'a>(c: &'a [Condition], t: &str) -> &'a Condition {
         c.iter().find(|c| c.type_ == t).unwrap()

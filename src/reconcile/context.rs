@@ -51,6 +51,9 @@ pub struct Context {
 /// A subscription's region names and when they were read.
 type KnownRegions = (std::time::Instant, Arc<Vec<String>>);
 
+/// The Subscriptions API (which lists regions) versions apart from resource groups.
+const LOCATIONS_API_VERSION: &str = "2022-12-01";
+
 /// How long a subscription's region list is trusted before it is read again.
 const REGIONS_TTL: Duration = Duration::from_secs(3600);
 
@@ -101,9 +104,12 @@ impl Context {
             Some(known) => known,
             None => {
                 let path = format!("/subscriptions/{subscription}/locations");
-                let version = arm.api_versions().resources.clone();
                 let listed = arm
-                    .list::<serde_json::Value>(subscription, &path, &[("api-version", &version)])
+                    .list::<serde_json::Value>(
+                        subscription,
+                        &path,
+                        &[("api-version", LOCATIONS_API_VERSION)],
+                    )
                     .await;
                 let names: Vec<String> = match listed {
                     Ok(items) => items

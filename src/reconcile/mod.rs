@@ -264,11 +264,17 @@ async fn write_status<K: Managed>(
     if obj.status_json().as_ref() == Some(&status) {
         return Ok(());
     }
-    let previous_reason = previous
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.reason.as_str());
-    if previous_reason != Some(outcome.reason.as_str()) {
+    // An Event when what users see changes: Ready's state and reason, or Synced's reason.
+    let seen = |conditions: &[Condition]| {
+        let of = |t: &str| {
+            conditions
+                .iter()
+                .find(|c| c.type_ == t)
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        (of("Ready"), of("Synced").map(|(_, reason)| reason))
+    };
+    if seen(previous) != seen(&conditions) {
         let type_ = match outcome.state {
             State::RetryableError | State::Stalled => EventType::Warning,
             State::Ready | State::Progressing => EventType::Normal,

@@ -260,6 +260,8 @@ async fn token(
 /// Where an ARM request points.
 enum Target {
     Subscription,
+    /// `/subscriptions/{id}/locations`: the regions the subscription offers.
+    Locations,
     ResourceGroups,
     ResourceGroup {
         name: String,
@@ -374,6 +376,7 @@ fn parse(path: &str) -> Result<(String, Target), ArmError> {
     let rest = &segs[2..];
     let target = match rest {
         [] => Target::Subscription,
+        [l] if eq(l, "locations") => Target::Locations,
         [r] if eq(r, "resourcegroups") => Target::ResourceGroups,
         [o, op] if eq(o, "operationresults") => Target::Operation {
             namespace: "Microsoft.Resources".into(),
@@ -459,6 +462,7 @@ async fn arm(
         Ok((sub, target)) => {
             let resource_type = match &target {
                 Target::Subscription => "Microsoft.Resources/subscriptions".to_string(),
+                Target::Locations => "Microsoft.Resources/subscriptions/locations".to_string(),
                 Target::ResourceGroups | Target::ResourceGroup { .. } => {
                     RESOURCE_GROUP.arm_type.to_string()
                 }
@@ -529,6 +533,10 @@ async fn handle(
             RESOURCES_VERSIONS.to_vec()
         }
         Target::Operation { namespace, .. } => resources::namespace_versions(namespace),
+        // The Subscriptions API has versions of its own.
+        Target::Subscription | Target::Locations => {
+            vec!["2016-06-01", "2020-01-01", "2021-01-01", "2022-12-01"]
+        }
         _ => RESOURCES_VERSIONS.to_vec(),
     };
     let Some(api_version) = query(q, "api-version") else {
@@ -587,6 +595,24 @@ async fn handle(
             "state": "Enabled",
         }))
         .into_response()),
+        Target::Locations => {
+            let items: Vec<Value> = sim
+                .world
+                .regions
+                .iter()
+                .map(|r| {
+                    json!({
+                        "id": format!("/subscriptions/{sub}/locations/{r}"),
+                        "name": r,
+                        "type": "Region",
+                        "displayName": world::display_region(r),
+                        "regionalDisplayName": world::display_region(r),
+                        "metadata": {"regionType": "Physical", "regionCategory": "Recommended"},
+                    })
+                })
+                .collect();
+            Ok(page(&ctx, &state, items))
+        }
         Target::ResourceGroups => {
             let prefix = format!("/subscriptions/{sub}/resourcegroups/");
             let items: Vec<Value> = state
