@@ -85,6 +85,10 @@ pub enum Deletion {
 struct Limits {
     reads: DefaultKeyedRateLimiter<String>,
     writes: DefaultKeyedRateLimiter<String>,
+    /// When ARM answered 429 with Retry-After for a subscription: no request to it before.
+    /// ARM throttles per subscription, so every object's reconcile waits, not just the one that
+    /// was refused (other objects' triggers would otherwise retry at once).
+    throttled_until: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
 }
 
 impl Limits {
@@ -96,6 +100,7 @@ impl Limits {
         Self {
             reads: DefaultKeyedRateLimiter::keyed(quota(20, 200)),
             writes: DefaultKeyedRateLimiter::keyed(quota(8, 150)),
+            throttled_until: std::sync::Mutex::default(),
         }
     }
 }
@@ -366,9 +371,18 @@ impl ArmClient {
         } else {
             &self.limits.writes
         };
-        limiter
-            .until_key_ready(&subscription.to_ascii_lowercase())
-            .await;
+        let key = subscription.to_ascii_lowercase();
+        let until = self
+            .limits
+            .throttled_until
+            .lock()
+            .expect("throttle lock")
+            .get(&key)
+            .copied();
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+        limiter.until_key_ready(&key).await;
 
         let mut request = self
             .http
@@ -406,6 +420,13 @@ impl ArmClient {
             message: without_url(&e),
             retry_after: None,
         })?;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let wait = retry_after(&headers).unwrap_or(std::time::Duration::from_secs(1));
+            let until = tokio::time::Instant::now() + wait;
+            let mut throttled = self.limits.throttled_until.lock().expect("throttle lock");
+            let entry = throttled.entry(key).or_insert(until);
+            *entry = (*entry).max(until);
+        }
         if status.is_success() {
             Ok((status, headers, body))
         } else {
