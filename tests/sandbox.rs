@@ -23,7 +23,10 @@ fn the_demo_reaches_ready_and_deletes_in_reverse_dependency_order() {
         "Deleted in this order: VirtualMachine → ImageVersion → ImageDefinition → Gallery",
         "Simulated Azure holds nothing of the quickstart any more.",
     ] {
-        assert!(stdout.contains(line), "the demo printed {line:?}:\n{stdout}");
+        assert!(
+            stdout.contains(line),
+            "the demo printed {line:?}:\n{stdout}"
+        );
     }
     // Not a terminal: one plain line per change, including replication per region.
     assert!(stdout.contains("replication westeurope"), "{stdout}");
