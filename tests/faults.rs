@@ -328,7 +328,7 @@ impl Run {
     }
 
     async fn apply_workload(&self) {
-        apply_yaml(&self.client, &self.ns, &workload(&self.arm)).await;
+        e2e::apply_yaml(&self.client, &self.ns, &workload(&self.arm)).await;
     }
 
     /// Every object Ready, or failed with its expected cause.
@@ -341,7 +341,7 @@ impl Run {
             };
             eventually(DEADLINE, &what, || async {
                 let (status, reason, message) =
-                    ready_condition(&self.client, &self.ns, kind, name).await?;
+                    e2e::ready_condition(&self.client, &self.ns, kind, name).await?;
                 match expected {
                     Some(cause) => (status == "False"
                         && (reason.contains(cause) || message.contains(cause)))
@@ -597,7 +597,7 @@ impl Run {
                 .unwrap();
         let mut statuses = String::new();
         for (kind, name) in OBJECTS {
-            if let Some(c) = ready_condition(&self.client, &self.ns, kind, name).await {
+            if let Some(c) = e2e::ready_condition(&self.client, &self.ns, kind, name).await {
                 statuses += &format!("{c:?}");
             }
         }
@@ -651,64 +651,6 @@ async fn remaining(client: &Client, ns: &str) -> Vec<String> {
     left
 }
 
-async fn apply_yaml(client: &Client, ns: &str, yaml: &str) {
-    use serde::Deserialize;
-    let params = PatchParams::apply("faults").force();
-    for doc in serde_yaml::Deserializer::from_str(yaml) {
-        let doc = Value::deserialize(doc).unwrap();
-        if doc.is_null() {
-            continue;
-        }
-        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
-        macro_rules! apply_as {
-            ($t:ty) => {
-                drop(
-                    Api::<$t>::namespaced(client.clone(), ns)
-                        .patch(&name, &params, &Patch::Apply(&doc))
-                        .await
-                        .unwrap_or_else(|e| panic!("applying {name}: {e}")),
-                )
-            };
-        }
-        match doc["kind"].as_str().unwrap() {
-            "Secret" => apply_as!(k8s_openapi::api::core::v1::Secret),
-            "Gallery" => apply_as!(Gallery),
-            "ImageDefinition" => apply_as!(ImageDefinition),
-            "ImageVersion" => apply_as!(ImageVersion),
-            _ => apply_as!(VirtualMachine),
-        }
-    }
-}
-
-async fn ready_condition(
-    client: &Client,
-    ns: &str,
-    kind: &str,
-    name: &str,
-) -> Option<(String, String, String)> {
-    macro_rules! conditions {
-        ($t:ty) => {
-            Api::<$t>::namespaced(client.clone(), ns)
-                .get(name)
-                .await
-                .ok()?
-                .status?
-                .common
-                .conditions
-        };
-    }
-    let conditions = match kind {
-        "Gallery" => conditions!(Gallery),
-        "ImageDefinition" => conditions!(ImageDefinition),
-        "ImageVersion" => conditions!(ImageVersion),
-        _ => conditions!(VirtualMachine),
-    };
-    conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| (c.status, c.reason, c.message))
-}
-
 /// The whole life of the workload under whatever faults are set: create, settle, update,
 /// settle, then every invariant.
 async fn exercise(run: &mut Run, retry_after: Option<Duration>) {
@@ -728,7 +670,7 @@ impl Run {
         for (kind, name) in OBJECTS.iter().filter(|(_, n)| *n != "vm-special") {
             let what = format!("{kind} {name} to be Ready after the updates");
             eventually(DEADLINE, &what, || async {
-                let (status, ..) = ready_condition(&self.client, &self.ns, kind, name).await?;
+                let (status, ..) = e2e::ready_condition(&self.client, &self.ns, kind, name).await?;
                 (status == "True").then_some(())
             })
             .await;
@@ -902,7 +844,7 @@ async fn hostile_specs_get_clear_errors_and_no_azure_writes() {
         .split("---\napiVersion: compute.gallery.dev/v1alpha1\nkind: ImageVersion")
         .next()
         .unwrap();
-    apply_yaml(&run.client, &run.ns, parents).await;
+    e2e::apply_yaml(&run.client, &run.ns, parents).await;
     let windows = run.arm.get("SOURCE_WINDOWS_IMAGE_ID").to_string();
     let sub = run.arm.get("AZURE_SUBSCRIPTION_ID").to_string();
     let subnet = run.arm.get("SUBNET_ID").to_string();
@@ -983,7 +925,7 @@ async fn hostile_specs_get_clear_errors_and_no_azure_writes() {
     let missing = format!(
         "/subscriptions/{sub}/resourceGroups/rg-image-sources/providers/Microsoft.Compute/images/no-such-image"
     );
-    apply_yaml(&run.client, &run.ns, &format!(r#"
+    e2e::apply_yaml(&run.client, &run.ns, &format!(r#"
 apiVersion: compute.gallery.dev/v1alpha1
 kind: ImageVersion
 metadata: {{name: unknown-region}}
@@ -1031,7 +973,7 @@ spec:
         let what = format!("{kind} {name}: InvalidSpec saying {says}");
         eventually(DEADLINE, &what, || async {
             let (status, reason, message) =
-                ready_condition(&run.client, &run.ns, kind, name).await?;
+                e2e::ready_condition(&run.client, &run.ns, kind, name).await?;
             (status == "False" && reason == "InvalidSpec" && message.contains(says)).then_some(())
         })
         .await;
@@ -1058,7 +1000,7 @@ impl Run {
         for (kind, name) in OBJECTS.iter().filter(|(_, n)| names.contains(n)) {
             let what = format!("{kind} {name} to be Ready");
             eventually(DEADLINE, &what, || async {
-                let (status, ..) = ready_condition(&self.client, &self.ns, kind, name).await?;
+                let (status, ..) = e2e::ready_condition(&self.client, &self.ns, kind, name).await?;
                 (status == "True").then_some(())
             })
             .await;

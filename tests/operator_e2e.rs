@@ -299,60 +299,11 @@ async fn quickstart_reaches_ready_then_deletes_everything() {
     let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
 }
 
-/// Server-side applies every document of `yaml` (our kinds and Secrets) into `ns`.
-async fn apply_yaml(client: &Client, ns: &str, yaml: &str) {
-    use serde::Deserialize;
-    for doc in serde_yaml::Deserializer::from_str(yaml) {
-        let doc = Value::deserialize(doc).unwrap();
-        if doc.is_null() {
-            continue;
-        }
-        if doc["kind"] == "Secret" {
-            let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
-            let name = doc["metadata"]["name"].as_str().unwrap();
-            api.patch(
-                name,
-                &PatchParams::apply("e2e").force(),
-                &Patch::Apply(&doc),
-            )
-            .await
-            .unwrap();
-        } else {
-            apply(client, ns, &doc).await;
-        }
-    }
-}
-
-/// The Ready condition of one object as (status, reason, message), if it has one yet.
-async fn ready_condition(
-    client: &Client,
-    ns: &str,
-    kind: &str,
-    name: &str,
-) -> Option<(String, String, String)> {
-    macro_rules! conditions {
-        ($t:ty) => {{
-            let api: Api<$t> = Api::namespaced(client.clone(), ns);
-            api.get(name).await.ok()?.status?.common.conditions
-        }};
-    }
-    let conditions = match kind {
-        "Gallery" => conditions!(Gallery),
-        "ImageDefinition" => conditions!(ImageDefinition),
-        "ImageVersion" => conditions!(ImageVersion),
-        _ => conditions!(VirtualMachine),
-    };
-    conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| (c.status, c.reason, c.message))
-}
-
 /// Waits until the object's Ready condition has `reason` (Ready=True when reason is "Ready").
 async fn wait_reason(client: &Client, ns: &str, kind: &str, name: &str, reason: &str) -> String {
     let what = format!("{kind} {name} to show {reason}");
     eventually(READY_DEADLINE, &what, || async {
-        let (status, got, message) = ready_condition(client, ns, kind, name).await?;
+        let (status, got, message) = e2e::ready_condition(client, ns, kind, name).await?;
         let wanted = if reason == "Ready" {
             status == "True"
         } else {
@@ -415,7 +366,7 @@ impl Scenario {
     }
 
     async fn apply(&self, yaml: &str) {
-        apply_yaml(&self.client, &self.ns, yaml).await;
+        e2e::apply_yaml(&self.client, &self.ns, yaml).await;
     }
 }
 

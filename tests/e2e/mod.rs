@@ -396,3 +396,63 @@ pub async fn kube_client() -> (kube::Client, String) {
 pub async fn namespace(client: &kube::Client, name: &str) -> String {
     support::namespace(client, name).await
 }
+
+/// Server-side applies every document of `yaml` (our four kinds and Secrets) into `ns`.
+pub async fn apply_yaml(client: &kube::Client, ns: &str, yaml: &str) {
+    use serde::Deserialize;
+    let params = kube::api::PatchParams::apply("e2e").force();
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let doc = serde_json::Value::deserialize(doc).unwrap();
+        if doc.is_null() {
+            continue;
+        }
+        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+        macro_rules! apply_as {
+            ($t:ty) => {
+                drop(
+                    kube::Api::<$t>::namespaced(client.clone(), ns)
+                        .patch(&name, &params, &kube::api::Patch::Apply(&doc))
+                        .await
+                        .unwrap_or_else(|e| panic!("applying {name}: {e}")),
+                )
+            };
+        }
+        match doc["kind"].as_str().unwrap() {
+            "Secret" => apply_as!(k8s_openapi::api::core::v1::Secret),
+            "Gallery" => apply_as!(azure_gallery_operator::api::Gallery),
+            "ImageDefinition" => apply_as!(azure_gallery_operator::api::ImageDefinition),
+            "ImageVersion" => apply_as!(azure_gallery_operator::api::ImageVersion),
+            _ => apply_as!(azure_gallery_operator::api::VirtualMachine),
+        }
+    }
+}
+
+/// The `Ready` condition of one of our objects as (status, reason, message), once it has one.
+pub async fn ready_condition(
+    client: &kube::Client,
+    ns: &str,
+    kind: &str,
+    name: &str,
+) -> Option<(String, String, String)> {
+    macro_rules! conditions {
+        ($t:ty) => {
+            kube::Api::<$t>::namespaced(client.clone(), ns)
+                .get(name)
+                .await
+                .ok()?
+                .status?
+                .common
+                .conditions
+        };
+    }
+    let conditions = match kind {
+        "Gallery" => conditions!(azure_gallery_operator::api::Gallery),
+        "ImageDefinition" => conditions!(azure_gallery_operator::api::ImageDefinition),
+        "ImageVersion" => conditions!(azure_gallery_operator::api::ImageVersion),
+        _ => conditions!(azure_gallery_operator::api::VirtualMachine),
+    };
+    conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status, c.reason, c.message))
+}
