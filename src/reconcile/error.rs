@@ -22,20 +22,20 @@ pub enum Error {
 
 impl From<kube::Error> for Error {
     fn from(e: kube::Error) -> Self {
-        let lost_race = match &e {
-            kube::Error::Api(s) => {
-                s.code == 409
-                    || (s.code == 422
-                        && s.details.as_ref().is_some_and(|d| {
-                            d.causes.iter().any(|c| c.message.contains("test failed"))
-                        }))
-            }
-            _ => false,
-        };
-        if lost_race {
-            Self::Stale(e)
-        } else {
-            Self::Kube(e)
+        match &e {
+            kube::Error::Api(s) if s.code == 409 => Self::Stale(e),
+            _ => Self::Kube(e),
+        }
+    }
+}
+
+impl Error {
+    /// For a JSON patch guarded by a `test` op: kube-apiserver answers a failed test with a
+    /// bare 422, which there means "the object changed", not "invalid".
+    pub fn from_guarded_patch(e: kube::Error) -> Self {
+        match &e {
+            kube::Error::Api(s) if s.code == 422 || s.code == 409 => Self::Stale(e),
+            _ => Self::Kube(e),
         }
     }
 }

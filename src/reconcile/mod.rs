@@ -213,7 +213,8 @@ async fn add_finalizer<K: Managed>(api: &Api<K>, obj: &K) -> Result<(), Error> {
         &PatchParams::default(),
         &Patch::Json::<()>(serde_json::from_value(patch).expect("valid JSON patch")),
     )
-    .await?;
+    .await
+    .map_err(Error::from_guarded_patch)?;
     Ok(())
 }
 
@@ -233,7 +234,7 @@ async fn remove_finalizer<K: Managed>(api: &Api<K>, obj: &K) -> Result<(), Error
         .await
     {
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        other => other.map(|_| ()).map_err(Into::into),
+        other => other.map(|_| ()).map_err(Error::from_guarded_patch),
     }
 }
 
