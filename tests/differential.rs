@@ -16,7 +16,8 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt as _;
+use axum::http::Request;
+use futures::{AsyncBufReadExt as _, StreamExt as _};
 use serde_json::{Value, json};
 
 /// Known, justified differences: (step, why). Their outputs are not compared.
@@ -88,12 +89,15 @@ impl Server {
         Some(Self::start(&up, &[], true))
     }
 
-    fn url(&self) -> String {
-        std::fs::read_to_string(&self.kubeconfig)
-            .unwrap()
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
-            .expect("kubeconfig names the server")
+    /// A client from the server's kubeconfig: TLS and client certificates for the real server.
+    async fn client(&self) -> kube::Client {
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        kube::Client::try_from(config).unwrap()
     }
 }
 
@@ -180,19 +184,21 @@ fn normalise(v: &mut Value) {
 }
 
 async fn http(
-    url: &str,
+    client: &kube::Client,
     method: &str,
     path: &str,
     content_type: &str,
     body: Option<Value>,
 ) -> Value {
-    let mut req = reqwest::Client::new().request(method.parse().unwrap(), format!("{url}{path}"));
-    if let Some(b) = body {
-        req = req.header("content-type", content_type).body(b.to_string());
+    let mut req = Request::builder().method(method).uri(path);
+    if body.is_some() {
+        req = req.header("content-type", content_type);
     }
-    let resp = req.send().await.unwrap();
+    let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let resp = client.send(req.body(body.into()).unwrap()).await.unwrap();
     let code = resp.status().as_u16();
-    let mut body: Value = resp.json().await.unwrap_or(Value::Null);
+    let bytes = resp.into_body().collect_bytes().await.unwrap();
+    let mut body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     normalise(&mut body);
     // Only what clients act on is compared for errors: the code, reason, message and causes.
     if body["kind"] == "Status" {
@@ -202,12 +208,38 @@ async fn http(
     }
 }
 
+/// A request's status code and whole normalised body.
+async fn body(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    payload: Option<Value>,
+) -> String {
+    let mut req = Request::builder().method(method).uri(path);
+    if payload.is_some() {
+        req = req.header("content-type", content_type);
+    }
+    let payload = payload
+        .map(|b| b.to_string().into_bytes())
+        .unwrap_or_default();
+    let resp = client
+        .send(req.body(payload.into()).unwrap())
+        .await
+        .unwrap();
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect_bytes().await.unwrap();
+    let mut value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    normalise(&mut value);
+    format!("{code}\n{}", serde_json::to_string_pretty(&value).unwrap())
+}
+
 const GALLERIES: &str = "/apis/compute.gallery.dev/v1alpha1/namespaces/default/galleries";
 
 /// The scenario: named steps and their normalised results.
 async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
     let k = server.kubeconfig.as_path();
-    let url = server.url();
+    let api = server.client().await;
     let mut out: Vec<(&'static str, String)> = Vec::new();
     out.push(("apply-crds", kubectl(k, &["apply", "-f", "crds/"], None)));
     out.push((
@@ -389,7 +421,7 @@ async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
     // Raw HTTP error cases.
     out.push((
         "http-404",
-        http(&url, "GET", &format!("{GALLERIES}/missing"), "", None)
+        http(&api, "GET", &format!("{GALLERIES}/missing"), "", None)
             .await
             .to_string(),
     ));
@@ -398,7 +430,7 @@ async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
     out.push((
         "http-409-exists",
         http(
-            &url,
+            &api,
             "POST",
             GALLERIES,
             "application/json",
@@ -412,7 +444,7 @@ async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
     out.push((
         "http-409-conflict",
         http(
-            &url,
+            &api,
             "PUT",
             &format!("{GALLERIES}/platform-images"),
             "application/json",
@@ -425,7 +457,7 @@ async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
     out.push((
         "http-422",
         http(
-            &url,
+            &api,
             "PATCH",
             &format!("{GALLERIES}/platform-images"),
             "application/merge-patch+json",
@@ -438,7 +470,7 @@ async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
     out.push((
         "http-json-patch-test",
         http(
-            &url,
+            &api,
             "PATCH",
             &format!("{GALLERIES}/platform-images"),
             "application/json-patch+json",
@@ -449,39 +481,145 @@ async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
     ));
     out.push((
         "http-no-namespace",
-        http(&url, "GET", "/api/v1/namespaces/missing", "", None)
+        http(&api, "GET", "/api/v1/namespaces/missing", "", None)
             .await
             .to_string(),
     ));
 
-    out.push(("watch", watch_sequence(&url).await));
+    // Server-side apply, status, deletion: whole bodies, as clients see them.
+    let ssa = "application/apply-patch+yaml";
+    let unnamed = json!({"apiVersion": "compute.gallery.dev/v1alpha1", "kind": "Gallery",
+        "spec": {"resourceGroup": "rg", "location": "eastus", "azureName": "ssa"}});
+    let apply_path = format!("{GALLERIES}/ssa?fieldManager=tests");
+    out.push((
+        "http-apply-create-without-name",
+        body(&api, "PATCH", &apply_path, ssa, Some(unnamed.clone())).await,
+    ));
+    let mut named = unnamed.clone();
+    named["metadata"] = json!({"name": "ssa"});
+    out.push((
+        "http-apply-create",
+        body(&api, "PATCH", &apply_path, ssa, Some(named)).await,
+    ));
+    let mut renamed = unnamed.clone();
+    renamed["metadata"] = json!({"name": "other"});
+    out.push((
+        "http-apply-other-name",
+        body(&api, "PATCH", &apply_path, ssa, Some(renamed)).await,
+    ));
+    let mut changed = unnamed;
+    changed["spec"]["description"] = json!("applied without a name");
+    out.push((
+        "http-apply-existing-without-name",
+        body(&api, "PATCH", &apply_path, ssa, Some(changed)).await,
+    ));
+    let pending = json!({"apiVersion": "compute.gallery.dev/v1alpha1", "kind": "Gallery",
+        "status": {"provisioningState": "Creating",
+        "pendingOperation": {"kind": "Write", "resourceId": "/x", "url": "https://arm/op", "via": "AsyncOperation"}}});
+    let status_path = format!("{GALLERIES}/ssa/status?fieldManager=operator&force=true");
+    out.push((
+        "http-apply-status",
+        body(&api, "PATCH", &status_path, ssa, Some(pending)).await,
+    ));
+    let done = json!({"apiVersion": "compute.gallery.dev/v1alpha1", "kind": "Gallery",
+        "status": {"provisioningState": "Succeeded"}});
+    out.push((
+        "http-apply-status-drops-map",
+        body(&api, "PATCH", &status_path, ssa, Some(done)).await,
+    ));
+    let long = json!({"spec": {"description": "d".repeat(1025)}});
+    out.push((
+        "http-max-length",
+        http(
+            &api,
+            "PATCH",
+            &format!("{GALLERIES}/ssa"),
+            "application/merge-patch+json",
+            Some(long),
+        )
+        .await
+        .to_string(),
+    ));
+    out.push((
+        "http-delete-immediate",
+        body(&api, "DELETE", &format!("{GALLERIES}/ssa"), "", None).await,
+    ));
+    let held = json!({"apiVersion": "compute.gallery.dev/v1alpha1", "kind": "Gallery",
+        "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+        "spec": {"resourceGroup": "rg", "location": "eastus", "azureName": "held"}});
+    body(&api, "POST", GALLERIES, "application/json", Some(held)).await;
+    out.push((
+        "http-delete-held",
+        body(&api, "DELETE", &format!("{GALLERIES}/held"), "", None).await,
+    ));
+    out.push((
+        "http-delete-held-again",
+        body(&api, "DELETE", &format!("{GALLERIES}/held"), "", None).await,
+    ));
+    let release = json!([{"op": "remove", "path": "/metadata/finalizers"}]);
+    out.push((
+        "http-release",
+        body(
+            &api,
+            "PATCH",
+            &format!("{GALLERIES}/held"),
+            "application/json-patch+json",
+            Some(release),
+        )
+        .await,
+    ));
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gone"}, "data": {"a": "b"}});
+    body(
+        &api,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        Some(cm),
+    )
+    .await;
+    out.push((
+        "http-delete-builtin",
+        body(
+            &api,
+            "DELETE",
+            "/api/v1/namespaces/default/configmaps/gone",
+            "",
+            None,
+        )
+        .await,
+    ));
+
+    out.push(("watch", watch_sequence(&api).await));
     out
 }
 
 /// Event types and object names a watch delivers for create, update, relabel, delete.
-async fn watch_sequence(url: &str) -> String {
+async fn watch_sequence(api: &kube::Client) -> String {
     let cms = "/api/v1/namespaces/default/configmaps";
-    let list: Value = reqwest::get(format!("{url}{cms}"))
-        .await
-        .unwrap()
-        .json()
+    let list: Value = api
+        .request(Request::get(cms).body(Vec::new()).unwrap())
         .await
         .unwrap();
     let rv = list["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
         .to_string();
-    let resp = reqwest::get(format!(
-        "{url}{cms}?watch=true&resourceVersion={rv}&labelSelector=w%3D1"
-    ))
-    .await
-    .unwrap();
-    let mut body = resp.bytes_stream();
+    let mut lines = api
+        .request_stream(
+            Request::get(format!(
+                "{cms}?watch=true&resourceVersion={rv}&labelSelector=w%3D1"
+            ))
+            .body(Vec::new())
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .lines();
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w", "labels": {"w": "1"}}});
-    http(url, "POST", cms, "application/json", Some(cm)).await;
+    http(api, "POST", cms, "application/json", Some(cm)).await;
     let merge = "application/merge-patch+json";
     http(
-        url,
+        api,
         "PATCH",
         &format!("{cms}/w"),
         merge,
@@ -489,7 +627,7 @@ async fn watch_sequence(url: &str) -> String {
     )
     .await;
     http(
-        url,
+        api,
         "PATCH",
         &format!("{cms}/w"),
         merge,
@@ -497,33 +635,28 @@ async fn watch_sequence(url: &str) -> String {
     )
     .await;
     http(
-        url,
+        api,
         "PATCH",
         &format!("{cms}/w"),
         merge,
         Some(json!({"metadata": {"labels": {"w": "1"}}})),
     )
     .await;
-    http(url, "DELETE", &format!("{cms}/w"), "", None).await;
+    http(api, "DELETE", &format!("{cms}/w"), "", None).await;
     let mut events = Vec::new();
-    let mut buf = Vec::new();
     let read = async {
-        while let Some(chunk) = body.next().await {
-            buf.extend_from_slice(&chunk.unwrap());
-            while let Some(i) = buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=i).collect();
-                let e: Value = serde_json::from_slice(&line).unwrap();
-                if e["type"] == "BOOKMARK" {
-                    continue;
-                }
-                events.push(format!(
-                    "{} {}",
-                    e["type"].as_str().unwrap(),
-                    e["object"]["metadata"]["name"]
-                ));
-                if events.len() == 5 {
-                    return;
-                }
+        while let Some(line) = lines.next().await {
+            let e: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            if e["type"] == "BOOKMARK" {
+                continue;
+            }
+            events.push(format!(
+                "{} {}",
+                e["type"].as_str().unwrap(),
+                e["object"]["metadata"]["name"]
+            ));
+            if events.len() == 5 {
+                return;
             }
         }
     };
@@ -558,7 +691,7 @@ async fn emulator_matches_the_real_api_server() {
     expect(
         &sim,
         "get-columns",
-        "NAME              READY   REASON   LOCATION   AGE",
+        "NAME              READY   REASON   LOCATION",
     );
     expect(&sim, "explain", "FIELD: targetRegions <[]Object>");
     expect(&sim, "wait-ready", "condition met");

@@ -62,6 +62,19 @@ impl ApiError {
         }
     }
 
+    /// kube-apiserver's `checkName`: the body's name must be the URL's.
+    pub fn name_mismatch(body_name: &str, url_name: &str) -> Self {
+        if body_name.is_empty() {
+            Self::bad_request(format!(
+                "the name of the object ({url_name} based on URL) was undeterminable: name must be provided"
+            ))
+        } else {
+            Self::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+            ))
+        }
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
@@ -213,12 +226,12 @@ impl ApiError {
         }
     }
 
-    /// A JSON patch whose operation failed (e.g. a `test`), as the API server reports it.
-    pub fn patch_failed(message: impl Into<String>) -> Self {
+    /// A JSON patch whose operation failed (e.g. a `test`): kube-apiserver's
+    /// `NewGenericServerResponse(422, …, isUnexpectedResponse=false)`, which drops the
+    /// library's message and leaves the details empty.
+    pub fn patch_failed() -> Self {
         Self {
-            details: Some(
-                json!({"causes": [{"reason": "UnexpectedServerResponse", "message": message.into()}]}),
-            ),
+            details: Some(json!({})),
             ..Self::new(
                 422,
                 "Invalid",

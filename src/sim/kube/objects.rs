@@ -280,11 +280,9 @@ pub fn update(
             )],
         ));
     }
-    let body_name = body["metadata"]["name"].as_str().unwrap_or(name);
+    let body_name = body["metadata"]["name"].as_str().unwrap_or("");
     if body_name != name {
-        return Err(ApiError::bad_request(
-            "the name of the object does not match the name on the URL",
-        ));
+        return Err(ApiError::name_mismatch(body_name, name));
     }
     let mut new = if sub == "status" {
         let mut n = (*current).clone();

@@ -22,15 +22,13 @@ pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
                 None => expected.is_null(),
             };
             if !ok {
-                return Err(ApiError::patch_failed(format!(
-                    "testing value {path} failed: test failed"
-                )));
+                return Err(ApiError::patch_failed());
             }
             continue;
         }
         let one: json_patch::Patch = serde_json::from_value(Value::Array(vec![op.clone()]))
             .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-        json_patch::patch(doc, &one).map_err(|e| ApiError::patch_failed(e.to_string()))?;
+        json_patch::patch(doc, &one).map_err(|_| ApiError::patch_failed())?;
     }
     Ok(())
 }
@@ -370,10 +368,28 @@ pub fn read_managed(obj: &Value) -> Vec<Managed> {
         .collect()
 }
 
+/// Writes the entries in kube-apiserver's order (`sortEncodedManagedFields`): by operation,
+/// time (seconds; ours all have the same format), manager, apiVersion, subresource.
 pub fn write_managed(obj: &mut Value, entries: &[Managed]) {
-    let list: Vec<Value> = entries
-        .iter()
-        .filter(|e| !e.fields.is_empty())
+    let mut sorted: Vec<&Managed> = entries.iter().filter(|e| !e.fields.is_empty()).collect();
+    sorted.sort_by(|p, q| {
+        (
+            &p.operation,
+            &p.time,
+            &p.manager,
+            &p.api_version,
+            &p.subresource,
+        )
+            .cmp(&(
+                &q.operation,
+                &q.time,
+                &q.manager,
+                &q.api_version,
+                &q.subresource,
+            ))
+    });
+    let list: Vec<Value> = sorted
+        .into_iter()
         .map(|e| {
             let mut v = json!({
                 "manager": e.manager, "operation": e.operation, "apiVersion": e.api_version,
@@ -431,6 +447,9 @@ pub fn record_update(
         rt,
         subresource,
     );
+    if let Some(o) = old {
+        forget_removed(&mut entries, o, new);
+    }
     if changed.is_empty() && old.is_some() {
         write_managed(new, &entries);
         return;
@@ -457,6 +476,15 @@ pub fn record_update(
         }),
     }
     write_managed(new, &entries);
+}
+
+/// No manager owns a field the write removed (structured-merge-diff drops `compare.Removed`
+/// from every manager's set).
+fn forget_removed(entries: &mut [Managed], old: &Value, new: &Value) {
+    for e in entries.iter_mut() {
+        e.fields
+            .retain(|p| value_at(old, p).is_none() || value_at(new, p).is_some());
+    }
 }
 
 /// Merges an applied configuration into `obj`: maps recursively, list-maps by key, other
@@ -642,6 +670,9 @@ pub fn apply(
     }
     apply_merge(rt, &mut obj, &config, &mut Vec::new());
     entries.retain(|e| !is_mine(e));
+    if let Some(cur) = current {
+        forget_removed(&mut entries, cur, &obj);
+    }
     entries.push(Managed {
         manager: manager.into(),
         operation: "Apply".into(),

@@ -287,7 +287,7 @@ async fn dispatch(
                 )?
             };
             spawn_gc(&app, work);
-            if gone && rt.crd.is_none() && !rt.is_crd_definition() {
+            if gone && !rt.is_crd_definition() {
                 return Ok(json_response(
                     200,
                     &success_status(&rt, &name, meta_str(&obj, "uid")),
@@ -431,15 +431,13 @@ fn patch_object(
         let config: Value = serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
         let mut config = prepare_body(rt, ns, config)?;
-        // As kube-apiserver does, an apply body without a name takes the URL's (kube-rs status
-        // patches send only apiVersion, kind and status).
-        if meta_str(&config, "name").is_empty() {
+        // An apply body without a name keeps the live object's (kube-rs status patches send
+        // only apiVersion, kind and status); with nothing live, there is no name to take.
+        if meta_str(&config, "name").is_empty() && current.is_some() {
             config["metadata"]["name"] = Value::String(name.to_string());
         }
         if meta_str(&config, "name") != name {
-            return Err(ApiError::bad_request(
-                "the name of the object does not match the name on the URL",
-            ));
+            return Err(ApiError::name_mismatch(meta_str(&config, "name"), name));
         }
         if let Some(cur) = &current
             && let Some(rv) = config["metadata"]["resourceVersion"].as_str()

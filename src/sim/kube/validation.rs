@@ -51,33 +51,88 @@ impl CrdSchema {
     pub fn admit(&self, obj: &mut Value, old: Option<&Value>) -> Vec<Cause> {
         prune_root(&self.schema, obj);
         *obj = kube_cel::apply_defaults(&self.schema, obj);
-        let mut causes = Vec::new();
-        for error in self.json_schema.iter_errors(obj) {
-            causes.push(schema_cause(&self.schema, &error));
+        let mut causes: Vec<Cause> = self
+            .json_schema
+            .iter_errors(obj)
+            .map(|error| schema_cause(&self.schema, &error))
+            .collect();
+        if self.rule_types.is_empty() {
+            return causes;
+        }
+        // kube-apiserver's hasBlockingErr: a wrong type, missing or unsupported value, or an
+        // exceeded max length/items skips every CEL rule and says so.
+        if causes.iter().any(|c| BLOCKING.contains(&c.reason)) {
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                "",
+                "Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ));
+            return causes;
         }
         if let Err(errors) = kube_cel::validate_compiled(&self.cel, obj, old) {
             for e in errors.into_vec() {
                 let ty = self
                     .rule_types
                     .get(&e.rule)
-                    .cloned()
-                    .unwrap_or_else(|| "object".into());
+                    .map_or("object", String::as_str);
+                let path = e.field_path.trim_start_matches('.');
+                // The failing node's value, omitted for objects and arrays (cel/validation.go).
+                let value = match ty {
+                    "object" | "array" => None,
+                    _ => Some(value_at(obj, path).map_or_else(|| "null".into(), go_scalar)),
+                };
                 let (reason, prefix) = match e.reason.as_deref() {
                     Some("FieldValueForbidden") => ("FieldValueForbidden", "Forbidden".to_string()),
                     Some("FieldValueRequired") => ("FieldValueRequired", "Required value".into()),
-                    Some("FieldValueDuplicate") => {
-                        ("FieldValueDuplicate", format!("Duplicate value: \"{ty}\""))
-                    }
-                    _ => ("FieldValueInvalid", format!("Invalid value: \"{ty}\"")),
+                    Some("FieldValueDuplicate") => (
+                        "FieldValueDuplicate",
+                        value.map_or("Duplicate value".into(), |v| {
+                            format!("Duplicate value: {v}")
+                        }),
+                    ),
+                    _ => (
+                        "FieldValueInvalid",
+                        value.map_or("Invalid value".into(), |v| format!("Invalid value: {v}")),
+                    ),
                 };
-                causes.push(Cause::new(
-                    reason,
-                    e.field_path.trim_start_matches('.'),
-                    format!("{prefix}: {}", e.message),
-                ));
+                causes.push(Cause::new(reason, path, format!("{prefix}: {}", e.message)));
             }
         }
         causes
+    }
+}
+
+/// Field error types after which kube-apiserver does not run CEL rules (`hasBlockingErr`).
+const BLOCKING: &[&str] = &[
+    "FieldValueNotSupported",
+    "FieldValueRequired",
+    "FieldValueTooLong",
+    "FieldValueTooMany",
+    "FieldValueTypeInvalid",
+];
+
+/// The value at a field path as the CEL validator reports it (`spec.regions[0].name`).
+fn value_at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut node = obj;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, indices) = part
+            .split_once('[')
+            .map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            node = node.get(key)?;
+        }
+        for index in indices.split('[').filter(|i| !i.is_empty()) {
+            node = node.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(node)
+}
+
+/// Go's `%q` for strings and `%v` for numbers and booleans, as in "Invalid value: …".
+fn go_scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
     }
 }
 
