@@ -395,7 +395,10 @@ async fn drive<K: Managed>(
         .for_each(|result| async move {
             match result {
                 // Reconcile errors were logged (and lost races are routine) by the error policy.
-                Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                // ... and an object deleted while a wake-up for it was queued is simply done.
+                Ok(_)
+                | Err(kube::runtime::controller::Error::ReconcilerFailed(..))
+                | Err(kube::runtime::controller::Error::ObjectNotFound(..)) => {}
                 Err(e) => warn!(kind = K::KIND, "controller: {e}"),
             }
         })
