@@ -383,7 +383,16 @@ async fn demo(client: &Client, arm: &HashMap<String, String>) -> anyhow::Result<
             break;
         }
         if Instant::now() > deadline {
-            anyhow::bail!("the quickstart did not become Ready within {DEMO_DEADLINE:?}");
+            let waiting: Vec<String> = keys
+                .iter()
+                .map(|k| (k, observe(now.get(k).and_then(|s| s.as_ref()))))
+                .filter(|(_, seen)| !seen.ready)
+                .map(|(k, seen)| format!("{k}: {} {}", seen.reason, seen.message))
+                .collect();
+            anyhow::bail!(
+                "the quickstart did not become Ready within {DEMO_DEADLINE:?}; not Ready: {}",
+                waiting.join("; ")
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -413,7 +422,20 @@ async fn demo(client: &Client, arm: &HashMap<String, String>) -> anyhow::Result<
             }
         }
         if Instant::now() > deadline {
-            anyhow::bail!("deletion did not finish within {DEMO_DEADLINE:?}");
+            let left: Vec<String> = keys
+                .iter()
+                .filter(|k| !order.contains(k))
+                .map(|k| {
+                    format!(
+                        "{k}: {}",
+                        observe(now.get(k).and_then(|s| s.as_ref())).reason
+                    )
+                })
+                .collect();
+            anyhow::bail!(
+                "deletion did not finish within {DEMO_DEADLINE:?}; still there: {}",
+                left.join("; ")
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
