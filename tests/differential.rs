@@ -589,6 +589,65 @@ async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
         .await,
     ));
 
+    // A Secret's stringData is stored in data; events.k8s.io Events are core Events.
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+        "data": {"a": "YQ=="}, "stringData": {"b": "bee", "a": "ay"}});
+    out.push((
+        "http-secret-string-data",
+        body(
+            &api,
+            "POST",
+            "/api/v1/namespaces/default/secrets",
+            "application/json",
+            Some(secret),
+        )
+        .await,
+    ));
+    let event = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "ev1"},
+        "eventTime": "2024-01-01T00:00:00.000000Z", "reportingController": "example.com/op",
+        "reportingInstance": "op-1", "action": "Reconcile", "reason": "Ready", "note": "ready",
+        "type": "Normal", "regarding": {"apiVersion": "compute.gallery.dev/v1alpha1",
+        "kind": "Gallery", "name": "platform-images", "namespace": "default"}});
+    out.push((
+        "http-event-create",
+        body(
+            &api,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            "application/json",
+            Some(event),
+        )
+        .await,
+    ));
+    out.push((
+        "http-event-as-core",
+        body(&api, "GET", "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dplatform-images%2Ctype%3DNormal%2Creason%3DReady", "", None).await,
+    ));
+    out.push((
+        "http-event-selector-v1",
+        body(&api, "GET", "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=regarding.kind%3DGallery%2CreportingController%3Dexample.com%2Fop", "", None).await,
+    ));
+    out.push((
+        "http-event-selector-unsupported",
+        http(
+            &api,
+            "GET",
+            "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=source%3Dx",
+            "",
+            None,
+        )
+        .await
+        .to_string(),
+    ));
+    out.push((
+        "describe-events",
+        kubectl(k, &["describe", "gal", "platform-images"], None)
+            .lines()
+            .skip_while(|l| !l.starts_with("Events:"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    ));
+
     out.push(("watch", watch_sequence(&api).await));
     out
 }

@@ -163,7 +163,8 @@ impl Store {
     }
 
     /// Stores `obj` with a new resourceVersion and announces it; returns the stored object.
-    pub fn put(&mut self, rt: &ResourceType, mut obj: Value) -> Arc<Value> {
+    pub fn put(&mut self, rt: &ResourceType, obj: Value) -> Arc<Value> {
+        let mut obj = rt.to_storage(obj);
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let key = rt.storage_key();
