@@ -76,6 +76,16 @@ async fn all_objects(client: &Client) -> Vec<(String, bool)> {
     all
 }
 
+/// The operator process, killed and reaped when the test ends, passed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_quickstart_on_the_emulator() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,7 +96,7 @@ async fn operator_quickstart_on_the_emulator() {
     let kubeconfig = emulator.get("KUBECONFIG").to_string();
     let client = client(Path::new(&kubeconfig)).await;
     let arm = e2e::arm_simulator(50.0);
-    let _operator = e2e::operator(&kubeconfig, &arm, &[]);
+    let _operator = Killed(e2e::operator(&kubeconfig, &arm, &[]));
 
     let docs = quickstart();
     for doc in &docs {
