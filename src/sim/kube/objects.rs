@@ -261,6 +261,7 @@ pub fn update(
 ) -> Result<Arc<Value>, ApiError> {
     let current = store
         .get(&rt.storage_key(), ns, name)
+        .map(|o| rt.view(&o))
         .ok_or_else(|| ApiError::not_found(rt, name))?;
     let body_rv = body["metadata"]["resourceVersion"]
         .as_str()
@@ -470,6 +471,7 @@ pub fn delete(
 ) -> Result<(Arc<Value>, bool), ApiError> {
     let current = store
         .get(&rt.storage_key(), ns, name)
+        .map(|o| rt.view(&o))
         .ok_or_else(|| ApiError::not_found(rt, name))?;
     if let Some(uid) = &pre.uid
         && uid != meta_str(&current, "uid")

@@ -211,6 +211,14 @@ pub fn fields_of(rt: &ResourceType, value: &Value) -> FieldSet {
     out
 }
 
+/// Structs declared `+structType=atomic` that our built-in kinds have: an Event's
+/// ObjectReferences are owned whole.
+fn atomic_struct(rt: &ResourceType, names: &[&str]) -> bool {
+    rt.crd.is_none()
+        && rt.plural == "events"
+        && matches!(names, ["regarding" | "related" | "involvedObject"])
+}
+
 fn walk<'a>(
     rt: &ResourceType,
     value: &'a Value,
@@ -219,7 +227,7 @@ fn walk<'a>(
     out: &mut FieldSet,
 ) {
     match value {
-        Value::Object(m) if !m.is_empty() => {
+        Value::Object(m) if !m.is_empty() && !atomic_struct(rt, names) => {
             for (k, v) in m {
                 path.push(format!("f:{k}"));
                 names.push(k);

@@ -43,11 +43,96 @@ impl ResourceType {
         }
     }
 
-    /// The storage key: one store per group/resource, whatever the version.
+    /// The storage key: one store per group/resource, whatever the version. `events.k8s.io`
+    /// Events are core Events in another shape, stored once as kube-apiserver does.
     pub fn storage_key(&self) -> StorageKey {
         StorageKey {
-            group: self.group.clone(),
+            group: if self.is_events_v1() {
+                String::new()
+            } else {
+                self.group.clone()
+            },
             plural: self.plural.clone(),
+        }
+    }
+
+    pub fn is_events_v1(&self) -> bool {
+        self.group == "events.k8s.io" && self.plural == "events"
+    }
+
+    pub fn is_core_event(&self) -> bool {
+        self.group.is_empty() && self.plural == "events"
+    }
+
+    /// A stored object as this resource type shows it: Events have two shapes, and fields a
+    /// typed Go struct always serializes (`firstTimestamp: null`, `source: {}`).
+    pub fn view(&self, obj: &Arc<Value>) -> Arc<Value> {
+        let (mut shown, always) = if self.is_events_v1() {
+            let shown = if obj["apiVersion"] == "v1" {
+                convert_event(
+                    obj,
+                    EVENT_FIELDS.iter().map(|(c, e)| (*c, *e)),
+                    "events.k8s.io/v1",
+                )
+            } else {
+                (**obj).clone()
+            };
+            (
+                shown,
+                [
+                    "deprecatedFirstTimestamp",
+                    "deprecatedLastTimestamp",
+                    "deprecatedSource",
+                ],
+            )
+        } else if self.is_core_event() {
+            (
+                (**obj).clone(),
+                ["firstTimestamp", "lastTimestamp", "source"],
+            )
+        } else {
+            return obj.clone();
+        };
+        if let Some(m) = shown.as_object_mut() {
+            m.entry(always[0]).or_insert(Value::Null);
+            m.entry(always[1]).or_insert(Value::Null);
+            m.entry(always[2])
+                .or_insert_with(|| Value::Object(Default::default()));
+        }
+        Arc::new(shown)
+    }
+
+    /// An object of this type in its stored shape: Events in their core v1 shape; Secrets
+    /// as [`Self::decode_defaults`] leaves them.
+    pub fn to_storage(&self, mut obj: Value) -> Value {
+        if self.is_events_v1() && obj["apiVersion"] == "events.k8s.io/v1" {
+            return convert_event(&obj, EVENT_FIELDS.iter().map(|(c, e)| (*e, *c)), "v1");
+        }
+        self.decode_defaults(&mut obj);
+        obj
+    }
+
+    /// What decoding a written object does before anything else sees it: a Secret's
+    /// write-only `stringData` merged into `data` (base64), and its `type` defaulted to `Opaque`.
+    pub fn decode_defaults(&self, obj: &mut Value) {
+        if !(self.group.is_empty() && self.plural == "secrets") {
+            return;
+        }
+        if let Some(Value::Object(strings)) =
+            obj.as_object_mut().and_then(|m| m.remove("stringData"))
+        {
+            use base64::Engine as _;
+            if !obj["data"].is_object() {
+                obj["data"] = Value::Object(Default::default());
+            }
+            for (k, v) in strings {
+                let text = v.as_str().unwrap_or_default();
+                obj["data"][k] =
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(text));
+            }
+        }
+        if obj["type"].as_str().unwrap_or_default().is_empty() {
+            obj["type"] = Value::String("Opaque".into());
         }
     }
 
@@ -58,6 +143,41 @@ impl ResourceType {
     pub fn is_namespace(&self) -> bool {
         self.group.is_empty() && self.plural == "namespaces"
     }
+}
+
+/// Core v1 Event fields and their events.k8s.io/v1 names (k8s.io/kubernetes
+/// pkg/apis/events/v1/conversion.go); the other fields have the same name in both.
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("involvedObject", "regarding"),
+    ("message", "note"),
+    ("reportingComponent", "reportingController"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+];
+
+fn convert_event<'a>(
+    obj: &Value,
+    renames: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    api_version: &str,
+) -> Value {
+    let Some(map) = obj.as_object() else {
+        return obj.clone();
+    };
+    let out = map
+        .iter()
+        .map(|(k, v)| {
+            let key = renames
+                .clone()
+                .find(|(from, _)| from == k)
+                .map_or(k.as_str(), |(_, to)| to);
+            (key.to_string(), v.clone())
+        })
+        .collect::<serde_json::Map<_, _>>();
+    let mut out = Value::Object(out);
+    out["apiVersion"] = Value::String(api_version.into());
+    out
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::errors::ApiError;
+use super::{errors::ApiError, resources::ResourceType};
 
 #[derive(Debug, Clone)]
 enum Requirement {
@@ -101,12 +101,52 @@ impl LabelSelector {
     }
 }
 
-/// `metadata.name` / `metadata.namespace` with `=`, `==` or `!=`.
+/// Field selectors: `metadata.name` / `metadata.namespace` for every kind, plus the Event
+/// fields kube-apiserver indexes (`involvedObject.*`, `reason`, `type`, …; events.k8s.io names
+/// them `regarding.*` and `reportingController`), with `=`, `==` or `!=`. Requirements hold
+/// field names of the stored (core v1) shape.
 #[derive(Debug, Clone, Default)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
+/// Core Event fields a selector may name (registry/core/event ToSelectableFields).
+const CORE_EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+
+/// The stored field a selector label names for `rt`, if `rt` supports it.
+fn selectable(rt: &ResourceType, label: &str) -> Option<String> {
+    if matches!(label, "metadata.name" | "metadata.namespace") {
+        return Some(label.to_string());
+    }
+    if rt.is_core_event() && CORE_EVENT_FIELDS.contains(&label) {
+        return Some(label.to_string());
+    }
+    if rt.is_events_v1() {
+        if let Some(f) = label.strip_prefix("regarding.") {
+            let core = format!("involvedObject.{f}");
+            return CORE_EVENT_FIELDS.contains(&core.as_str()).then_some(core);
+        }
+        return match label {
+            "reportingController" => Some("reportingComponent".into()),
+            "reason" | "type" => Some(label.into()),
+            _ => None,
+        };
+    }
+    None
+}
+
 impl FieldSelector {
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    pub fn parse(rt: &ResourceType, s: &str) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (field, equal, value) = if let Some((f, v)) = part.split_once("!=") {
@@ -121,12 +161,10 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            if !matches!(field, "metadata.name" | "metadata.namespace") {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field}"
-                )));
-            }
-            reqs.push((field.to_string(), equal, value.trim().to_string()));
+            let stored = selectable(rt, field).ok_or_else(|| {
+                ApiError::bad_request(format!("field label not supported: {field}"))
+            })?;
+            reqs.push((stored, equal, value.trim().to_string()));
         }
         Ok(Self(reqs))
     }
@@ -137,11 +175,19 @@ impl FieldSelector {
 
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
+            let at = |path: &str| {
+                path.split('.')
+                    .try_fold(obj, |v, k| v.get(k))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            };
             let actual = match field.as_str() {
-                "metadata.name" => obj["metadata"]["name"].as_str(),
-                _ => obj["metadata"]["namespace"].as_str(),
-            }
-            .unwrap_or("");
+                // The component, else the reporting controller (ToSelectableFields).
+                "source" => Some(at("source.component"))
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or_else(|| at("reportingComponent")),
+                f => at(f),
+            };
             (actual == value) == *equal
         })
     }

@@ -300,7 +300,7 @@ async fn dispatch(
                 return Err(ApiError::method_not_allowed());
             }
             let opts = delete_options(&body, &q)?;
-            let (label, field) = selectors(&q)?;
+            let (label, field) = selectors(&rt, &q)?;
             let mut work = Vec::new();
             let mut deleted = Vec::new();
             {
@@ -379,6 +379,7 @@ fn prepare_body(rt: &ResourceType, ns: &str, mut obj: Value) -> Result<Value> {
     }
     obj["kind"] = json!(rt.kind);
     obj["apiVersion"] = json!(rt.api_version());
+    rt.decode_defaults(&mut obj);
     if !obj["metadata"].is_object() {
         obj["metadata"] = json!({});
     }
@@ -410,7 +411,7 @@ fn patch_object(
     writer: &Writer,
     work: &mut Vec<GcWork>,
 ) -> Result<(Arc<Value>, bool)> {
-    let current = store.get(&rt.storage_key(), ns, name);
+    let current = store.get(&rt.storage_key(), ns, name).map(|o| rt.view(&o));
     if content_type == "application/apply-patch+yaml" {
         let manager = q
             .get("fieldManager")
@@ -559,9 +560,12 @@ fn delete_options(
     Ok((propagation, pre))
 }
 
-fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector)> {
+fn selectors(
+    rt: &ResourceType,
+    q: &HashMap<String, String>,
+) -> Result<(LabelSelector, FieldSelector)> {
     let label = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
-    let field = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    let field = FieldSelector::parse(rt, q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
     Ok((label, field))
 }
 
@@ -581,6 +585,13 @@ fn render_one_code(
     q: &HashMap<String, String>,
     code: u16,
 ) -> Response {
+    let viewed;
+    let obj = if rt.is_events_v1() || rt.is_core_event() {
+        viewed = rt.view(&Arc::new(obj.clone()));
+        &*viewed
+    } else {
+        obj
+    };
     let body = match shape {
         Shape::Full => obj.clone(),
         Shape::Metadata => table::partial(obj),
@@ -628,7 +639,7 @@ fn list(
     q: &HashMap<String, String>,
     shape: Shape,
 ) -> Result<Response> {
-    let (label, field) = selectors(q)?;
+    let (label, field) = selectors(rt, q)?;
     let limit: usize = q
         .get("limit")
         .and_then(|l| l.parse().ok())
@@ -653,7 +664,7 @@ fn list(
             store.current_rv()
         )));
     }
-    let mut items: Vec<&Arc<Value>> = Vec::new();
+    let mut items: Vec<Arc<Value>> = Vec::new();
     let mut next = None;
     let mut remaining = 0usize;
     let unfiltered = label.is_empty() && field.is_empty();
@@ -676,7 +687,7 @@ fn list(
             remaining += 1;
             continue;
         }
-        items.push(obj);
+        items.push(rt.view(obj));
     }
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = &next {
@@ -701,9 +712,25 @@ fn list(
             "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
             "items": items.iter().map(|o| table::partial(o)).collect::<Vec<_>>(),
         }),
-        Shape::Full => json!({
-            "apiVersion": rt.api_version(), "items": items.iter().map(|o| o.as_ref()).collect::<Vec<&Value>>(), "kind": format!("{}List", rt.kind), "metadata": meta,
-        }),
+        Shape::Full => {
+            // Items of a built-in (typed) list carry no apiVersion and kind; unstructured
+            // custom resources keep theirs.
+            let items: Vec<std::borrow::Cow<Value>> = items
+                .iter()
+                .map(|o| match o.as_object() {
+                    Some(m) if rt.crd.is_none() => std::borrow::Cow::Owned(Value::Object(
+                        m.iter()
+                            .filter(|(k, _)| *k != "apiVersion" && *k != "kind")
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    )),
+                    _ => std::borrow::Cow::Borrowed(o.as_ref()),
+                })
+                .collect();
+            json!({
+                "apiVersion": rt.api_version(), "items": items, "kind": format!("{}List", rt.kind), "metadata": meta,
+            })
+        }
     };
     Ok(json_response(200, &body))
 }
@@ -763,7 +790,7 @@ fn watch(
     q: &HashMap<String, String>,
     meta_only: bool,
 ) -> Result<Response> {
-    let (label, field) = selectors(q)?;
+    let (label, field) = selectors(&rt, q)?;
     let filter = WatchFilter {
         key: rt.storage_key(),
         ns,
@@ -797,7 +824,7 @@ fn watch(
                     Ok(events) => {
                         for e in events {
                             if let Some(k) = filter.translate(&e) {
-                                initial.push(event_line(k, &e.obj, meta_only));
+                                initial.push(event_line(k, &rt.view(&e.obj), meta_only));
                             }
                         }
                     }
@@ -812,7 +839,7 @@ fn watch(
             _ => {
                 for (_, obj) in store.range(&filter.key, filter.ns.as_deref(), None) {
                     if filter.matches(obj) {
-                        initial.push(event_line("ADDED", obj, meta_only));
+                        initial.push(event_line("ADDED", &rt.view(obj), meta_only));
                     }
                 }
                 if send_initial {
@@ -858,7 +885,7 @@ fn watch(
                         if e.rv <= last_rv { continue; }
                         last_rv = e.rv;
                         if let Some(k) = filter.translate(&e)
-                            && tx.send(Ok(event_line(k, &e.obj, meta_only))).await.is_err() {
+                            && tx.send(Ok(event_line(k, &rt.view(&e.obj), meta_only))).await.is_err() {
                             return;
                         }
                     }

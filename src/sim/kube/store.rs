@@ -163,7 +163,8 @@ impl Store {
     }
 
     /// Stores `obj` with a new resourceVersion and announces it; returns the stored object.
-    pub fn put(&mut self, rt: &ResourceType, mut obj: Value) -> Arc<Value> {
+    pub fn put(&mut self, rt: &ResourceType, obj: Value) -> Arc<Value> {
+        let mut obj = rt.to_storage(obj);
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let key = rt.storage_key();
@@ -231,11 +232,9 @@ impl Store {
             obj,
             prev,
         });
-        let rv = self.rv;
-        let h = self.history.entry(key).or_insert_with(|| History {
-            events: VecDeque::new(),
-            start_rv: rv - 1,
-        });
+        // The first event of a resource: its history is complete since the server started
+        // (kube-apiserver's watch caches list when it starts).
+        let h = self.history.entry(key).or_default();
         h.events.push_back(event.clone());
         if h.events.len() > HISTORY_PER_RESOURCE
             && let Some(e) = h.events.pop_front()
@@ -245,12 +244,12 @@ impl Store {
         let _ = self.tx.send(event);
     }
 
-    /// Events of a resource after `rv`, or the oldest resourceVersion still available when
-    /// `rv` is too old.
+    /// Events of a resource after `rv`, or, when `rv` is too old, the resourceVersion its
+    /// history starts from (what kube-apiserver's "too old resource version: RV (OLDEST)" shows).
     pub fn events_since(&self, key: &StorageKey, rv: u64) -> Result<Vec<Arc<Event>>, u64> {
         match self.history.get(key) {
             None => Ok(Vec::new()),
-            Some(h) if rv < h.start_rv => Err(h.start_rv + 1),
+            Some(h) if rv < h.start_rv => Err(h.start_rv),
             Some(h) => Ok(h.events.iter().filter(|e| e.rv > rv).cloned().collect()),
         }
     }
