@@ -437,11 +437,16 @@ pub fn version_key(version: &str) -> Option<(u32, u32, u32)> {
 
 /// The highest Ready version of this definition not excluded from latest, from our objects.
 fn latest_version(ctx: &Context, def: &ImageDefinition) -> Option<String> {
+    latest_of(ctx.stores.versions.state().iter().map(|v| &**v), def)
+}
+
+/// The highest Ready version of `def` among `versions` not excluded from latest (pure).
+pub fn latest_of<'a>(
+    versions: impl Iterator<Item = &'a crate::api::ImageVersion>,
+    def: &ImageDefinition,
+) -> Option<String> {
     let namespace = def.namespace();
-    ctx.stores
-        .versions
-        .state()
-        .iter()
+    versions
         .filter(|v| {
             v.namespace() == namespace
                 && v.spec

@@ -174,6 +174,7 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
             )
         }
     };
+    tracing::debug!(kind = K::KIND, %namespace, name = %obj.name_any(), reason = %outcome.reason, ?action, "reconciled");
     write_status(&api, &ctx, &*obj, report, &outcome).await?;
     crate::telemetry::record_reconcile(K::KIND, &outcome.reason, started.elapsed());
     Ok(action)

@@ -360,27 +360,32 @@ async fn resolve_image(
         };
         let status = definition.status.as_ref();
         let ready = is_ready(status.map(|s| &s.common), definition.metadata.generation);
-        return Ok(
-            match (
-                status.and_then(|s| s.common.id.clone()),
-                status.and_then(|s| s.latest_version.clone()),
-            ) {
-                (Some(id), Some(_)) if ready => Ok(ResolvedImage {
-                    id: ResourceId::parse(&id)?,
-                    os_type: definition.spec.os_type,
-                    os_state: definition.spec.os_state,
-                    tenant: None,
-                }),
-                (Some(_), None) if ready => Err(waiting(format!(
-                    "ImageDefinition {} has no Ready version yet",
-                    r.name
-                ))),
-                _ => Err(waiting(format!(
-                    "waiting for ImageDefinition {} to be Ready",
-                    r.name
-                ))),
-            },
-        );
+        let mut latest = status.and_then(|s| s.latest_version.clone());
+        if latest.is_none() && ready {
+            // The definition's status may not have caught up with a version that just became
+            // Ready: ask the API server for the versions themselves.
+            let versions =
+                Api::<crate::api::ImageVersion>::namespaced(ctx.kube.clone(), &namespace)
+                    .list(&Default::default())
+                    .await?;
+            latest = super::image_definition::latest_of(versions.items.iter(), &definition);
+        }
+        return Ok(match (status.and_then(|s| s.common.id.clone()), latest) {
+            (Some(id), Some(_)) if ready => Ok(ResolvedImage {
+                id: ResourceId::parse(&id)?,
+                os_type: definition.spec.os_type,
+                os_state: definition.spec.os_state,
+                tenant: None,
+            }),
+            (Some(_), None) if ready => Err(waiting(format!(
+                "ImageDefinition {} has no Ready version yet",
+                r.name
+            ))),
+            _ => Err(waiting(format!(
+                "waiting for ImageDefinition {} to be Ready",
+                r.name
+            ))),
+        });
     }
     let id = ResourceId::parse(
         image
