@@ -951,7 +951,8 @@ pub fn plot(dir: &Path, font: Option<&Path>) -> anyhow::Result<()> {
     anyhow::ensure!(!runs.is_empty(), "no bench JSON files in {}", dir.display());
     let series = series_by_server(&runs);
     let out = dir.join("scaling.png");
-    let max_n = runs.iter().map(|r| r.objects).fold(100.0, f64::max) * 1.5;
+    // Always up to 10,000 (the largest N), so the RSS targets show.
+    let max_n = runs.iter().map(|r| r.objects).fold(10_000.0, f64::max) * 1.5;
     let max_time = runs.iter().map(|r| r.ready_seconds).fold(10.0, f64::max) * 2.0;
     let max_rss = runs.iter().map(|r| r.rss_mib).fold(200.0, f64::max) * 1.3;
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
@@ -970,6 +971,8 @@ pub fn plot(dir: &Path, font: Option<&Path>) -> anyhow::Result<()> {
             .build_cartesian_2d((50.0..max_n).log_scale(), (1.0..max_time).log_scale())?;
         time.configure_mesh()
             .x_desc("image versions (N)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .y_desc("seconds")
             .draw()?;
         let mut rss = ChartBuilder::on(&right)
@@ -980,6 +983,8 @@ pub fn plot(dir: &Path, font: Option<&Path>) -> anyhow::Result<()> {
             .build_cartesian_2d((50.0..max_n).log_scale(), 0.0..max_rss)?;
         rss.configure_mesh()
             .x_desc("image versions (N)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .y_desc("MiB")
             .draw()?;
         rss.draw_series(
