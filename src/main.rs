@@ -135,8 +135,15 @@ struct SimKubeArgs {
 #[derive(Args)]
 struct BenchArgs {
     /// Number of image versions to create.
-    #[arg(long)]
-    objects: usize,
+    #[arg(long, required_unless_present = "plot")]
+    objects: Option<usize>,
+    /// Instead of measuring, draw time-to-Ready and peak RSS against N from the JSON files in
+    /// this directory (earlier `--json` outputs) into DIR/scaling.png.
+    #[arg(long, value_name = "DIR", conflicts_with = "objects")]
+    plot: Option<PathBuf>,
+    /// TrueType font for `--plot` labels; default: the first of a few common system paths.
+    #[arg(long, requires = "plot")]
+    font: Option<PathBuf>,
     /// Also write the figures to this file as one JSON object.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -146,9 +153,10 @@ struct BenchArgs {
     /// Speed-up of simulated Azure operation and replication times.
     #[arg(long, default_value_t = 20.0)]
     speed: f64,
-    /// The operator's resync interval in seconds; steady state is measured over two.
-    #[arg(long, default_value_t = 15)]
-    resync: u64,
+    /// The operator's resync interval in seconds; steady state is measured over two. Default: one
+    /// GET per object per resync uses half the client's read budget (at least 15 s).
+    #[arg(long)]
+    resync: Option<u64>,
     /// The operator's concurrency per kind.
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
@@ -268,15 +276,22 @@ fn sandbox(args: SandboxArgs) -> ExitCode {
 fn bench(args: BenchArgs) -> ExitCode {
     use azure_gallery_operator::sim::bench;
     azure_gallery_operator::telemetry::init_logging(LogFormat::Plain);
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match runtime.block_on(bench::run(bench::Options {
-        objects: args.objects,
-        json: args.json,
-        kubeconfig: args.kubeconfig,
-        speed: args.speed,
-        resync: std::time::Duration::from_secs(args.resync),
-        concurrency: args.concurrency,
-    })) {
+    let result = match (args.plot, args.objects) {
+        (Some(dir), _) => bench::plot(&dir, args.font.as_deref()),
+        (None, Some(objects)) => {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            runtime.block_on(bench::run(bench::Options {
+                objects,
+                json: args.json,
+                kubeconfig: args.kubeconfig,
+                speed: args.speed,
+                resync: args.resync.map(std::time::Duration::from_secs),
+                concurrency: args.concurrency,
+            }))
+        }
+        (None, None) => unreachable!("clap requires --objects without --plot"),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("azure-gallery-operator bench: {e:#}");

@@ -3,7 +3,7 @@
 //! Targets are reported next to the figures, never enforced: this is a measurement.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     net::SocketAddr,
     path::{Path, PathBuf},
     process::Stdio,
@@ -34,9 +34,31 @@ pub struct Options {
     pub kubeconfig: Option<PathBuf>,
     /// Speed-up of simulated Azure operation times.
     pub speed: f64,
-    /// The operator's resync interval, and the steady-state window is two of them.
-    pub resync: Duration,
+    /// The operator's resync interval (the steady-state window is two of them); default: long
+    /// enough that resyncs use at most half the client's read budget (see [`default_resync`]).
+    pub resync: Option<Duration>,
     pub concurrency: u16,
+}
+
+/// The operator's client-side ARM budgets per subscription (`crate::arm::client`): reads burst 200
+/// then 20/s, writes burst 150 then 8/s. All bench objects share one subscription, so these bound
+/// throughput at large N; the bench reports the floor they imply.
+const READ_BURST: f64 = 200.0;
+const READS_PER_SECOND: f64 = 20.0;
+const WRITE_BURST: f64 = 150.0;
+const WRITES_PER_SECOND: f64 = 8.0;
+
+/// A resync interval at which one GET per object per resync needs half the read budget, and at
+/// least 15 s: shorter intervals would measure the rate limiter instead of the operator.
+fn default_resync(custom_resources: usize) -> Duration {
+    let seconds = (custom_resources as f64 / (READS_PER_SECOND / 2.0)).ceil() as u64;
+    Duration::from_secs(seconds.max(15))
+}
+
+/// Seconds the client's budgets alone need for these requests (pure).
+fn rate_limit_floor(reads: usize, writes: usize) -> f64 {
+    let floor = |n: usize, burst: f64, rate: f64| (n as f64 - burst).max(0.0) / rate;
+    floor(reads, READ_BURST, READS_PER_SECOND).max(floor(writes, WRITE_BURST, WRITES_PER_SECOND))
 }
 
 /// Runs the benchmark and prints the figures.
@@ -57,7 +79,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     .context("starting the ARM simulator")?;
     let facts: HashMap<String, String> = arm.facts.iter().cloned().collect();
     let (_kube, kubeconfig, api_server) = match &options.kubeconfig {
-        Some(k) => (None, k.clone(), "given kubeconfig"),
+        Some(k) => (None, k.clone(), "API server"),
         None => {
             let k = dir.path().join("kubeconfig");
             let running = super::kube::start(super::kube::Options {
@@ -70,6 +92,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         }
     };
     let client = client_for(&kubeconfig).await?;
+    let version = client
+        .apiserver_version()
+        .await
+        .context("asking the API server its version")?
+        .git_version;
+    let api_server = format!("{api_server} {version}");
     install_crds(&client).await?;
     let namespace = format!("bench-{}", std::process::id());
     create_namespace(&client, &namespace).await?;
@@ -77,35 +105,70 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let calibration = sim.calibrate().await.context("calibrating the simulator")?;
     sim.clear_counters().await?;
 
-    let log = dir.path().join("operator.log");
-    let mut operator = spawn_operator(&kubeconfig, &facts, &namespace, &options, &log)?;
-    let pid = operator.id().context("operator pid")?;
-
     let layout = Layout::new(options.objects);
+    let crs = layout.galleries + layout.definitions + layout.versions;
+    let resync = options.resync.unwrap_or_else(|| default_resync(crs));
+    let metrics_addr = free_loopback_port()?;
+    let log = dir.path().join("operator.log");
+    let mut operator = Operator::spawn(
+        &kubeconfig,
+        &facts,
+        &namespace,
+        &options,
+        resync,
+        metrics_addr,
+        &log,
+    )?;
+
     eprintln!(
-        "bench: {} image versions in {} definitions and {} galleries, 2 regions each ({api_server})",
-        layout.versions, layout.definitions, layout.galleries
+        "bench: {} image versions in {} definitions and {} galleries, 2 regions each ({api_server}); resync {} s",
+        layout.versions,
+        layout.definitions,
+        layout.galleries,
+        resync.as_secs()
     );
     let started = Instant::now();
+    let watch = tokio::spawn(wait_ready(
+        client.clone(),
+        namespace.clone(),
+        layout.versions,
+    ));
     let applied = layout.apply(&client, &namespace).await?;
-    let ready_at = wait_ready(&client, &namespace, layout.versions).await?;
+    let ready_at = operator
+        .alongside("waiting for Ready", async { watch.await? })
+        .await?;
     let create_wall = started.elapsed();
-    let crs = layout.galleries + layout.definitions + layout.versions;
-    let create_requests = sim.requests_by_method().await?;
-
-    // Steady state: two resync intervals of nothing to do.
+    let create_requests = sim.requests().await?;
     sim.clear_counters().await?;
-    let window = options.resync * 2;
-    tokio::time::sleep(window).await;
-    let steady = sim.requests_by_method().await?;
-    let rss_kib = peak_rss_kib(pid)?;
+    eprintln!("bench: all Ready after {:.1} s", create_wall.as_secs_f64());
 
+    // Steady state: once follow-up work (parents noting their children) has drained, two resync
+    // intervals of nothing to do.
+    sim.wait_quiet(resync).await?;
+    sim.clear_counters().await?;
+    let reconciles_before = operator.reconciles(metrics_addr).await?;
+    let window = resync * 2;
+    eprintln!("bench: measuring steady state for {} s", window.as_secs());
+    operator
+        .alongside("steady state", async {
+            tokio::time::sleep(window).await;
+            Ok(())
+        })
+        .await?;
+    let steady = sim.requests().await?;
+    let steady_reconciles = operator.reconciles(metrics_addr).await? - reconciles_before;
+
+    eprintln!("bench: deleting everything");
     let deleting = Instant::now();
     layout.delete(&client, &namespace).await?;
-    wait_gone(&client, &namespace).await?;
+    operator
+        .alongside("deleting", wait_gone(&client, &namespace))
+        .await?;
     let delete_wall = deleting.elapsed();
     let orphans = sim.orphans().await?;
-    let _ = operator.kill().await;
+    // Peak over the whole run, creation, steady state and deletion alike.
+    let rss_kib = operator.peak_rss_kib()?;
+    operator.stop().await;
 
     let mut overhead: Vec<f64> = applied
         .iter()
@@ -113,34 +176,33 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .map(|d| (d.as_secs_f64() - calibration.as_secs_f64()).max(0.0))
         .collect();
     overhead.sort_by(f64::total_cmp);
-    let per_resync = |method: &str| {
-        steady.get(method).copied().unwrap_or(0) as f64 * options.resync.as_secs_f64()
-            / window.as_secs_f64()
-            / crs as f64
-    };
-    let steady_writes: usize = steady
-        .iter()
-        .filter(|(m, _)| *m != "GET")
-        .map(|(_, n)| n)
-        .sum();
+    let resyncs_in_window = window.as_secs_f64() / resync.as_secs_f64();
+    let steady_gets = steady.count(|r| r.method == "GET");
+    let steady_writes = steady.count(|r| r.method != "GET");
+    let create_reads = create_requests.count(|r| r.method == "GET");
+    let create_writes = create_requests.count(|r| r.method != "GET");
     let figures = json!({
         "apiServer": api_server,
+        "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "objects": options.objects,
         "customResources": crs,
         "speed": options.speed,
+        "concurrency": options.concurrency,
+        "resyncSeconds": resync.as_secs(),
         "objectsReadyPerSecond": layout.versions as f64 / create_wall.as_secs_f64(),
-        "armRequestsPerObjectToReady": create_requests
-            .iter()
-            .map(|(m, n)| (m.clone(), json!(*n as f64 / crs as f64)))
-            .collect::<serde_json::Map<_, _>>(),
-        "steadyStateGetsPerObjectPerResync": per_resync("GET"),
-        "steadyStateWritesPerObjectPerResync": steady_writes as f64 * options.resync.as_secs_f64()
-            / window.as_secs_f64() / crs as f64,
+        "timeToAllReadySeconds": create_wall.as_secs_f64(),
+        "armRequestsPerObjectToReady": create_requests.per_object_by_method(crs),
+        "armRequestsToReadyByType": create_requests.by_method_and_type(),
+        "clientRateLimitFloorSeconds": rate_limit_floor(create_reads, create_writes),
+        "steadyStateGetsPerObjectPerResync": steady_gets as f64 / crs as f64 / resyncs_in_window,
+        "steadyStateWritesPerObjectPerResync": steady_writes as f64 / crs as f64 / resyncs_in_window,
+        "steadyStateReconcilesPerObjectPerResync": steady_reconciles / crs as f64 / resyncs_in_window,
+        "steadyStateGetsPerReconcile": if steady_reconciles > 0.0 { steady_gets as f64 / steady_reconciles } else { 0.0 },
+        "steadyStateRequestsByType": steady.by_method_and_type(),
         "operatorPeakRssMiB": rss_kib as f64 / 1024.0,
         "simulatorChainSeconds": calibration.as_secs_f64(),
         "applyToReadyOverheadP50Seconds": percentile(&overhead, 0.50),
         "applyToReadyOverheadP99Seconds": percentile(&overhead, 0.99),
-        "createWallSeconds": create_wall.as_secs_f64(),
         "deleteAllSeconds": delete_wall.as_secs_f64(),
         "orphans": orphans,
         "targets": {
@@ -168,26 +230,43 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn print_table(figures: &Value) {
-    println!("{:<44} {:>14}  target", "figure", "value");
-    let row = |name: &str, key: &str, target: &str| {
-        let value = &figures[key];
+    println!("{:<64} {:>12}  target", "figure", "value");
+    let line = |name: &str, value: &Value, target: &str| {
         let shown = match value.as_f64() {
             Some(v) if v.fract() != 0.0 => format!("{v:.3}"),
             _ => value.to_string(),
         };
-        println!("{name:<44} {shown:>14}  {target}");
+        println!("{name:<64} {shown:>12}  {target}");
     };
+    let row = |name: &str, key: &str, target: &str| line(name, &figures[key], target);
     row("image versions", "objects", "");
+    row(
+        "custom resources (galleries, definitions too)",
+        "customResources",
+        "",
+    );
     row("objects Ready per second", "objectsReadyPerSecond", "");
-    if let Some(by_method) = figures["armRequestsPerObjectToReady"].as_object() {
-        for (method, n) in by_method {
-            println!(
-                "{:<44} {:>14.3}",
-                format!("ARM {method} per object to Ready"),
-                n.as_f64().unwrap_or(0.0)
-            );
-        }
+    row("time to all Ready (s)", "timeToAllReadySeconds", "");
+    row(
+        "  of which the client rate limits need (s)",
+        "clientRateLimitFloorSeconds",
+        "",
+    );
+    for (method, n) in figures["armRequestsPerObjectToReady"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        line(&format!("ARM {method} per object to Ready"), n, "");
     }
+    for (kind, n) in figures["armRequestsToReadyByType"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        line(&format!("  to Ready {kind}"), n, "");
+    }
+    row("resync interval (s)", "resyncSeconds", "");
     row(
         "steady state GETs per object per resync",
         "steadyStateGetsPerObjectPerResync",
@@ -198,6 +277,23 @@ fn print_table(figures: &Value) {
         "steadyStateWritesPerObjectPerResync",
         "0",
     );
+    row(
+        "steady state reconciles per object per resync",
+        "steadyStateReconcilesPerObjectPerResync",
+        "",
+    );
+    row(
+        "steady state GETs per reconcile",
+        "steadyStateGetsPerReconcile",
+        "",
+    );
+    for (kind, n) in figures["steadyStateRequestsByType"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        line(&format!("  steady state {kind}"), n, "");
+    }
     row(
         "operator peak RSS (MiB)",
         "operatorPeakRssMiB",
@@ -306,24 +402,24 @@ impl Layout {
     }
 }
 
-/// Watches image versions until `count` are Ready, noting when each became so.
+/// Watches image versions until `count` are Ready, noting when each became so. Started before
+/// the first apply, so no version turns Ready unseen.
 async fn wait_ready(
-    client: &Client,
-    ns: &str,
+    client: Client,
+    ns: String,
     count: usize,
 ) -> anyhow::Result<HashMap<String, Instant>> {
-    let api: Api<ImageVersion> = Api::namespaced(client.clone(), ns);
+    let api: Api<ImageVersion> = Api::namespaced(client, &ns);
     let mut ready = HashMap::new();
     let mut stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .applied_objects()
         .boxed();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(4 * 3600);
+    let mut progress = Instant::now();
     while ready.len() < count {
-        let next = tokio::time::timeout_at(deadline, stream.try_next())
-            .await
-            .context("image versions did not all become Ready within 4 hours")??;
-        let Some(version) = next else { break };
+        let Some(version) = stream.try_next().await? else {
+            anyhow::bail!("the watch of image versions ended");
+        };
         let is_ready = version.status.as_ref().is_some_and(|s| {
             s.common
                 .conditions
@@ -333,12 +429,15 @@ async fn wait_ready(
         if is_ready {
             ready.entry(version.name_any()).or_insert_with(Instant::now);
         }
+        if progress.elapsed() > Duration::from_secs(15) {
+            eprintln!("bench: {} of {count} image versions Ready", ready.len());
+            progress = Instant::now();
+        }
     }
     Ok(ready)
 }
 
 async fn wait_gone(client: &Client, ns: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(4 * 3600);
     let lp = ListParams::default().limit(1);
     loop {
         let left = Api::<ImageVersion>::namespaced(client.clone(), ns)
@@ -359,10 +458,6 @@ async fn wait_gone(client: &Client, ns: &str) -> anyhow::Result<()> {
         if left == 0 {
             return Ok(());
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "objects still present after 4 hours"
-        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -422,42 +517,127 @@ async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spawn_operator(
-    kubeconfig: &Path,
-    facts: &HashMap<String, String>,
-    namespace: &str,
-    options: &Options,
-    log: &Path,
-) -> anyhow::Result<tokio::process::Child> {
-    let fact = |k: &str| facts.get(k).cloned().unwrap_or_default();
-    let log = std::fs::File::create(log)?;
-    Ok(tokio::process::Command::new(std::env::current_exe()?)
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--namespace", namespace])
-        .args(["--arm-endpoint", &fact("ARM_ENDPOINT")])
-        .args(["--authority-host", &fact("AUTHORITY_HOST")])
-        .args(["--ca-bundle", &fact("CA_FILE")])
-        .args(["--metrics-addr", "127.0.0.1:0"])
-        .args(["--resync", &options.resync.as_secs().to_string()])
-        .args(["--concurrency", &options.concurrency.to_string()])
-        .env("AZURE_TENANT_ID", fact("AZURE_TENANT_ID"))
-        .env("AZURE_CLIENT_ID", fact("AZURE_CLIENT_ID"))
-        .env("AZURE_CLIENT_SECRET", fact("AZURE_CLIENT_SECRET"))
-        .env("AZURE_SUBSCRIPTION_ID", fact("AZURE_SUBSCRIPTION_ID"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()?)
+/// A loopback address with a port free right now, for the operator's metrics.
+fn free_loopback_port() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?)
 }
 
-/// Peak resident set of a process, from the kernel's own accounting.
-fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    parse_vm_hwm(&status).context("no VmHWM in /proc/PID/status")
+/// The operator under measurement, as its own process (`run`), so its memory is its own.
+struct Operator {
+    child: tokio::process::Child,
+    pid: u32,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+/// The longest the bench waits for any phase; a stuck operator fails the run instead of hanging.
+const PHASE_LIMIT: Duration = Duration::from_secs(4 * 3600);
+
+impl Operator {
+    fn spawn(
+        kubeconfig: &Path,
+        facts: &HashMap<String, String>,
+        namespace: &str,
+        options: &Options,
+        resync: Duration,
+        metrics_addr: SocketAddr,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let fact = |k: &str| facts.get(k).cloned().unwrap_or_default();
+        let child = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--namespace", namespace])
+            .args(["--arm-endpoint", &fact("ARM_ENDPOINT")])
+            .args(["--authority-host", &fact("AUTHORITY_HOST")])
+            .args(["--ca-bundle", &fact("CA_FILE")])
+            .args(["--metrics-addr", &metrics_addr.to_string()])
+            .args(["--resync", &resync.as_secs().to_string()])
+            .args(["--concurrency", &options.concurrency.to_string()])
+            .env("AZURE_TENANT_ID", fact("AZURE_TENANT_ID"))
+            .env("AZURE_CLIENT_ID", fact("AZURE_CLIENT_ID"))
+            .env("AZURE_CLIENT_SECRET", fact("AZURE_CLIENT_SECRET"))
+            .env("AZURE_SUBSCRIPTION_ID", fact("AZURE_SUBSCRIPTION_ID"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the operator")?;
+        Ok(Self {
+            pid: child.id().context("operator pid")?,
+            child,
+            log: log.to_path_buf(),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// Awaits `work` unless the operator exits first or the phase takes longer than
+    /// [`PHASE_LIMIT`]; both fail with the end of the operator's log.
+    async fn alongside<T>(
+        &mut self,
+        what: &str,
+        work: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        tokio::select! {
+            result = tokio::time::timeout(PHASE_LIMIT, work) => match result {
+                Ok(r) => r,
+                Err(_) => anyhow::bail!(
+                    "{what}: not done after {} h; operator log ends:\n{}",
+                    PHASE_LIMIT.as_secs() / 3600,
+                    self.log_tail()
+                ),
+            },
+            status = self.child.wait() => anyhow::bail!(
+                "{what}: the operator exited ({}); its log ends:\n{}",
+                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                self.log_tail()
+            ),
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// The operator's reconcile count so far, all kinds and outcomes, from its /metrics.
+    async fn reconciles(&self, metrics_addr: SocketAddr) -> anyhow::Result<f64> {
+        let text = self
+            .http
+            .get(format!("http://{metrics_addr}/metrics"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(sum_metric(&text, "azure_gallery_operator_reconciles_total"))
+    }
+
+    /// Peak resident set, from the kernel's own accounting.
+    fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        parse_vm_hwm(&status).context("no VmHWM in /proc/PID/status")
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Sum of every sample of a metric in Prometheus text format (pure).
+fn sum_metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn parse_vm_hwm(status: &str) -> Option<u64> {
@@ -466,6 +646,58 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
+}
+
+/// ARM requests as the simulator counted them.
+struct Requests(Vec<Request>);
+
+struct Request {
+    method: String,
+    resource_type: String,
+}
+
+impl Requests {
+    fn from_counters(counters: &Value) -> Self {
+        Self(
+            counters["requests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["resourceType"] != "token" && r["resourceType"] != "openid")
+                .map(|r| Request {
+                    method: r["method"].as_str().unwrap_or("?").to_string(),
+                    resource_type: r["resourceType"].as_str().unwrap_or("?").to_string(),
+                })
+                .collect(),
+        )
+    }
+
+    fn count(&self, which: impl Fn(&Request) -> bool) -> usize {
+        self.0.iter().filter(|r| which(r)).count()
+    }
+
+    fn per_object_by_method(&self, objects: usize) -> Value {
+        let mut by_method: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in &self.0 {
+            *by_method.entry(&r.method).or_default() += 1;
+        }
+        by_method
+            .into_iter()
+            .map(|(m, n)| (m.to_string(), json!(n as f64 / objects as f64)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    /// Counts by "METHOD resourceType", to say which requests a figure is made of.
+    fn by_method_and_type(&self) -> Value {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &self.0 {
+            *counts
+                .entry(format!("{} {}", r.method, r.resource_type))
+                .or_default() += 1;
+        }
+        json!(counts)
+    }
 }
 
 /// The simulator's admin API, and raw ARM calls for calibration.
@@ -499,7 +731,8 @@ impl SimAdmin {
         Ok(())
     }
 
-    async fn requests_by_method(&self) -> anyhow::Result<HashMap<String, usize>> {
+    /// The ARM requests counted since the last clear (token and metadata requests left out).
+    async fn requests(&self) -> anyhow::Result<Requests> {
         let counters: Value = self
             .http
             .get(format!("{}/_sim/counters", self.endpoint))
@@ -508,15 +741,49 @@ impl SimAdmin {
             .error_for_status()?
             .json()
             .await?;
-        let mut by_method = HashMap::new();
-        for r in counters["requests"].as_array().into_iter().flatten() {
-            if r["resourceType"] == "token" {
-                continue;
+        Ok(Requests::from_counters(&counters))
+    }
+
+    /// Waits (at most `limit`) until five seconds pass without an ARM write or operation poll,
+    /// so the steady-state window does not count the tail of creation.
+    async fn wait_quiet(&self, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        let mut last = self.busy_count().await?;
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let now = self.busy_count().await?;
+            if now == last {
+                return Ok(());
             }
-            let method = r["method"].as_str().unwrap_or("?").to_string();
-            *by_method.entry(method).or_insert(0) += 1;
+            if Instant::now() > deadline {
+                eprintln!(
+                    "bench: ARM writes still under way after {} s; measuring anyway",
+                    limit.as_secs()
+                );
+                return Ok(());
+            }
+            last = now;
         }
-        Ok(by_method)
+    }
+
+    /// Writes and operation polls so far, from the counters' small summary.
+    async fn busy_count(&self) -> anyhow::Result<u64> {
+        let counters: Value = self
+            .http
+            .get(format!("{}/_sim/counters", self.endpoint))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(counters["byKey"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|k| k["method"] != "GET" || k["resourceType"] == "operations")
+            .filter(|k| k["resourceType"] != "token" && k["resourceType"] != "openid")
+            .filter_map(|k| k["count"].as_u64())
+            .sum())
     }
 
     async fn orphans(&self) -> anyhow::Result<usize> {
@@ -653,6 +920,164 @@ impl SimAdmin {
     }
 }
 
+/// Fonts tried for `--plot` labels when none is given (Debian/Ubuntu, Fedora, Alpine, macOS).
+const FONT_PATHS: [&str; 4] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/ttf-dejavu/DejaVuSans.ttf",
+    "/Library/Fonts/Arial Unicode.ttf",
+];
+
+/// `bench --plot DIR`: time to all Ready and operator peak RSS against N, one line per API
+/// server, from the `--json` files in `dir`, drawn into `dir/scaling.png`.
+pub fn plot(dir: &Path, font: Option<&Path>) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+
+    let font_path = match font {
+        Some(f) => f.to_path_buf(),
+        None => FONT_PATHS
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .context("no TrueType font found in the usual places; pass --font FILE.ttf")?,
+    };
+    let bytes = std::fs::read(&font_path)
+        .with_context(|| format!("reading font {}", font_path.display()))?;
+    // plotters keeps registered fonts for the life of the process.
+    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes.leak())
+        .map_err(|_| anyhow::anyhow!("{} is not a usable font", font_path.display()))?;
+
+    let runs = read_runs(dir)?;
+    anyhow::ensure!(!runs.is_empty(), "no bench JSON files in {}", dir.display());
+    let series = series_by_server(&runs);
+    let out = dir.join("scaling.png");
+    // Always up to 10,000 (the issue's largest N), so the RSS targets show.
+    let max_n = runs.iter().map(|r| r.objects).fold(10_000.0, f64::max) * 1.5;
+    let max_time = runs.iter().map(|r| r.ready_seconds).fold(10.0, f64::max) * 2.0;
+    let max_rss = runs.iter().map(|r| r.rss_mib).fold(200.0, f64::max) * 1.3;
+    let draw = || -> Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(&out, (1200, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (left, right) = root.split_horizontally(600);
+        let colours = [BLUE, RED, GREEN, MAGENTA];
+        let mut time = ChartBuilder::on(&left)
+            .caption(
+                "Time until all image versions are Ready",
+                ("sans-serif", 20),
+            )
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((50.0..max_n).log_scale(), (1.0..max_time).log_scale())?;
+        time.configure_mesh()
+            .x_desc("image versions (N)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_desc("seconds")
+            .draw()?;
+        let mut rss = ChartBuilder::on(&right)
+            .caption("Operator peak RSS (VmHWM)", ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((50.0..max_n).log_scale(), 0.0..max_rss)?;
+        rss.configure_mesh()
+            .x_desc("image versions (N)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_desc("MiB")
+            .draw()?;
+        rss.draw_series(
+            [(1000.0, 64.0), (10000.0, 200.0)]
+                .into_iter()
+                .map(|p| Cross::new(p, 8, BLACK.stroke_width(2))),
+        )?
+        .label("target (64 MiB @1k, 200 MiB @10k)")
+        .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
+        for ((label, points), colour) in series.iter().zip(colours) {
+            let style = colour.stroke_width(2);
+            let times: Vec<(f64, f64)> = points
+                .iter()
+                .map(|r| (r.objects, r.ready_seconds))
+                .collect();
+            time.draw_series(LineSeries::new(times.clone(), style))?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+            time.draw_series(
+                times
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, colour.filled())),
+            )?;
+            let rsss: Vec<(f64, f64)> = points.iter().map(|r| (r.objects, r.rss_mib)).collect();
+            rss.draw_series(LineSeries::new(rsss.clone(), style))?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+            rss.draw_series(rsss.into_iter().map(|p| Circle::new(p, 4, colour.filled())))?;
+        }
+        time.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        rss.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| anyhow::anyhow!("drawing {}: {e}", out.display()))?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+/// One bench result, as much of it as the plot needs.
+#[derive(Debug, Clone, PartialEq)]
+struct Run {
+    server: String,
+    objects: f64,
+    ready_seconds: f64,
+    rss_mib: f64,
+}
+
+fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let v: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        runs.push(run_of(&v).with_context(|| format!("{} is not a bench result", path.display()))?);
+    }
+    Ok(runs)
+}
+
+/// The plotted fields of one `--json` output (pure).
+fn run_of(v: &Value) -> Option<Run> {
+    Some(Run {
+        server: v["apiServer"].as_str()?.to_string(),
+        objects: v["objects"].as_f64()?,
+        ready_seconds: v["timeToAllReadySeconds"].as_f64()?,
+        rss_mib: v["operatorPeakRssMiB"].as_f64()?,
+    })
+}
+
+/// Runs grouped by API server, each line sorted by N (pure).
+fn series_by_server(runs: &[Run]) -> BTreeMap<String, Vec<Run>> {
+    let mut series: BTreeMap<String, Vec<Run>> = BTreeMap::new();
+    for r in runs {
+        series.entry(r.server.clone()).or_default().push(r.clone());
+    }
+    for points in series.values_mut() {
+        points.sort_by(|a, b| a.objects.total_cmp(&b.objects));
+    }
+    series
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,5 +1102,41 @@ mod tests {
     fn peak_rss_is_read_from_vm_hwm() {
         let status = "Name:\tx\nVmPeak:\t 1000 kB\nVmHWM:\t   34567 kB\nVmRSS:\t 1 kB\n";
         assert_eq!(parse_vm_hwm(status), Some(34567));
+    }
+
+    #[test]
+    fn default_resync_keeps_resync_gets_at_half_the_read_budget() {
+        assert_eq!(default_resync(111), Duration::from_secs(15));
+        assert_eq!(default_resync(1105), Duration::from_secs(111));
+    }
+
+    #[test]
+    fn rate_limit_floor_is_the_slower_budget_after_its_burst() {
+        assert_eq!(rate_limit_floor(100, 100), 0.0);
+        assert_eq!(rate_limit_floor(600, 150), 20.0);
+        assert_eq!(rate_limit_floor(0, 1150), 125.0);
+    }
+
+    #[test]
+    fn metric_samples_are_summed_across_labels_only_for_that_name() {
+        let text = "# HELP x_total x\nx_total{kind=\"A\",reason=\"Ready\"} 3\n\
+                    x_total{kind=\"B\",reason=\"Ready\"} 4.5\nx_total_other 100\nx_total 1\n";
+        assert_eq!(sum_metric(text, "x_total"), 8.5);
+    }
+
+    #[test]
+    fn plot_series_group_runs_by_server_sorted_by_n() {
+        let run = |server: &str, n: f64| {
+            run_of(&json!({"apiServer": server, "objects": n,
+                "timeToAllReadySeconds": n / 10.0, "operatorPeakRssMiB": 20.0}))
+            .unwrap()
+        };
+        let series = series_by_server(&[run("b", 1000.0), run("a", 100.0), run("b", 100.0)]);
+        let ns: Vec<(&str, Vec<f64>)> = series
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.iter().map(|r| r.objects).collect()))
+            .collect();
+        assert_eq!(ns, [("a", vec![100.0]), ("b", vec![100.0, 1000.0])]);
+        assert_eq!(run_of(&json!({"objects": 1})), None);
     }
 }
