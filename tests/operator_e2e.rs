@@ -726,10 +726,25 @@ async fn target_region_changes_are_applied_and_steady_state_writes_nothing() {
         .collect();
     assert!(writes.is_empty(), "no write at steady state: {writes:?}");
     let resyncs = started.elapsed().as_secs_f64() / 2.0;
-    let gets = s.probe.count("GET", "/versions/1.0.0").await as f64;
+    for object in ["/versions/1.0.0", "/images/linux", "/galleries/images"] {
+        let gets = s.probe.count("GET", object).await as f64;
+        assert!(
+            gets <= resyncs * 1.5 + 2.0,
+            "one GET of {object} per resync, not {gets} in {resyncs:.1} resync intervals"
+        );
+    }
+    let requests = s.probe.requests().await;
+    let extra: Vec<_> = requests
+        .iter()
+        .filter_map(|r| r["path"].as_str())
+        .filter(|p| {
+            let p = p.split('?').next().unwrap_or_default().to_ascii_lowercase();
+            p.contains("roleassignments") || p.ends_with("/resourcegroups/rg-images")
+        })
+        .collect();
     assert!(
-        gets <= resyncs * 1.5 + 2.0,
-        "one GET per resync, not {gets} in {resyncs:.1} resync intervals"
+        extra.is_empty(),
+        "a resync reads only the object itself: {extra:?}"
     );
 }
 

@@ -50,21 +50,29 @@ impl Managed for Gallery {
         let group = id.parent().expect("a gallery has a resource group");
         ctx.check_regions(&arm, id.subscription(), [self.spec.location.as_str()])
             .await?;
-        if self.spec.create_resource_group {
-            steps::ensure_resource_group(
-                &arm,
-                &group,
-                &self.spec.location,
-                &self.uid().unwrap_or_default(),
-            )
-            .await?;
+        // The group is checked until the gallery exists; after that a resync costs one GET,
+        // and a group deleted behind our back shows up as ResourceGroupNotFound below.
+        let uid = self.uid().unwrap_or_default();
+        let known = report.get("id").is_some();
+        if self.spec.create_resource_group && !known {
+            steps::ensure_resource_group(&arm, &group, &self.spec.location, &uid).await?;
         }
-        let gallery = match steps::ensure(&arm, report, &id, &[], |observed| {
+        let mut observed = steps::ensure(&arm, report, &id, &[], |observed| {
             Ok(plan(&self.spec, observed))
         })
-        .await
-        .map_err(|e| not_found_hint(e, &self.spec))?
+        .await;
+        if let Err(Error::Arm(ArmError::NotFound { code, .. })) = &observed
+            && code == "ResourceGroupNotFound"
+            && self.spec.create_resource_group
+            && known
         {
+            steps::ensure_resource_group(&arm, &group, &self.spec.location, &uid).await?;
+            observed = steps::ensure(&arm, report, &id, &[], |observed| {
+                Ok(plan(&self.spec, observed))
+            })
+            .await;
+        }
+        let gallery = match observed.map_err(|e| not_found_hint(e, &self.spec))? {
             Observed::Ready(gallery) => gallery,
             Observed::Busy {
                 resource,
@@ -85,16 +93,14 @@ impl Managed for Gallery {
             }
         };
         record(report, &id, &gallery);
-        let changed = reconcile_role_assignments(
-            &arm,
-            &id,
-            self.spec
-                .sharing
-                .as_ref()
-                .map(|s| s.role_assignments.as_slice())
-                .unwrap_or_default(),
-        )
-        .await?;
+        // Without `spec.sharing` the gallery's role assignments are not ours to manage (and a
+        // resync costs no listing); with it, they are reconciled to exactly its list.
+        let changed = match &self.spec.sharing {
+            Some(sharing) => {
+                reconcile_role_assignments(&arm, &id, &sharing.role_assignments).await?
+            }
+            None => false,
+        };
         if changed {
             return Ok(Step::Wait(
                 Outcome::progressing("Updating", "role assignments updated"),
