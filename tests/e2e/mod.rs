@@ -236,8 +236,9 @@ impl ArmProbe {
         );
         let form = [
             ("grant_type", "client_credentials"),
-            ("client_id", arm.get("AZURE_CLIENT_ID")),
-            ("client_secret", arm.get("AZURE_CLIENT_SECRET")),
+            // Not the operator's app: the request log tells the probe's reads from its calls.
+            ("client_id", arm.get("AZURE_SINGLE_TENANT_CLIENT_ID")),
+            ("client_secret", arm.get("AZURE_SINGLE_TENANT_CLIENT_SECRET")),
             ("scope", "https://management.azure.com/.default"),
         ];
         let body = form
