@@ -238,7 +238,10 @@ impl ArmProbe {
             ("grant_type", "client_credentials"),
             // Not the operator's app: the request log tells the probe's reads from its calls.
             ("client_id", arm.get("AZURE_SINGLE_TENANT_CLIENT_ID")),
-            ("client_secret", arm.get("AZURE_SINGLE_TENANT_CLIENT_SECRET")),
+            (
+                "client_secret",
+                arm.get("AZURE_SINGLE_TENANT_CLIENT_SECRET"),
+            ),
             ("scope", "https://management.azure.com/.default"),
         ];
         let body = form
