@@ -428,12 +428,7 @@ impl Run {
             )
             .await
             .expect("alpha-linux 1.0.0 exists");
-        let regions: BTreeSet<String> = version["properties"]["publishingProfile"]["targetRegions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap().to_lowercase().replace(' ', ""))
-            .collect();
+        let regions = e2e::target_regions(&version);
         assert_eq!(
             regions,
             BTreeSet::from(["eastus", "westus2", "southeastasia"].map(String::from))

@@ -211,12 +211,7 @@ async fn quickstart_reaches_ready_then_deletes_everything() {
         )
         .await
         .expect("the version exists");
-    let regions: BTreeSet<String> = version["properties"]["publishingProfile"]["targetRegions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_lowercase().replace(' ', ""))
-        .collect();
+    let regions = e2e::target_regions(&version);
     assert_eq!(
         regions,
         BTreeSet::from(["eastus".to_string(), "westeurope".to_string()])

@@ -460,3 +460,13 @@ pub async fn ready_condition(
         .find(|c| c.type_ == "Ready")
         .map(|c| (c.status, c.reason, c.message))
 }
+
+/// The target regions of an ARM image version body, normalised (`East US` → `eastus`).
+pub fn target_regions(version: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    version["properties"]["publishingProfile"]["targetRegions"]
+        .as_array()
+        .expect("a version has target regions")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_lowercase().replace(' ', ""))
+        .collect()
+}
