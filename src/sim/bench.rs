@@ -91,7 +91,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             (Some(running), k, "embedded emulator")
         }
     };
-    let client = client_for(&kubeconfig).await?;
+    let client = super::sandbox::kube_client(&kubeconfig).await?;
     let version = client
         .apiserver_version()
         .await
@@ -460,15 +460,6 @@ async fn wait_gone(client: &Client, ns: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-async fn client_for(kubeconfig: &Path) -> anyhow::Result<Client> {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig)?,
-        &Default::default(),
-    )
-    .await?;
-    Ok(Client::try_from(config)?)
 }
 
 async fn install_crds(client: &Client) -> anyhow::Result<()> {

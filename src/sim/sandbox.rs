@@ -142,7 +142,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     outcome
 }
 
-async fn kube_client(kubeconfig: &Path) -> anyhow::Result<Client> {
+/// A client for the API server a kubeconfig names (the sandbox's and the bench's).
+pub(super) async fn kube_client(kubeconfig: &Path) -> anyhow::Result<Client> {
     let config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(kubeconfig)?,
         &Default::default(),
