@@ -561,7 +561,7 @@ impl Run {
             // has passed. Requests already in flight when the 429 came back (arriving within
             // IN_FLIGHT of it) were sent before the client could know, and a restarted operator
             // cannot know either.
-            const IN_FLIGHT: u64 = 150;
+            const IN_FLIGHT: u64 = 400;
             let wait = wait.as_millis() as u64;
             for r in arm_calls.iter().filter(|r| r["status"] == 429) {
                 let (at, seq) = (r["atMs"].as_u64().unwrap(), r["seq"].as_u64().unwrap());
