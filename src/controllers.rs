@@ -4,14 +4,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::{FutureExt, StreamExt, future::Shared};
+use futures::{FutureExt, SinkExt, StreamExt, channel::mpsc, future::Shared};
 use kube::{
     Api, Client, ResourceExt,
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
         events::{Recorder, Reporter},
-        reflector::{ObjectRef, Store},
+        reflector::{self, ObjectRef, Store, store::Writer},
         watcher,
     },
 };
@@ -207,6 +207,97 @@ fn referrers<K: Managed>(
         .collect()
 }
 
+/// The object a reference names, in the referrer's namespace.
+fn named<K: Managed>(name: Option<&str>, namespace: Option<String>) -> Vec<ObjectRef<K>> {
+    name.map(|n| ObjectRef::new(n).within(&namespace.unwrap_or_default()))
+        .into_iter()
+        .collect()
+}
+
+/// How many changes a controller may have yet to take from a feed before the feed waits.
+const SUBSCRIBER_BUFFER: usize = 256;
+
+/// One watch of one kind, shared by every controller that needs it: it fills the cache the
+/// reconcilers read and wakes its subscribers with each change. Four watches instead of one
+/// per (controller, trigger) pair: a third of the list and decode work, one cached copy of
+/// each object, and a subscriber woken by a change always finds that change in the cache.
+/// (kube's own shared streams do not pass deletions on; parents waiting for their children
+/// to go need them.)
+struct Feed<K: Managed> {
+    api: Api<K>,
+    store: Store<K>,
+    writer: Writer<K>,
+    subscribers: Vec<(mpsc::Sender<K>, bool)>,
+}
+
+impl<K: Managed> Feed<K> {
+    fn new(api: Api<K>) -> Self {
+        let (store, writer) = reflector::store();
+        Self {
+            api,
+            store,
+            writer,
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// Every object that was added or changed, and with `deletions` every one that went away.
+    fn subscribe(
+        &mut self,
+        deletions: bool,
+    ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        self.subscribers.push((tx, deletions));
+        rx.map(Ok)
+    }
+
+    /// Watches until every subscriber has gone (the controllers stopped).
+    async fn run(self) {
+        let Self {
+            api,
+            writer,
+            mut subscribers,
+            ..
+        } = self;
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(slim)
+            .reflect(writer);
+        futures::pin_mut!(events);
+        while let Some(event) = events.next().await {
+            let (obj, deleted) = match event {
+                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => (obj, false),
+                Ok(watcher::Event::Delete(obj)) => (obj, true),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+                // The watcher relists or retries by itself (with backoff); say why.
+                Err(e) => {
+                    warn!(kind = K::KIND, "watch: {e}");
+                    continue;
+                }
+            };
+            subscribers.retain(|(tx, _)| !tx.is_closed());
+            if subscribers.is_empty() {
+                return;
+            }
+            for (tx, deletions) in &mut subscribers {
+                if !deleted || *deletions {
+                    let _ = tx.send(obj.clone()).await;
+                }
+            }
+        }
+    }
+}
+
+/// Drops what no reconcile reads but every cached object would carry: field ownership and
+/// kubectl's copy of the last applied manifest (together often more than the object itself).
+fn slim<K: Managed>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 /// Runs the four controllers until `shutdown` resolves. One set per watched namespace (or one
 /// for all), each with its own caches, since references never cross namespaces.
 pub async fn run(
@@ -234,47 +325,41 @@ async fn run_namespace(
 ) {
     let client = &settings.kube;
     let ns = namespace.as_deref();
-    let wc = watcher::Config::default();
     let config = ControllerConfig::default().concurrency(settings.concurrency);
 
-    let galleries =
-        Controller::new(api::<Gallery>(client, ns), wc.clone()).with_config(config.clone());
-    let definitions =
-        Controller::new(api::<ImageDefinition>(client, ns), wc.clone()).with_config(config.clone());
-    let versions =
-        Controller::new(api::<ImageVersion>(client, ns), wc.clone()).with_config(config.clone());
-    let vms =
-        Controller::new(api::<VirtualMachine>(client, ns), wc.clone()).with_config(config.clone());
+    let mut galleries = Feed::new(api::<Gallery>(client, ns));
+    let mut definitions = Feed::new(api::<ImageDefinition>(client, ns));
+    let mut versions = Feed::new(api::<ImageVersion>(client, ns));
+    let mut vms = Feed::new(api::<VirtualMachine>(client, ns));
     let stores = Stores {
-        galleries: galleries.store(),
-        definitions: definitions.store(),
-        versions: versions.store(),
-        vms: vms.store(),
+        galleries: galleries.store.clone(),
+        definitions: definitions.store.clone(),
+        versions: versions.store.clone(),
+        vms: vms.store.clone(),
     };
 
     // Parents hear about their children (deletion waits on them; latestVersion follows them).
-    let galleries = galleries.owns(api::<ImageDefinition>(client, ns), wc.clone());
-    let definitions = {
+    let gallery_controller =
+        Controller::for_stream(galleries.subscribe(false), stores.galleries.clone())
+            .with_config(config.clone())
+            .owns_stream(definitions.subscribe(true));
+    let definition_controller = {
         let def_store = stores.definitions.clone();
-        definitions
-            .owns(api::<ImageVersion>(client, ns), wc.clone())
-            .watches(
-                api::<VirtualMachine>(client, ns),
-                wc.clone(),
-                move |vm: VirtualMachine| {
+        Controller::for_stream(definitions.subscribe(false), stores.definitions.clone())
+            .with_config(config.clone())
+            .owns_stream(versions.subscribe(true))
+            .watches_stream(vms.subscribe(true), |vm: VirtualMachine| {
+                named(
                     vm.spec
                         .image
                         .image_definition_ref
                         .as_ref()
-                        .map(|r| {
-                            ObjectRef::new(&r.name).within(&vm.namespace().unwrap_or_default())
-                        })
-                        .into_iter()
-                        .collect::<Vec<_>>()
-                },
-            )
+                        .map(|r| r.name.as_str()),
+                    vm.namespace(),
+                )
+            })
             // Children hear about their parents (they wait for them to be Ready).
-            .watches(api::<Gallery>(client, ns), wc.clone(), move |g: Gallery| {
+            .watches_stream(galleries.subscribe(false), move |g: Gallery| {
                 referrers(
                     &def_store,
                     g.namespace(),
@@ -285,49 +370,40 @@ async fn run_namespace(
                 )
             })
     };
-    let versions = {
+    let version_controller = {
         let store = stores.versions.clone();
-        versions
-            .watches(
-                api::<ImageDefinition>(client, ns),
-                wc.clone(),
-                move |d: ImageDefinition| {
-                    referrers(
-                        &store,
-                        d.namespace(),
-                        &d.name_any(),
-                        |v: &ImageVersion, n| {
-                            v.spec
-                                .image_definition_ref
-                                .as_ref()
-                                .is_some_and(|r| r.name == n)
-                        },
-                    )
-                },
-            )
-            .watches(
-                api::<VirtualMachine>(client, ns),
-                wc.clone(),
-                move |vm: VirtualMachine| {
+        Controller::for_stream(versions.subscribe(false), stores.versions.clone())
+            .with_config(config.clone())
+            .watches_stream(definitions.subscribe(false), move |d: ImageDefinition| {
+                referrers(
+                    &store,
+                    d.namespace(),
+                    &d.name_any(),
+                    |v: &ImageVersion, n| {
+                        v.spec
+                            .image_definition_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == n)
+                    },
+                )
+            })
+            .watches_stream(vms.subscribe(true), |vm: VirtualMachine| {
+                named(
                     vm.spec
                         .image
                         .image_version_ref
                         .as_ref()
-                        .map(|r| {
-                            ObjectRef::new(&r.name).within(&vm.namespace().unwrap_or_default())
-                        })
-                        .into_iter()
-                        .collect::<Vec<_>>()
-                },
-            )
+                        .map(|r| r.name.as_str()),
+                    vm.namespace(),
+                )
+            })
     };
-    let vms = {
+    let vm_controller = {
         let by_version = stores.vms.clone();
         let by_definition = stores.vms.clone();
-        vms.watches(
-            api::<ImageVersion>(client, ns),
-            wc.clone(),
-            move |v: ImageVersion| {
+        Controller::for_stream(vms.subscribe(false), stores.vms.clone())
+            .with_config(config)
+            .watches_stream(versions.subscribe(false), move |v: ImageVersion| {
                 referrers(
                     &by_version,
                     v.namespace(),
@@ -340,12 +416,8 @@ async fn run_namespace(
                             .is_some_and(|r| r.name == n)
                     },
                 )
-            },
-        )
-        .watches(
-            api::<ImageDefinition>(client, ns),
-            wc.clone(),
-            move |d: ImageDefinition| {
+            })
+            .watches_stream(definitions.subscribe(false), move |d: ImageDefinition| {
                 referrers(
                     &by_definition,
                     d.namespace(),
@@ -358,8 +430,7 @@ async fn run_namespace(
                             .is_some_and(|r| r.name == n)
                     },
                 )
-            },
-        )
+            })
     };
 
     let reporter = Reporter {
@@ -376,12 +447,21 @@ async fn run_namespace(
         stores,
     ));
     info!(namespace = ns.unwrap_or("<all>"), "starting controllers");
-    futures::join!(
-        drive(galleries, ctx.clone(), shutdown.clone()),
-        drive(definitions, ctx.clone(), shutdown.clone()),
-        drive(versions, ctx.clone(), shutdown.clone()),
-        drive(vms, ctx, shutdown),
+    // The feeds end when their subscribers (the controllers) have shut down.
+    let feeds = futures::future::join4(
+        galleries.run(),
+        definitions.run(),
+        versions.run(),
+        vms.run(),
     );
+    let controllers = futures::future::join4(
+        drive(gallery_controller, ctx.clone(), shutdown.clone()),
+        drive(definition_controller, ctx.clone(), shutdown.clone()),
+        drive(version_controller, ctx.clone(), shutdown.clone()),
+        drive(vm_controller, ctx, shutdown),
+    );
+    futures::pin_mut!(feeds);
+    futures::future::select(controllers.boxed(), feeds).await;
 }
 
 async fn drive<K: Managed>(

@@ -160,6 +160,10 @@ struct BenchArgs {
     /// The operator's concurrency per kind.
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
+    /// Spread the galleries over this many subscriptions (one tenant); each has its own ARM
+    /// request budget, as in Azure.
+    #[arg(long, default_value_t = 1)]
+    subscriptions: usize,
 }
 
 fn main() -> ExitCode {
@@ -287,6 +291,7 @@ fn bench(args: BenchArgs) -> ExitCode {
                 speed: args.speed,
                 resync: args.resync.map(std::time::Duration::from_secs),
                 concurrency: args.concurrency,
+                subscriptions: args.subscriptions,
             }))
         }
         (None, None) => unreachable!("clap requires --objects without --plot"),

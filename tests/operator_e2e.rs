@@ -11,7 +11,7 @@ use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, Patch, PatchParams},
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const SPEED: f64 = 50.0;
 /// Slow enough that replication (sequential regions, ARM asking for 1–2 s between polls)
@@ -230,6 +230,28 @@ async fn quickstart_reaches_ready_then_deletes_everything() {
         "the VM reports the version latest resolved to"
     );
     assert!(status.vm_id.is_some());
+
+    // A requested reconcile reads Azure at once, though the resync is minutes away.
+    let before = probe.count("GET", "/galleries/platform_images").await;
+    let annotation = json!({"metadata": {"annotations": {
+        azure_gallery_operator::reconcile::REQUESTED_AT: "2026-11-25T12:00:00Z"
+    }}});
+    Api::<Gallery>::namespaced(client.clone(), &ns)
+        .patch(
+            "platform-images",
+            &PatchParams::default(),
+            &Patch::Merge(&annotation),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the operator to read the gallery from ARM on request",
+        || async {
+            (probe.count("GET", "/galleries/platform_images").await > before).then_some(())
+        },
+    )
+    .await;
 
     // Delete everything at once, as `kubectl delete -f examples/quickstart.yaml` does.
     for doc in quickstart() {

@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use azure_core::credentials::{Secret, TokenCredential};
@@ -45,6 +45,7 @@ pub struct Context {
     pub resync: Duration,
     pub stores: Stores,
     pub backoff: Backoff,
+    pub in_sync: InSync,
     regions: Mutex<HashMap<String, KnownRegions>>,
 }
 
@@ -79,6 +80,7 @@ impl Context {
             resync,
             stores,
             backoff: Backoff::default(),
+            in_sync: InSync::default(),
             regions: Mutex::default(),
         }
     }
@@ -252,6 +254,61 @@ impl Backoff {
     }
 }
 
+/// Objects found in sync with Azure, and when their next ARM read is due. Parents wake on every
+/// change of a child and children on every change of a parent; before the resync is due such
+/// a wake-up needs no ARM read, only the status fields derived from our caches
+/// (`latestVersion`). Kept in memory: after a restart every object is read once.
+#[derive(Default)]
+pub struct InSync {
+    objects: Mutex<HashMap<String, Synced>>,
+}
+
+/// What an object looked like when ARM last confirmed it in sync.
+#[derive(Clone, Debug)]
+pub struct Synced {
+    pub generation: Option<i64>,
+    /// The `reconcile-requested-at` annotation then: a new value forces a read.
+    pub requested_at: Option<String>,
+    /// The `Ready` message of that read.
+    pub message: String,
+    pub due: Instant,
+}
+
+/// Below this, a wake-up is taken as the resync itself (the scheduler fires at, not before,
+/// the due time, but the instant was taken before the requeue was handed over).
+const DUE_SLACK: Duration = Duration::from_millis(50);
+
+impl Synced {
+    /// How long until the next ARM read is due, if this wake-up can do without one (pure).
+    pub fn until_due(
+        &self,
+        generation: Option<i64>,
+        requested_at: Option<&str>,
+        now: Instant,
+    ) -> Option<Duration> {
+        (self.generation == generation && self.requested_at.as_deref() == requested_at)
+            .then(|| self.due.saturating_duration_since(now))
+            .filter(|left| *left > DUE_SLACK)
+    }
+}
+
+impl InSync {
+    pub fn get(&self, key: &str) -> Option<Synced> {
+        self.objects.lock().expect("in-sync lock").get(key).cloned()
+    }
+
+    pub fn record(&self, key: &str, synced: Synced) {
+        self.objects
+            .lock()
+            .expect("in-sync lock")
+            .insert(key.to_string(), synced);
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.objects.lock().expect("in-sync lock").remove(key);
+    }
+}
+
 /// `d` plus up to 10 % more, so objects created together do not retry or resync together.
 pub fn jitter(d: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
@@ -306,6 +363,29 @@ mod tests {
         );
         b.reset("k");
         assert!(within(b.next("k", Duration::from_secs(30), None), 5));
+    }
+
+    #[test]
+    fn a_wake_up_before_the_resync_needs_no_arm_read() {
+        let now = Instant::now();
+        let synced = Synced {
+            generation: Some(3),
+            requested_at: None,
+            message: "ready".into(),
+            due: now + Duration::from_secs(60),
+        };
+        let left = synced.until_due(Some(3), None, now).unwrap();
+        assert_eq!(left, Duration::from_secs(60));
+        // The resync itself, a spec change and a requested reconcile all read ARM.
+        assert_eq!(
+            synced.until_due(Some(3), None, now + Duration::from_secs(60)),
+            None
+        );
+        assert_eq!(synced.until_due(Some(4), None, now), None);
+        assert_eq!(
+            synced.until_due(Some(3), Some("2026-11-25T12:00:00Z"), now),
+            None
+        );
     }
 
     #[test]

@@ -41,8 +41,12 @@ impl Managed for ImageDefinition {
             .map(|s| serde_json::to_value(s).expect("status serializes"))
     }
 
-    async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+    fn refresh(&self, ctx: &Context, report: &mut Report) {
         report.set("latestVersion", latest_version(ctx, self));
+    }
+
+    async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+        self.refresh(ctx, report);
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
@@ -79,15 +83,12 @@ impl Managed for ImageDefinition {
         match observed.await? {
             Observed::Ready(image) => {
                 report.observe(&id, &image);
-                let ready = Outcome::ready(format!("image definition {} is ready", id.name()));
-                // A version on its way to Ready (as this controller's cache sees it) will change
-                // latestVersion: look again soon rather than at the next resync, since the news
-                // may reach this cache after the event that woke us.
-                if versions_in_flight(ctx, self) {
-                    Ok(Step::Wait(ready, steps::BUSY_POLL))
-                } else {
-                    Ok(Step::Done(ready))
-                }
+                // latestVersion follows versions as they turn Ready: each wakes this object
+                // through the shared cache, so the news is there when it runs.
+                Ok(Step::Done(Outcome::ready(format!(
+                    "image definition {} is ready",
+                    id.name()
+                ))))
             }
             Observed::Busy {
                 resource,
@@ -462,32 +463,6 @@ pub fn latest_of<'a>(
         .filter_map(|name| version_key(&name).map(|k| (k, name)))
         .max()
         .map(|(_, name)| name)
-}
-
-/// Whether any version of this definition is still on its way to Ready, as this cache sees
-/// it: new, creating or replicating (failed ones are not on their way).
-fn versions_in_flight(ctx: &Context, def: &ImageDefinition) -> bool {
-    let namespace = def.namespace();
-    ctx.stores.versions.state().iter().any(|v| {
-        let progressing = match v.status.as_ref() {
-            None => true,
-            Some(s) => s.common.conditions.iter().any(|c| {
-                c.type_ == "Ready"
-                    && c.status != "True"
-                    && matches!(
-                        c.reason.as_str(),
-                        "Creating" | "Replicating" | "WaitingForParent"
-                    )
-            }),
-        };
-        v.namespace() == namespace
-            && v.metadata.deletion_timestamp.is_none()
-            && v.spec
-                .image_definition_ref
-                .as_ref()
-                .is_some_and(|r| r.name == def.name_any())
-            && progressing
-    })
 }
 
 fn child_versions(ctx: &Context, def: &ImageDefinition) -> Vec<String> {

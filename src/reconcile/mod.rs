@@ -15,7 +15,7 @@ pub mod virtual_machine;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-pub use context::{Backoff, Context, Stores, jitter};
+pub use context::{Backoff, Context, InSync, Stores, Synced, jitter};
 pub use error::Error;
 use k8s_openapi::{
     NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp,
@@ -44,6 +44,10 @@ pub const FIELD_MANAGER: &str = "azure-gallery-operator";
 /// Longest wait between retries of a delete that ARM refuses because children are still
 /// going away (eventual consistency): this clears up in seconds, so never back off long.
 pub const DELETE_BLOCKED_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Setting this annotation to a new value (a timestamp, say) makes the next reconcile read
+/// ARM at once instead of at the next resync (drift checked on demand).
+pub const REQUESTED_AT: &str = "compute.gallery.dev/reconcile-requested-at";
 
 /// Where one `apply` or `cleanup` left things.
 #[derive(Debug)]
@@ -80,6 +84,9 @@ pub trait Managed:
         ctx: &Context,
         report: &mut Report,
     ) -> impl Future<Output = Result<Step, Error>> + Send;
+    /// Status fields derived from our caches alone, recomputed on every wake-up (also those
+    /// that need no ARM read).
+    fn refresh(&self, _ctx: &Context, _report: &mut Report) {}
 }
 
 /// Whether the object's `Ready` condition is True for its current generation.
@@ -97,9 +104,10 @@ pub fn lookup<K: Managed>(store: &Store<K>, namespace: &str, name: &str) -> Opti
     store.get(&ObjectRef::new(name).within(namespace))
 }
 
-/// A referenced parent: the cached copy when it is Ready already, else a fresh read. Each
-/// controller's cache hears of a parent's change on its own schedule; without the fresh read a
-/// child woken by its parent's Ready could see the stale copy and wait a whole poll interval.
+/// A referenced parent: the cached copy when it is Ready already, else a fresh read. A child
+/// woken by its parent's change finds that change cached; one that runs for another reason
+/// (its own poll) just before the cache hears of the parent's Ready would otherwise wait a
+/// whole poll interval more.
 pub async fn parent<K: Managed>(
     ctx: &Context,
     store: &Store<K>,
@@ -126,6 +134,26 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     let mut report = Report::new(obj.status_json().as_ref());
     let deleting = obj.meta().deletion_timestamp.is_some();
 
+    let requested_at = obj.annotations().get(REQUESTED_AT).map(String::as_str);
+    if !deleting
+        && let Some(synced) = ctx.in_sync.get(&key)
+        && let Some(left) = synced.until_due(
+            obj.meta().generation,
+            requested_at,
+            std::time::Instant::now(),
+        )
+    {
+        // In sync as of the last ARM read, and nothing of ours changed since: woken by a
+        // related object (or our own status write), so only cache-derived fields can change.
+        // A cache still behind our own Ready write will wake us again when it catches up.
+        if is_ready(obj.common_status(), obj.meta().generation) {
+            obj.refresh(&ctx, &mut report);
+            write_status(&api, &ctx, &*obj, report, &Outcome::ready(synced.message)).await?;
+        }
+        return Ok(Action::requeue(left));
+    }
+    ctx.in_sync.forget(&key);
+
     let result = if deleting {
         if !obj.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
@@ -142,6 +170,7 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         obj.apply(&ctx, &mut report).await
     };
 
+    let mut synced = None;
     let (outcome, action) = match result {
         Ok(Step::Done(outcome)) if deleting => {
             remove_finalizer(&api, &*obj).await?;
@@ -153,9 +182,21 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         }
         Ok(Step::Done(outcome)) => {
             ctx.backoff.reset(&key);
-            (outcome, Action::requeue(jitter(ctx.resync)))
+            let after = jitter(ctx.resync);
+            synced = Some(Synced {
+                generation: obj.meta().generation,
+                requested_at: requested_at.map(str::to_string),
+                message: outcome.message.clone(),
+                due: std::time::Instant::now() + after,
+            });
+            (outcome, Action::requeue(after))
         }
-        Ok(Step::Wait(outcome, after)) => (outcome, Action::requeue(after)),
+        // Progress (or a wait for a parent) ends a run of failures: the next failure backs off
+        // from the start, not from where an earlier step's failures left it.
+        Ok(Step::Wait(outcome, after)) => {
+            ctx.backoff.reset(&key);
+            (outcome, Action::requeue(after))
+        }
         Err(e @ (Error::Kube(_) | Error::Stale(_))) => return Err(e),
         Err(e) => {
             let retryable = e.is_retryable();
@@ -176,6 +217,9 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     };
     tracing::debug!(kind = K::KIND, %namespace, name = %obj.name_any(), reason = %outcome.reason, ?action, "reconciled");
     write_status(&api, &ctx, &*obj, report, &outcome).await?;
+    if let Some(synced) = synced {
+        ctx.in_sync.record(&key, synced);
+    }
     crate::telemetry::record_reconcile(K::KIND, &outcome.reason, started.elapsed());
     Ok(action)
 }

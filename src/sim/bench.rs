@@ -38,42 +38,89 @@ pub struct Options {
     /// enough that resyncs use at most half the client's read budget (see [`default_resync`]).
     pub resync: Option<Duration>,
     pub concurrency: u16,
+    /// Subscriptions the galleries are spread over (round robin), each with its own ARM budget.
+    pub subscriptions: usize,
 }
 
 /// The operator's client-side ARM budgets per subscription (`crate::arm::client`): reads burst 200
-/// then 20/s, writes burst 150 then 8/s. All bench objects share one subscription, so these bound
-/// throughput at large N; the bench reports the floor they imply.
+/// then 20/s, writes burst 150 then 8/s. They bound throughput at large N; the bench reports the
+/// floor they imply, per subscription (`--subscriptions` spreads the galleries evenly).
 const READ_BURST: f64 = 200.0;
 const READS_PER_SECOND: f64 = 20.0;
 const WRITE_BURST: f64 = 150.0;
 const WRITES_PER_SECOND: f64 = 8.0;
 
-/// A resync interval at which one GET per object per resync needs half the read budget, and at
-/// least 15 s: shorter intervals would measure the rate limiter instead of the operator.
-fn default_resync(custom_resources: usize) -> Duration {
-    let seconds = (custom_resources as f64 / (READS_PER_SECOND / 2.0)).ceil() as u64;
+/// A resync interval at which one GET per object per resync needs half of a subscription's read
+/// budget, and at least 15 s: shorter intervals would measure the rate limiter instead of the
+/// operator.
+fn default_resync(custom_resources: usize, subscriptions: usize) -> Duration {
+    let per_subscription = custom_resources as f64 / subscriptions.max(1) as f64;
+    let seconds = (per_subscription / (READS_PER_SECOND / 2.0)).ceil() as u64;
     Duration::from_secs(seconds.max(15))
 }
 
-/// Seconds the client's budgets alone need for these requests (pure).
-fn rate_limit_floor(reads: usize, writes: usize) -> f64 {
-    let floor = |n: usize, burst: f64, rate: f64| (n as f64 - burst).max(0.0) / rate;
-    floor(reads, READ_BURST, READS_PER_SECOND).max(floor(writes, WRITE_BURST, WRITES_PER_SECOND))
+/// Seconds the client's budgets alone need for these requests, spread evenly over
+/// `subscriptions` budgets (pure).
+fn rate_limit_floor(reads: usize, writes: usize, subscriptions: usize) -> f64 {
+    let share = |n: usize| n as f64 / subscriptions.max(1) as f64;
+    let floor = |n: f64, burst: f64, rate: f64| (n - burst).max(0.0) / rate;
+    floor(share(reads), READ_BURST, READS_PER_SECOND).max(floor(
+        share(writes),
+        WRITE_BURST,
+        WRITES_PER_SECOND,
+    ))
+}
+
+/// The bench's subscriptions: the default world's first, then made-up ones in its tenant.
+fn subscription_ids(n: usize) -> Vec<String> {
+    use super::arm::world::SUBSCRIPTION_1;
+    std::iter::once(SUBSCRIPTION_1.to_string())
+        .chain((1..n).map(|i| format!("5f1c2d3e-4b5a-4c6d-8e7f-b3c4d5{i:06x}")))
+        .collect()
+}
+
+/// The default world with `subscriptions` in its first tenant, as a `--world` file.
+fn world_with(subscriptions: &[String]) -> Value {
+    use super::arm::world::*;
+    let app = |name: &str, id: &str, secret: &str, tenants: &[&str]| json!({"name": name, "clientId": id, "clientSecret": secret, "tenants": tenants});
+    json!({
+        "tenants": [
+            {"id": TENANT_1, "subscriptions": subscriptions},
+            {"id": TENANT_2, "subscriptions": [SUBSCRIPTION_2]},
+        ],
+        "apps": [
+            app("gallery-operator-multi-tenant", MULTI_TENANT_CLIENT_ID, MULTI_TENANT_CLIENT_SECRET, &[TENANT_1, TENANT_2]),
+            app("gallery-operator-single-tenant", SINGLE_TENANT_CLIENT_ID, SINGLE_TENANT_CLIENT_SECRET, &[TENANT_1]),
+        ],
+        "regions": World::default().regions,
+    })
 }
 
 /// Runs the benchmark and prints the figures.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     anyhow::ensure!(options.objects > 0, "--objects must be at least 1");
+    anyhow::ensure!(
+        options.subscriptions > 0,
+        "--subscriptions must be at least 1"
+    );
     let dir = tempfile::Builder::new()
         .prefix("azure-gallery-bench-")
         .tempdir()?;
+    let subscriptions = subscription_ids(options.subscriptions);
+    let world = if subscriptions.len() > 1 {
+        let path = dir.path().join("world.yaml");
+        std::fs::write(&path, serde_yaml::to_string(&world_with(&subscriptions))?)?;
+        Some(path)
+    } else {
+        None
+    };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let arm = super::arm::start(super::arm::Options {
         listen: loopback,
         state_dir: None,
         ca_out: Some(dir.path().join("arm-ca.pem")),
         speed: options.speed,
-        world: None,
+        world,
     })
     .await
     .context("starting the ARM simulator")?;
@@ -105,9 +152,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let calibration = sim.calibrate().await.context("calibrating the simulator")?;
     sim.clear_counters().await?;
 
-    let layout = Layout::new(options.objects);
+    let layout = Layout::new(options.objects, subscriptions);
     let crs = layout.galleries + layout.definitions + layout.versions;
-    let resync = options.resync.unwrap_or_else(|| default_resync(crs));
+    let resync = options
+        .resync
+        .unwrap_or_else(|| default_resync(crs, options.subscriptions));
     let metrics_addr = free_loopback_port()?;
     let log = dir.path().join("operator.log");
     let mut operator = Operator::spawn(
@@ -121,10 +170,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     )?;
 
     eprintln!(
-        "bench: {} image versions in {} definitions and {} galleries, 2 regions each ({api_server}); resync {} s",
+        "bench: {} image versions in {} definitions and {} galleries in {} subscription(s), 2 regions each ({api_server}); resync {} s",
         layout.versions,
         layout.definitions,
         layout.galleries,
+        layout.subscriptions.len(),
         resync.as_secs()
     );
     let started = Instant::now();
@@ -186,6 +236,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "objects": options.objects,
         "customResources": crs,
+        "subscriptions": options.subscriptions,
         "speed": options.speed,
         "concurrency": options.concurrency,
         "resyncSeconds": resync.as_secs(),
@@ -193,7 +244,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "timeToAllReadySeconds": create_wall.as_secs_f64(),
         "armRequestsPerObjectToReady": create_requests.per_object_by_method(crs),
         "armRequestsToReadyByType": create_requests.by_method_and_type(),
-        "clientRateLimitFloorSeconds": rate_limit_floor(create_reads, create_writes),
+        "clientRateLimitFloorSeconds": rate_limit_floor(create_reads, create_writes, options.subscriptions),
         "steadyStateGetsPerObjectPerResync": steady_gets as f64 / crs as f64 / resyncs_in_window,
         "steadyStateWritesPerObjectPerResync": steady_writes as f64 / crs as f64 / resyncs_in_window,
         "steadyStateReconcilesPerObjectPerResync": steady_reconciles / crs as f64 / resyncs_in_window,
@@ -245,6 +296,7 @@ fn print_table(figures: &Value) {
         "customResources",
         "",
     );
+    row("subscriptions", "subscriptions", "");
     row("objects Ready per second", "objectsReadyPerSecond", "");
     row("time to all Ready (s)", "timeToAllReadySeconds", "");
     row(
@@ -323,16 +375,23 @@ struct Layout {
     versions: usize,
     definitions: usize,
     galleries: usize,
+    /// Gallery `g` lives in `subscriptions[g % len]`, with its definitions and versions.
+    subscriptions: Vec<String>,
 }
 
 impl Layout {
-    fn new(versions: usize) -> Self {
+    fn new(versions: usize, subscriptions: Vec<String>) -> Self {
         let definitions = versions.div_ceil(VERSIONS_PER_DEFINITION);
         Self {
             versions,
             definitions,
             galleries: definitions.div_ceil(DEFINITIONS_PER_GALLERY),
+            subscriptions,
         }
+    }
+
+    fn subscription_of_gallery(&self, gallery: usize) -> &str {
+        &self.subscriptions[gallery % self.subscriptions.len()]
     }
 
     /// Creates everything at once (parents first in submission order only), returning when
@@ -344,7 +403,10 @@ impl Layout {
             let object = serde_json::from_value(json!({
                 "apiVersion": "compute.gallery.dev/v1alpha1", "kind": "Gallery",
                 "metadata": {"name": format!("g{g}")},
-                "spec": {"resourceGroup": "rg-bench", "createResourceGroup": true, "location": REGIONS[0]}
+                "spec": {
+                    "subscriptionId": self.subscription_of_gallery(g),
+                    "resourceGroup": "rg-bench", "createResourceGroup": true, "location": REGIONS[0]
+                }
             }))?;
             galleries.create(&pp, &object).await?;
         }
@@ -362,9 +424,14 @@ impl Layout {
             definitions.create(&pp, &object).await?;
         }
         let versions: Api<ImageVersion> = Api::namespaced(client.clone(), ns);
-        let source = "/subscriptions/5f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d01/resourceGroups/rg-image-sources/providers/Microsoft.Compute/images/ubuntu-22.04-golden";
         let mut applied = HashMap::new();
         for v in 0..self.versions {
+            // The seeded source image of the version's own subscription.
+            let subscription =
+                self.subscription_of_gallery(v / VERSIONS_PER_DEFINITION / DEFINITIONS_PER_GALLERY);
+            let source = format!(
+                "/subscriptions/{subscription}/resourceGroups/rg-image-sources/providers/Microsoft.Compute/images/ubuntu-22.04-golden"
+            );
             let name = format!(
                 "d{}-1.0.{}",
                 v / VERSIONS_PER_DEFINITION,
@@ -1075,10 +1142,32 @@ mod tests {
 
     #[test]
     fn layout_spreads_versions_over_definitions_and_galleries() {
-        let l = Layout::new(1000);
+        let l = Layout::new(1000, subscription_ids(1));
         assert_eq!((l.versions, l.definitions, l.galleries), (1000, 100, 5));
-        let l = Layout::new(1);
+        let l = Layout::new(1, subscription_ids(1));
         assert_eq!((l.definitions, l.galleries), (1, 1));
+    }
+
+    #[test]
+    fn galleries_take_turns_over_subscriptions_the_world_knows() {
+        let subscriptions = subscription_ids(3);
+        assert_eq!(subscriptions[0], super::super::arm::world::SUBSCRIPTION_1);
+        let l = Layout::new(10_000, subscriptions.clone());
+        assert_eq!(l.galleries, 50);
+        assert_eq!(l.subscription_of_gallery(0), subscriptions[0]);
+        assert_eq!(l.subscription_of_gallery(4), subscriptions[1]);
+        // The simulator accepts the generated world, with every subscription in it.
+        let path = std::env::temp_dir().join(format!("bench-world-{}.yaml", std::process::id()));
+        std::fs::write(
+            &path,
+            serde_yaml::to_string(&world_with(&subscriptions)).unwrap(),
+        )
+        .unwrap();
+        let world = super::super::arm::world::World::load(Some(&path)).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        for s in &subscriptions {
+            assert!(world.tenants[0].subscriptions.contains(s), "{s}");
+        }
     }
 
     #[test]
@@ -1097,15 +1186,17 @@ mod tests {
 
     #[test]
     fn default_resync_keeps_resync_gets_at_half_the_read_budget() {
-        assert_eq!(default_resync(111), Duration::from_secs(15));
-        assert_eq!(default_resync(1105), Duration::from_secs(111));
+        assert_eq!(default_resync(111, 1), Duration::from_secs(15));
+        assert_eq!(default_resync(1105, 1), Duration::from_secs(111));
+        assert_eq!(default_resync(11050, 4), Duration::from_secs(277));
     }
 
     #[test]
     fn rate_limit_floor_is_the_slower_budget_after_its_burst() {
-        assert_eq!(rate_limit_floor(100, 100), 0.0);
-        assert_eq!(rate_limit_floor(600, 150), 20.0);
-        assert_eq!(rate_limit_floor(0, 1150), 125.0);
+        assert_eq!(rate_limit_floor(100, 100, 1), 0.0);
+        assert_eq!(rate_limit_floor(600, 150, 1), 20.0);
+        assert_eq!(rate_limit_floor(0, 1150, 1), 125.0);
+        assert_eq!(rate_limit_floor(1200, 0, 2), 20.0);
     }
 
     #[test]

@@ -98,7 +98,7 @@ mod resources;
 mod server;
 mod store;
 mod tls;
-mod world;
+pub mod world;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
