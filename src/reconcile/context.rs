@@ -252,6 +252,15 @@ impl Backoff {
     pub fn reset(&self, key: &str) {
         self.failures.lock().expect("backoff lock").remove(key);
     }
+
+    /// Forgets `key` and the counters kept under it (`key/...`): the object is gone.
+    pub fn forget_object(&self, key: &str) {
+        let below = format!("{key}/");
+        self.failures
+            .lock()
+            .expect("backoff lock")
+            .retain(|k, _| k != key && !k.starts_with(&below));
+    }
 }
 
 /// Objects found in sync with Azure, and when their next ARM read is due. Parents wake on every
@@ -386,6 +395,21 @@ mod tests {
             synced.until_due(Some(3), Some("2026-11-25T12:00:00Z"), now),
             None
         );
+    }
+
+    #[test]
+    fn a_deleted_object_leaves_no_counters_behind() {
+        let backoff = Backoff::default();
+        for key in [
+            "Gallery/ns/g0",
+            "Gallery/ns/g0/delete/azure",
+            "Gallery/ns/g01",
+        ] {
+            backoff.next(key, Duration::MAX, None);
+        }
+        backoff.forget_object("Gallery/ns/g0");
+        let left: Vec<String> = backoff.failures.lock().unwrap().keys().cloned().collect();
+        assert_eq!(left, ["Gallery/ns/g01"]);
     }
 
     #[test]

@@ -155,7 +155,7 @@ impl Managed for Gallery {
                         images.join(", ")
                     )
                 };
-                return Ok(blocked(
+                return Ok(refused(
                     ctx,
                     self,
                     format!("Azure refuses to delete gallery {} yet: {what}", id.name()),
@@ -486,10 +486,22 @@ pub async fn still_exist<C: Managed>(
     Ok(left)
 }
 
-/// A delete waiting on others: `DeletingBlocked`, retried with a short, bounded backoff.
+/// A delete waiting for our other objects to go: `DeletingBlocked`. Their deletions wake this
+/// object; the timer, a short and bounded backoff, is only a safety net.
 pub fn blocked<K: Managed>(ctx: &Context, obj: &K, message: String) -> Step {
+    blocked_on(ctx, obj, "objects", message)
+}
+
+/// A delete ARM refuses for now, because what the resource held is still going away:
+/// `DeletingBlocked`, with a backoff of its own so a long wait for children before it does not
+/// stretch this one (which clears up in seconds).
+pub fn refused<K: Managed>(ctx: &Context, obj: &K, message: String) -> Step {
+    blocked_on(ctx, obj, "azure", message)
+}
+
+fn blocked_on<K: Managed>(ctx: &Context, obj: &K, on: &str, message: String) -> Step {
     let key = format!(
-        "{}/{}/{}/delete",
+        "{}/{}/{}/delete/{on}",
         K::KIND,
         obj.namespace().unwrap_or_default(),
         obj.name_any()
@@ -498,6 +510,47 @@ pub fn blocked<K: Managed>(ctx: &Context, obj: &K, message: String) -> Step {
         Outcome::progressing("DeletingBlocked", message),
         ctx.backoff.next(&key, DELETE_BLOCKED_MAX_WAIT, None),
     )
+}
+
+/// Deletes the Azure resource recorded in `status.id` (`what` names its type in messages):
+/// done when it is gone or was never created, waiting while ARM deletes it, blocked while ARM
+/// refuses because what it holds is still going away.
+pub async fn delete_recorded<K: Managed>(
+    ctx: &Context,
+    obj: &K,
+    report: &mut Report,
+    what: &str,
+) -> Result<Step, Error> {
+    let Some(id) = report
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| ResourceId::parse(id).ok())
+    else {
+        return Ok(Step::Done(Outcome::ready(format!(
+            "{what} was never created in Azure"
+        ))));
+    };
+    let namespace = obj.namespace().unwrap_or_default();
+    let arm = ctx.arm_for(&namespace, obj.options()).await?;
+    match steps::remove(&arm, report, &id).await {
+        Ok(Removal::Gone) => Ok(Step::Done(Outcome::ready(format!(
+            "{what} {} deleted from Azure",
+            id.name()
+        )))),
+        Ok(Removal::Busy { retry_after }) => Ok(Step::Wait(
+            Outcome::progressing("Deleting", format!("ARM is deleting {what} {}", id.name())),
+            retry_after,
+        )),
+        Err(Error::Arm(ArmError::Conflict { message, .. })) => Ok(refused(
+            ctx,
+            obj,
+            format!(
+                "Azure refuses to delete {what} {} yet: {message}",
+                id.name()
+            ),
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// Names of the image definitions ARM still has in the gallery (for a helpful message).

@@ -9,16 +9,16 @@ use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
     ensure_owner,
-    gallery::{blocked, delete_owned, merged_tags, tags_cover},
+    gallery::{blocked, delete_owned, delete_recorded, merged_tags, tags_cover},
     is_ready, parent,
-    steps::{self, Observed, Plan, Removal},
+    steps::{self, Observed, Plan},
 };
 use crate::{
     api::{
         AzureResourceOptions, CommonStatus, ImageDefinition, ImageDefinitionSpec, ImageVersion,
         image_definition::{Architecture, HyperVGeneration, OsState, OsType},
     },
-    arm::{ArmClient, ArmError, ResourceId, models, normalize_region, same_region},
+    arm::{ArmClient, ResourceId, models, normalize_region, same_region},
 };
 
 /// How soon a child waiting for its parent looks again (watches usually wake it first).
@@ -147,39 +147,7 @@ impl Managed for ImageDefinition {
                 ),
             ));
         }
-        let Some(id) = report
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|id| ResourceId::parse(id).ok())
-        else {
-            // Never reached Azure (no ID recorded): nothing to delete.
-            return Ok(Step::Done(Outcome::ready(
-                "image definition was never created in Azure",
-            )));
-        };
-        let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
-        match steps::remove(&arm, report, &id).await {
-            Ok(Removal::Gone) => Ok(Step::Done(Outcome::ready(format!(
-                "image definition {} deleted from Azure",
-                id.name()
-            )))),
-            Ok(Removal::Busy { retry_after }) => Ok(Step::Wait(
-                Outcome::progressing(
-                    "Deleting",
-                    format!("ARM is deleting image definition {}", id.name()),
-                ),
-                retry_after,
-            )),
-            Err(Error::Arm(ArmError::Conflict { message, .. })) => Ok(blocked(
-                ctx,
-                self,
-                format!(
-                    "Azure refuses to delete image definition {} yet: {message}",
-                    id.name()
-                ),
-            )),
-            Err(e) => Err(e),
-        }
+        delete_recorded(ctx, self, report, "image definition").await
     }
 }
 

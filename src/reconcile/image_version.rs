@@ -7,10 +7,10 @@ use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
     ensure_owner,
-    gallery::{blocked, merged_tags, tags_cover},
+    gallery::{blocked, delete_recorded, merged_tags, tags_cover},
     image_definition::{enum_str, same_instant, vms_using, waiting},
     is_ready, parent,
-    steps::{self, Observed, Plan, Removal},
+    steps::{self, Observed, Plan},
 };
 use crate::{
     api::{
@@ -177,38 +177,7 @@ impl Managed for ImageVersion {
                 ),
             ));
         }
-        let Some(id) = report
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|id| ResourceId::parse(id).ok())
-        else {
-            return Ok(Step::Done(Outcome::ready(
-                "image version was never created in Azure",
-            )));
-        };
-        let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
-        match steps::remove(&arm, report, &id).await {
-            Ok(Removal::Gone) => Ok(Step::Done(Outcome::ready(format!(
-                "image version {} deleted from Azure",
-                id.name()
-            )))),
-            Ok(Removal::Busy { retry_after }) => Ok(Step::Wait(
-                Outcome::progressing(
-                    "Deleting",
-                    format!("ARM is deleting image version {}", id.name()),
-                ),
-                retry_after,
-            )),
-            Err(Error::Arm(ArmError::Conflict { message, .. })) => Ok(blocked(
-                ctx,
-                self,
-                format!(
-                    "Azure refuses to delete image version {} yet: {message}",
-                    id.name()
-                ),
-            )),
-            Err(e) => Err(e),
-        }
+        delete_recorded(ctx, self, report, "image version").await
     }
 }
 

@@ -174,7 +174,7 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     let (outcome, action) = match result {
         Ok(Step::Done(outcome)) if deleting => {
             remove_finalizer(&api, &*obj).await?;
-            ctx.backoff.reset(&key);
+            ctx.backoff.forget_object(&key);
             publish(&ctx, &*obj, EventType::Normal, "Deleted", &outcome.message).await;
             info!(kind = K::KIND, %namespace, name = %obj.name_any(), "{}", outcome.message);
             crate::telemetry::record_reconcile(K::KIND, "Deleted", started.elapsed());

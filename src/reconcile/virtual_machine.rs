@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
-    gallery::{blocked, merged_tags, tags_cover},
+    gallery::{merged_tags, refused, tags_cover},
     image_definition::{enum_str, waiting},
     is_ready, lookup, parent,
     steps::{self, Observed, Plan, Removal},
@@ -213,7 +213,7 @@ impl Managed for VirtualMachine {
                 Err(Error::Arm(
                     ArmError::Conflict { message, .. } | ArmError::Invalid { message, .. },
                 )) if id != &owned.vm => {
-                    return Ok(blocked(
+                    return Ok(refused(
                         ctx,
                         self,
                         format!(
