@@ -411,23 +411,12 @@ async fn reconcile_role_assignments(
 
 /// Names of the ImageDefinition objects that use this gallery.
 fn child_definitions(ctx: &Context, gallery: &Gallery) -> Vec<String> {
-    let namespace = gallery.namespace();
-    let mut names: Vec<String> = ctx
-        .stores
-        .definitions
-        .state()
-        .iter()
-        .filter(|d| {
-            d.namespace() == namespace
-                && d.spec
-                    .gallery_ref
-                    .as_ref()
-                    .is_some_and(|r| r.name == gallery.name_any())
-        })
-        .map(|d| d.name_any())
-        .collect();
-    names.sort();
-    names
+    let name = gallery.name_any();
+    super::names_in(
+        &ctx.stores.definitions,
+        &gallery.namespace().unwrap_or_default(),
+        |d| d.spec.gallery_ref.as_ref().is_some_and(|r| r.name == name),
+    )
 }
 
 /// Deletes the child objects this parent owns (a cascade that does not wait for the garbage

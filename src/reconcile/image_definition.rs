@@ -434,23 +434,17 @@ pub fn latest_of<'a>(
 }
 
 fn child_versions(ctx: &Context, def: &ImageDefinition) -> Vec<String> {
-    let namespace = def.namespace();
-    let mut names: Vec<String> = ctx
-        .stores
-        .versions
-        .state()
-        .iter()
-        .filter(|v| {
-            v.namespace() == namespace
-                && v.spec
-                    .image_definition_ref
-                    .as_ref()
-                    .is_some_and(|r| r.name == def.name_any())
-        })
-        .map(|v| v.name_any())
-        .collect();
-    names.sort();
-    names
+    let name = def.name_any();
+    super::names_in(
+        &ctx.stores.versions,
+        &def.namespace().unwrap_or_default(),
+        |v| {
+            v.spec
+                .image_definition_ref
+                .as_ref()
+                .is_some_and(|r| r.name == name)
+        },
+    )
 }
 
 /// Names of the VirtualMachine objects in `namespace` whose image matches.
@@ -459,15 +453,7 @@ pub async fn vms_using(
     namespace: &str,
     matches: impl Fn(&crate::api::VirtualMachine) -> bool,
 ) -> Result<Vec<String>, Error> {
-    let mut names: Vec<String> = ctx
-        .stores
-        .vms
-        .state()
-        .iter()
-        .filter(|vm| vm.namespace().as_deref() == Some(namespace) && matches(vm))
-        .map(|vm| vm.name_any())
-        .collect();
-    names.sort();
+    let names = super::names_in(&ctx.stores.vms, namespace, matches);
     super::gallery::still_exist::<crate::api::VirtualMachine>(ctx, namespace, names).await
 }
 

@@ -104,6 +104,23 @@ pub fn lookup<K: Managed>(store: &Store<K>, namespace: &str, name: &str) -> Opti
     store.get(&ObjectRef::new(name).within(namespace))
 }
 
+/// Sorted names of the objects in `store` and `namespace` that `matches` (say, that refer to
+/// a parent).
+pub fn names_in<K: Managed>(
+    store: &Store<K>,
+    namespace: &str,
+    matches: impl Fn(&K) -> bool,
+) -> Vec<String> {
+    let mut names: Vec<String> = store
+        .state()
+        .iter()
+        .filter(|k| k.namespace().as_deref() == Some(namespace) && matches(k))
+        .map(|k| k.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
 /// A referenced parent: the cached copy when it is Ready already, else a fresh read. A child
 /// woken by its parent's change finds that change cached; one that runs for another reason
 /// (its own poll) just before the cache hears of the parent's Ready would otherwise wait a
