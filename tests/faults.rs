@@ -907,6 +907,14 @@ async fn compacted_watches_relist_and_converge() {
     run.check_steady_state().await;
     run.delete_all_and_check_nothing_remains().await;
     run.check_no_secret_leaked().await;
+    // The dedicated server is stopped with the run, not left behind.
+    drop(run);
+    let pid = server.pid();
+    drop(server);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the dedicated API server (pid {pid}) outlived its owner"
+    );
 }
 
 /// The operator's first log line reporting a watch the API server refused because its
