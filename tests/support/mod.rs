@@ -150,7 +150,7 @@ fn start(env: &[(&str, &str)]) -> Result<(Server, Exited), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let parent_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     remove_stale_dirs(parent_dir);
-    // Kept (not removed on drop): the server is only stopped when the process exits.
+    // Kept: the shared server lives until the process exits; a dedicated one removes it.
     let dir = tempfile::Builder::new()
         .prefix(DIR_PREFIX)
         .tempdir_in(parent_dir)
