@@ -5,6 +5,13 @@
 //! an injected permanent failure), Azure equal to the spec, no duplicate create, no write at
 //! steady state, bounded calls, Retry-After honoured, no secret anywhere, and after deleting
 //! everything: no Azure resource of ours and no object stuck on a finalizer.
+//!
+//! The faults: ARM 500/503, 429 with Retry-After, added latency and token endpoint outages;
+//! long-running operations ending Failed and replication failing in one region; the
+//! operator's connections to the API server cut (watches broken mid-stream) while writes
+//! cause 409 conflicts; the operator SIGKILLed and restarted; watches resumed from a compacted
+//! resourceVersion (410 Gone), on a dedicated API server compacting etcd every second with
+//! its watch cache off; all of these at once; and hostile specs.
 
 mod e2e;
 
@@ -17,9 +24,11 @@ use std::{
 
 use azure_gallery_operator::api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine};
 use e2e::{ArmProbe, eventually};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams},
 };
 use serde_json::{Value, json};
 
@@ -266,8 +275,14 @@ struct Run {
 }
 
 impl Run {
+    /// A run on the test binary's shared API server.
     async fn start(name: &str, via_proxy: bool) -> Self {
-        let (client, kubeconfig) = e2e::kube_client().await;
+        Self::start_on(e2e::support::server(), name, via_proxy).await
+    }
+
+    /// A run on `server`, which must outlive it.
+    async fn start_on(server: &e2e::support::Server, name: &str, via_proxy: bool) -> Self {
+        let (client, kubeconfig) = e2e::kube_client_of(server).await;
         let arm = e2e::arm_simulator(SPEED);
         let ns = e2e::namespace(&client, name).await;
         let dir = tempfile::tempdir().unwrap();
@@ -783,6 +798,154 @@ async fn watch_disconnects_and_write_conflicts_lose_nothing() {
     let _ = toucher.await;
     run.check_steady_state().await;
     run.delete_all_and_check_nothing_remains().await;
+}
+
+/// kube-apiserver flags of the compaction run: watches are served by etcd itself (the watch
+/// cache would resume them from its own ~75 s of history) and etcd is compacted every second
+/// instead of every 5 minutes, so a watch resumed from a revision a few seconds old is refused
+/// with 410 Gone, as one resumed after minutes is on a real cluster.
+const COMPACTING_APISERVER_ARGS: &str = "--watch-cache=false --etcd-compaction-interval=1s";
+/// Between two cuts of the operator's connections. Time has to pass here, it is what compaction
+/// measures: each second the API server compacts up to the revision it saw a second before, so
+/// after 3 s a watch that saw no event of its kind since the previous cut resumes from a
+/// compacted revision (the revision moves on meanwhile: see the writer below).
+const PAUSE_FOR_COMPACTION: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_watches_relist_and_converge() {
+    let server = e2e::support::dedicated_server(&[(
+        "KUBE_TEST_SERVER_APISERVER_ARGS",
+        COMPACTING_APISERVER_ARGS,
+    )]);
+    let run = Run::start_on(&server, "compaction", true).await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(run.client.clone(), &run.ns);
+    // A revision from before the workload: compaction must make it unwatchable.
+    let early = configmaps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "revisions"}})).unwrap(),
+        )
+        .await
+        .unwrap()
+        .resource_version()
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Writes the operator does not watch: the etcd revision moves on while its watches stay
+    // where their last event left them.
+    let writer = {
+        let stop = stop.clone();
+        let configmaps = configmaps.clone();
+        tokio::spawn(async move {
+            let mut rng = Rng(31);
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(rng.millis(50, 250)).await;
+                n += 1;
+                let patch = json!({"data": {"n": n.to_string()}});
+                let _ = configmaps
+                    .patch("revisions", &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+            }
+        })
+    };
+    // Every watch of the operator breaks and resumes from its last resourceVersion.
+    let cutter = {
+        let stop = stop.clone();
+        let connections = run.proxy.as_ref().unwrap().connections.clone();
+        tokio::spawn(async move {
+            let mut rng = Rng(32);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(PAUSE_FOR_COMPACTION + rng.millis(0, 1000)).await;
+                for c in connections.lock().unwrap().drain(..) {
+                    c.abort();
+                }
+            }
+        })
+    };
+    run.apply_workload().await;
+    run.wait_settled().await;
+    run.update_and_delete_some().await;
+    run.wait_settled_except_deleted().await;
+    // Compaction is real: a watch from the early revision is refused as too old ...
+    let refused = eventually(
+        Duration::from_secs(60),
+        &format!(
+            "a watch from resourceVersion {early} to be refused as compacted (the server must \
+             honour KUBE_TEST_SERVER_APISERVER_ARGS=\"{COMPACTING_APISERVER_ARGS}\")"
+        ),
+        || async {
+            let first = match configmaps.watch(&WatchParams::default(), &early).await {
+                Err(kube::Error::Api(s)) => return Some(*s),
+                Err(_) => return None,
+                Ok(stream) => {
+                    tokio::time::timeout(Duration::from_secs(10), Box::pin(stream).next()).await
+                }
+            };
+            match first {
+                Ok(Some(Ok(WatchEvent::Error(s)))) => Some(*s),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    eprintln!("a watch from resourceVersion {early}: {refused:?}");
+    assert!(
+        refused.code == 410 && refused.reason == "Expired",
+        "a watch from a compacted revision: {refused:?}"
+    );
+    // ... and it happened to the operator (the cuts go on until it did).
+    let line = eventually(
+        Duration::from_secs(120),
+        "the operator's log to show a watch refused as too old (compacted)",
+        || async { compacted_watch_in_log(&run.log) },
+    )
+    .await;
+    eprintln!("the operator met compaction: {line}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = cutter.await;
+    let _ = writer.await;
+    // After it, everything still holds.
+    run.check_azure_matches().await;
+    run.check_request_log(None).await;
+    run.check_steady_state().await;
+    run.delete_all_and_check_nothing_remains().await;
+    run.check_no_secret_leaked().await;
+    // The dedicated server is stopped with the run, not left behind.
+    drop(run);
+    let pid = server.pid();
+    drop(server);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the dedicated API server (pid {pid}) outlived its owner"
+    );
+}
+
+/// The operator's first log line reporting a watch the API server refused because its
+/// resourceVersion was compacted away (kube-runtime's `watcher::Error::WatchError` with a 410
+/// Expired status). Only kube-runtime's wording is relied on, not what the operator puts
+/// before it.
+fn compacted_watch_in_log(log: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().map(without_colours).find(|line| {
+        let line = line.to_ascii_lowercase();
+        line.contains("error returned by apiserver during watch")
+            && (line.contains("too old resource version") || line.contains("expired"))
+    })
+}
+
+/// `line` without terminal colour codes (ESC `[` ... `m`): the operator colours its log even
+/// into a file.
+fn without_colours(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -391,9 +391,14 @@ fn urlencode(s: &str) -> String {
 /// A kube client for the test binary's shared API server (tests/support), with our CRDs
 /// installed and established, and the server's kubeconfig path.
 pub async fn kube_client() -> (kube::Client, String) {
-    let client = support::client().await;
+    kube_client_of(support::server()).await
+}
+
+/// Like [`kube_client`], for a given server (e.g. a [`support::dedicated_server`]).
+pub async fn kube_client_of(server: &support::Server) -> (kube::Client, String) {
+    let client = server.client().await;
     support::install_crds(&client).await;
-    (client, support::server().kubeconfig().display().to_string())
+    (client, server.kubeconfig().display().to_string())
 }
 
 /// A fresh namespace for one test.

@@ -7,6 +7,9 @@
 // component and removes its state. Logs go to stderr: by default only errors while serving
 // (start-up and shutdown report benign errors of a first boot and of stopping), everything
 // when KUBE_TEST_SERVER_V is set to a klog verbosity (0 for the usual info lines, 2 for more).
+// KUBE_TEST_SERVER_APISERVER_ARGS adds kube-apiserver flags (whitespace-separated) after the
+// defaults, so a test can run a differently configured server, e.g. one that compacts etcd
+// every second: "--watch-cache=false --etcd-compaction-interval=1s".
 //
 // The wiring follows Kubernetes' own test harnesses (cmd/kube-apiserver/app/testing and
 // cmd/kube-controller-manager/app/testing): the components are configured through their
@@ -320,6 +323,9 @@ func freePorts(n int) ([]int, error) {
 
 // ---- kube-apiserver ----
 
+// apiserverArgsEnv names the environment variable of extra kube-apiserver flags.
+const apiserverArgsEnv = "KUBE_TEST_SERVER_APISERVER_ARGS"
+
 func startAPIServer(ctx context.Context, listener net.Listener, etcdURL string, pki *pki) (*component, error) {
 	s := apiserveroptions.NewServerRunOptions()
 	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
@@ -345,6 +351,16 @@ func startAPIServer(ctx context.Context, listener net.Listener, etcdURL string, 
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	// Parsed on their own, after the defaults (the last value of a flag wins), so an error
+	// names where the bad flag came from.
+	if extra := strings.Fields(os.Getenv(apiserverArgsEnv)); len(extra) != 0 {
+		if err := fs.Parse(extra); err != nil {
+			return nil, fmt.Errorf("%s: %w", apiserverArgsEnv, err)
+		}
+		if fs.NArg() != 0 {
+			return nil, fmt.Errorf("%s: not a flag: %q", apiserverArgsEnv, fs.Arg(0))
+		}
 	}
 	s.SecureServing.Listener = listener
 	s.SecureServing.BindPort = listener.Addr().(*net.TCPAddr).Port

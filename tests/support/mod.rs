@@ -14,6 +14,10 @@
 //! when it is re-parented. Each test creates its own [`client()`] (a kube `Client` belongs to
 //! the test's tokio runtime) and its own [`namespace()`]; everything lives as long as the
 //! server, whose state is discarded when it stops.
+//!
+//! A test that needs a differently configured server (say, one compacting etcd every second)
+//! starts its own with [`dedicated_server()`]: same command, same parent-death safety, extra
+//! environment, stopped when dropped.
 
 #![allow(dead_code)] // each test binary uses its own part of this shared module
 
@@ -45,7 +49,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(45 * 60);
 /// The field manager of everything the helpers apply.
 pub const FIELD_MANAGER: &str = "azure-gallery-operator-tests";
 
-/// The running server of this test binary.
+/// How long a dedicated server may take to stop on SIGTERM before it is killed. The Go server
+/// gives its components up to 30 s.
+const STOP_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// A running server: the shared one of this test binary, or a dedicated one.
 pub struct Server {
     pid: u32,
     dir: PathBuf,
@@ -67,22 +75,82 @@ impl Server {
     pub fn fact(&self, key: &str) -> Option<&str> {
         self.facts.get(key).map(String::as_str)
     }
+
+    /// A client for this server; create one per test (it belongs to the test's runtime).
+    pub async fn client(&self) -> Client {
+        let path = self.kubeconfig();
+        let kubeconfig = Kubeconfig::read_from(path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("the server's kubeconfig is usable");
+        Client::try_from(config).expect("a client for the test server")
+    }
 }
 
 /// The shared server, started on first use. Panics (in every test that asks) if it failed.
 pub fn server() -> &'static Server {
     static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
-    match SERVER.get_or_init(start) {
+    match SERVER.get_or_init(|| start(&[]).map(|(server, _)| server)) {
         Ok(server) => server,
         Err(e) => panic!("the test Kubernetes API server did not start: {e}"),
     }
 }
 
-fn start() -> Result<Server, String> {
+/// A server of the caller's own, not shared with other tests: stopped (SIGTERM, so it removes
+/// its state; SIGKILL after [`STOP_TIMEOUT`]) and its directory removed when dropped.
+pub struct DedicatedServer {
+    server: Server,
+    exited: Exited,
+}
+
+impl std::ops::Deref for DedicatedServer {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+impl Drop for DedicatedServer {
+    fn drop(&mut self) {
+        // The holder thread reaps the server only after it exits, so until `exited` reports,
+        // the pid is still the server's.
+        if let Err(mpsc::TryRecvError::Empty) = self.exited.try_recv() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(self.server.pid as i32, libc::SIGTERM) };
+            if let Err(mpsc::RecvTimeoutError::Timeout) = self.exited.recv_timeout(STOP_TIMEOUT) {
+                eprintln!(
+                    "kube-test-server {} ignored SIGTERM; killing it",
+                    self.server.pid
+                );
+                // SAFETY: as above; it has not been reaped.
+                unsafe { libc::kill(self.server.pid as i32, libc::SIGKILL) };
+                let _ = self.exited.recv();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.server.dir);
+    }
+}
+
+/// Starts a dedicated server (the same command as the shared one) with `env` added to its
+/// environment, e.g. `KUBE_TEST_SERVER_APISERVER_ARGS` (see tests/kube-apiserver/README.md).
+pub fn dedicated_server(env: &[(&str, &str)]) -> DedicatedServer {
+    match start(env) {
+        Ok((server, exited)) => DedicatedServer { server, exited },
+        Err(e) => panic!("a dedicated test Kubernetes API server (env {env:?}) did not start: {e}"),
+    }
+}
+
+/// Receives once the holder thread has reaped the server.
+type Exited = mpsc::Receiver<()>;
+
+fn start(env: &[(&str, &str)]) -> Result<(Server, Exited), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let parent_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     remove_stale_dirs(parent_dir);
-    // Kept (not removed on drop): the server is only stopped when the process exits.
+    // Kept: the shared server lives until the process exits; a dedicated one removes it.
     let dir = tempfile::Builder::new()
         .prefix(DIR_PREFIX)
         .tempdir_in(parent_dir)
@@ -100,7 +168,8 @@ fn start() -> Result<Server, String> {
             c
         }
     };
-    cmd.current_dir(root)
+    cmd.envs(env.iter().copied())
+        .current_dir(root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -120,10 +189,11 @@ fn start() -> Result<Server, String> {
     }
 
     let (tx, rx) = mpsc::channel::<Started>();
+    let (exited_tx, exited) = mpsc::channel();
     let what = format!("{cmd:?}");
     std::thread::Builder::new()
         .name("kube-test-server".into())
-        .spawn(move || hold(cmd, tx))
+        .spawn(move || hold(cmd, tx, exited_tx))
         .map_err(|e| e.to_string())?;
     let (pid, facts) = rx
         .recv_timeout(START_TIMEOUT)
@@ -131,7 +201,7 @@ fn start() -> Result<Server, String> {
     if !facts.contains_key("KUBECONFIG") {
         return Err(format!("{what} printed READY without KUBECONFIG=..."));
     }
-    Ok(Server { pid, dir, facts })
+    Ok((Server { pid, dir, facts }, exited))
 }
 
 const DIR_PREFIX: &str = "kube-server-";
@@ -156,10 +226,11 @@ fn remove_stale_dirs(parent: &Path) {
 /// What the holder thread reports: the server's pid and facts once `READY`, or why not.
 type Started = Result<(u32, HashMap<String, String>), String>;
 
-/// Runs on a thread that never ends: spawns the server, reports its facts once `READY`, then
-/// keeps draining its stdout (a closed pipe would kill it on its next write) and stays parked
-/// so the parent-death signal only fires when the whole test process goes.
-fn hold(mut cmd: Command, tx: mpsc::Sender<Started>) {
+/// Runs on a thread that lives as long as the server, so the parent-death signal only fires
+/// when the whole test process goes: spawns the server, reports its facts once `READY`, keeps
+/// draining its stdout (a closed pipe would kill it on its next write), then reaps it and
+/// reports its exit on `exited`.
+fn hold(mut cmd: Command, tx: mpsc::Sender<Started>, exited: mpsc::Sender<()>) {
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -195,20 +266,12 @@ fn hold(mut cmd: Command, tx: mpsc::Sender<Started>) {
         return;
     }
     eprintln!("kube-test-server exited: {status:?}");
-    loop {
-        std::thread::park();
-    }
+    let _ = exited.send(());
 }
 
 /// A client for the shared server; create one per test (it belongs to the test's runtime).
 pub async fn client() -> Client {
-    let path = server().kubeconfig();
-    let kubeconfig =
-        Kubeconfig::read_from(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("the server's kubeconfig is usable");
-    Client::try_from(config).expect("a client for the test server")
+    server().client().await
 }
 
 /// A fresh namespace named `{prefix}-xxxxx`. It is not deleted: it lives as long as the server.
