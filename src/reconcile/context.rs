@@ -58,8 +58,10 @@ const LOCATIONS_API_VERSION: &str = "2022-12-01";
 /// How long a subscription's region list is trusted before it is read again.
 const REGIONS_TTL: Duration = Duration::from_secs(3600);
 
-/// Longest wait between retries of a failing object.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Longest wait between retries of a failing object: ARM's transient failures (5xx, throttling,
+/// token outages) pass in seconds to minutes, and each subscription's request budget, not the
+/// backoff, is what keeps retries from overwhelming ARM.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 impl Context {
     pub fn new(
@@ -238,7 +240,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// The wait before `key`'s next retry: 5 s doubling per consecutive failure, capped at
-    /// `cap` (and at five minutes), jittered, and never sooner than ARM's `Retry-After`.
+    /// `cap` (and at a minute), jittered, and never sooner than ARM's `Retry-After`.
     pub fn next(&self, key: &str, cap: Duration, at_least: Option<Duration>) -> Duration {
         let mut failures = self.failures.lock().expect("backoff lock");
         let n = failures.entry(key.to_string()).or_insert(0);
