@@ -164,6 +164,10 @@ struct BenchArgs {
     /// request budget, as in Azure.
     #[arg(long, default_value_t = 1)]
     subscriptions: usize,
+    /// The operator executable to run and measure, e.g. the production build
+    /// (`cargo build --release --no-default-features`); default: this binary.
+    #[arg(long, value_name = "PATH")]
+    operator: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -292,6 +296,7 @@ fn bench(args: BenchArgs) -> ExitCode {
                 resync: args.resync.map(std::time::Duration::from_secs),
                 concurrency: args.concurrency,
                 subscriptions: args.subscriptions,
+                operator: args.operator,
             }))
         }
         (None, None) => unreachable!("clap requires --objects without --plot"),

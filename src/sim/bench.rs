@@ -40,6 +40,9 @@ pub struct Options {
     pub concurrency: u16,
     /// Subscriptions the galleries are spread over (round robin), each with its own ARM budget.
     pub subscriptions: usize,
+    /// The operator executable to measure (say, the production build without simulators);
+    /// default: this one.
+    pub operator: Option<PathBuf>,
 }
 
 /// The operator's client-side ARM budgets per subscription (`crate::arm::client`): reads burst 200
@@ -234,6 +237,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let figures = json!({
         "apiServer": api_server,
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "operatorBinary": match &options.operator {
+            Some(path) => path.display().to_string(),
+            None => "this binary (with the simulators)".to_string(),
+        },
         "objects": options.objects,
         "customResources": crs,
         "subscriptions": options.subscriptions,
@@ -603,7 +610,11 @@ impl Operator {
         log: &Path,
     ) -> anyhow::Result<Self> {
         let fact = |k: &str| facts.get(k).cloned().unwrap_or_default();
-        let child = tokio::process::Command::new(std::env::current_exe()?)
+        let program = match &options.operator {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?,
+        };
+        let child = tokio::process::Command::new(program)
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)
