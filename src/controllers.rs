@@ -10,7 +10,7 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
-        events::{Recorder, Reporter},
+        events::Reporter,
         reflector::{self, ObjectRef, Store, store::Writer},
         watcher,
     },
@@ -227,7 +227,7 @@ struct Feed<K: Managed> {
     api: Api<K>,
     store: Store<K>,
     writer: Writer<K>,
-    subscribers: Vec<(mpsc::Sender<K>, bool)>,
+    subscribers: Vec<(mpsc::Sender<Arc<K>>, bool)>,
 }
 
 impl<K: Managed> Feed<K> {
@@ -242,22 +242,21 @@ impl<K: Managed> Feed<K> {
     }
 
     /// Every object that was added or changed, and with `deletions` every one that went away.
-    fn subscribe(
-        &mut self,
-        deletions: bool,
-    ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+    /// Changed objects are the cache's own copies: a subscriber lagging behind holds pointers,
+    /// not copies.
+    fn subscribe(&mut self, deletions: bool) -> mpsc::Receiver<Arc<K>> {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         self.subscribers.push((tx, deletions));
-        rx.map(Ok)
+        rx
     }
 
     /// Watches until every subscriber has gone (the controllers stopped).
     async fn run(self) {
         let Self {
             api,
+            store,
             writer,
             mut subscribers,
-            ..
         } = self;
         let events = watcher(api, watcher::Config::default())
             .default_backoff()
@@ -266,8 +265,15 @@ impl<K: Managed> Feed<K> {
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
             let (obj, deleted) = match event {
-                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => (obj, false),
-                Ok(watcher::Event::Delete(obj)) => (obj, true),
+                // The cache holds this very version once the reflector has applied it (not yet
+                // during a relist, whose objects enter the cache together at its end).
+                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                    let cached = store
+                        .get(&ObjectRef::from_obj(&obj))
+                        .filter(|c| c.resource_version() == obj.resource_version());
+                    (cached.unwrap_or_else(|| Arc::new(obj)), false)
+                }
+                Ok(watcher::Event::Delete(obj)) => (Arc::new(obj), true),
                 Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
                 // The watcher relists or retries by itself (with backoff); say why.
                 Err(e) => {
@@ -340,15 +346,15 @@ async fn run_namespace(
 
     // Parents hear about their children (deletion waits on them; latestVersion follows them).
     let gallery_controller =
-        Controller::for_stream(galleries.subscribe(false), stores.galleries.clone())
+        Controller::for_shared_stream(galleries.subscribe(false), stores.galleries.clone())
             .with_config(config.clone())
-            .owns_stream(definitions.subscribe(true));
+            .owns_shared_stream(definitions.subscribe(true));
     let definition_controller = {
         let def_store = stores.definitions.clone();
-        Controller::for_stream(definitions.subscribe(false), stores.definitions.clone())
+        Controller::for_shared_stream(definitions.subscribe(false), stores.definitions.clone())
             .with_config(config.clone())
-            .owns_stream(versions.subscribe(true))
-            .watches_stream(vms.subscribe(true), |vm: VirtualMachine| {
+            .owns_shared_stream(versions.subscribe(true))
+            .watches_shared_stream(vms.subscribe(true), |vm: Arc<VirtualMachine>| {
                 named(
                     vm.spec
                         .image
@@ -359,7 +365,7 @@ async fn run_namespace(
                 )
             })
             // Children hear about their parents (they wait for them to be Ready).
-            .watches_stream(galleries.subscribe(false), move |g: Gallery| {
+            .watches_shared_stream(galleries.subscribe(false), move |g: Arc<Gallery>| {
                 referrers(
                     &def_store,
                     g.namespace(),
@@ -372,22 +378,25 @@ async fn run_namespace(
     };
     let version_controller = {
         let store = stores.versions.clone();
-        Controller::for_stream(versions.subscribe(false), stores.versions.clone())
+        Controller::for_shared_stream(versions.subscribe(false), stores.versions.clone())
             .with_config(config.clone())
-            .watches_stream(definitions.subscribe(false), move |d: ImageDefinition| {
-                referrers(
-                    &store,
-                    d.namespace(),
-                    &d.name_any(),
-                    |v: &ImageVersion, n| {
-                        v.spec
-                            .image_definition_ref
-                            .as_ref()
-                            .is_some_and(|r| r.name == n)
-                    },
-                )
-            })
-            .watches_stream(vms.subscribe(true), |vm: VirtualMachine| {
+            .watches_shared_stream(
+                definitions.subscribe(false),
+                move |d: Arc<ImageDefinition>| {
+                    referrers(
+                        &store,
+                        d.namespace(),
+                        &d.name_any(),
+                        |v: &ImageVersion, n| {
+                            v.spec
+                                .image_definition_ref
+                                .as_ref()
+                                .is_some_and(|r| r.name == n)
+                        },
+                    )
+                },
+            )
+            .watches_shared_stream(vms.subscribe(true), |vm: Arc<VirtualMachine>| {
                 named(
                     vm.spec
                         .image
@@ -401,9 +410,9 @@ async fn run_namespace(
     let vm_controller = {
         let by_version = stores.vms.clone();
         let by_definition = stores.vms.clone();
-        Controller::for_stream(vms.subscribe(false), stores.vms.clone())
+        Controller::for_shared_stream(vms.subscribe(false), stores.vms.clone())
             .with_config(config)
-            .watches_stream(versions.subscribe(false), move |v: ImageVersion| {
+            .watches_shared_stream(versions.subscribe(false), move |v: Arc<ImageVersion>| {
                 referrers(
                     &by_version,
                     v.namespace(),
@@ -417,20 +426,23 @@ async fn run_namespace(
                     },
                 )
             })
-            .watches_stream(definitions.subscribe(false), move |d: ImageDefinition| {
-                referrers(
-                    &by_definition,
-                    d.namespace(),
-                    &d.name_any(),
-                    |vm: &VirtualMachine, n| {
-                        vm.spec
-                            .image
-                            .image_definition_ref
-                            .as_ref()
-                            .is_some_and(|r| r.name == n)
-                    },
-                )
-            })
+            .watches_shared_stream(
+                definitions.subscribe(false),
+                move |d: Arc<ImageDefinition>| {
+                    referrers(
+                        &by_definition,
+                        d.namespace(),
+                        &d.name_any(),
+                        |vm: &VirtualMachine, n| {
+                            vm.spec
+                                .image
+                                .image_definition_ref
+                                .as_ref()
+                                .is_some_and(|r| r.name == n)
+                        },
+                    )
+                },
+            )
     };
 
     let reporter = Reporter {
@@ -442,7 +454,7 @@ async fn run_namespace(
         settings.arm.clone(),
         settings.credentials.clone(),
         settings.default_subscription.clone(),
-        Recorder::new(client.clone(), reporter),
+        reconcile::Events::new(client.clone(), reporter),
         settings.resync,
         stores,
     ));

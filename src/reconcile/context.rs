@@ -9,10 +9,7 @@ use std::{
 
 use azure_core::credentials::{Secret, TokenCredential};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
-use kube::{
-    Api, Client,
-    runtime::{events::Recorder, reflector::Store},
-};
+use kube::{Api, Client, runtime::reflector::Store};
 
 use super::Error;
 use crate::{
@@ -40,7 +37,7 @@ pub struct Context {
     pub credentials: Arc<Credentials>,
     /// Subscription for objects that name none (`AZURE_SUBSCRIPTION_ID`).
     pub default_subscription: Option<String>,
-    pub recorder: Recorder,
+    pub events: super::events::Events,
     /// Interval between drift checks of an object in sync.
     pub resync: Duration,
     pub stores: Stores,
@@ -69,7 +66,7 @@ impl Context {
         arm: ArmClient,
         credentials: Arc<Credentials>,
         default_subscription: Option<String>,
-        recorder: Recorder,
+        events: super::events::Events,
         resync: Duration,
         stores: Stores,
     ) -> Self {
@@ -78,7 +75,7 @@ impl Context {
             arm,
             credentials,
             default_subscription,
-            recorder,
+            events,
             resync,
             stores,
             backoff: Backoff::default(),

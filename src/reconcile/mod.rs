@@ -6,6 +6,7 @@
 pub mod conditions;
 mod context;
 mod error;
+mod events;
 pub mod gallery;
 pub mod image_definition;
 pub mod image_version;
@@ -17,6 +18,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 pub use context::{Backoff, Context, InSync, Stores, Synced, jitter};
 pub use error::Error;
+pub use events::Events;
 use k8s_openapi::{
     NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp,
 };
@@ -379,7 +381,7 @@ async fn publish<K: Managed>(ctx: &Context, obj: &K, type_: EventType, reason: &
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+    if let Err(e) = ctx.events.publish(&event, &obj.object_ref(&())).await {
         warn!(kind = K::KIND, name = %obj.name_any(), "could not publish event: {e}");
     }
 }
