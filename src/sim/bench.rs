@@ -1077,6 +1077,14 @@ pub fn plot(dir: &Path, font: Option<&Path>) -> anyhow::Result<()> {
                     .into_iter()
                     .map(|p| Circle::new(p, 4, colour.filled())),
             )?;
+            // Each subscription has its own ARM budget: say so where a run had several.
+            time.draw_series(points.iter().filter(|r| r.subscriptions > 1).map(|r| {
+                Text::new(
+                    format!("{} subscriptions", r.subscriptions),
+                    (r.objects * 0.55, r.ready_seconds * 1.25),
+                    ("sans-serif", 13),
+                )
+            }))?;
             let rsss: Vec<(f64, f64)> = points.iter().map(|r| (r.objects, r.rss_mib)).collect();
             rss.draw_series(LineSeries::new(rsss.clone(), style))?
                 .label(label.as_str())
@@ -1108,6 +1116,8 @@ struct Run {
     objects: f64,
     ready_seconds: f64,
     rss_mib: f64,
+    /// Subscriptions the run spread its galleries over (1 for runs from before the option).
+    subscriptions: u64,
 }
 
 fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
@@ -1132,6 +1142,7 @@ fn run_of(v: &Value) -> Option<Run> {
         objects: v["objects"].as_f64()?,
         ready_seconds: v["timeToAllReadySeconds"].as_f64()?,
         rss_mib: v["operatorPeakRssMiB"].as_f64()?,
+        subscriptions: v["subscriptions"].as_u64().unwrap_or(1),
     })
 }
 
