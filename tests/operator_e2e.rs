@@ -5,7 +5,10 @@ mod e2e;
 
 use std::{collections::BTreeSet, process::Command, time::Duration};
 
-use azure_gallery_operator::api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine};
+use azure_gallery_operator::{
+    api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine},
+    reconcile::Managed,
+};
 use e2e::{ArmProbe, eventually};
 use kube::{
     Api, Client,
@@ -32,84 +35,83 @@ fn quickstart() -> Vec<Value> {
         .collect()
 }
 
+/// Runs `$body` with `$api` bound to the typed `Api` (in `$ns`) of the kind named `$kind`.
+macro_rules! with_api {
+    ($client:expr, $ns:expr, $kind:expr, |$api:ident| $body:expr) => {
+        match $kind {
+            "Gallery" => {
+                let $api: Api<Gallery> = Api::namespaced($client.clone(), $ns);
+                $body
+            }
+            "ImageDefinition" => {
+                let $api: Api<ImageDefinition> = Api::namespaced($client.clone(), $ns);
+                $body
+            }
+            "ImageVersion" => {
+                let $api: Api<ImageVersion> = Api::namespaced($client.clone(), $ns);
+                $body
+            }
+            "VirtualMachine" => {
+                let $api: Api<VirtualMachine> = Api::namespaced($client.clone(), $ns);
+                $body
+            }
+            other => panic!("unexpected kind {other}"),
+        }
+    };
+}
+
+const KINDS: [&str; 4] = [
+    "Gallery",
+    "ImageDefinition",
+    "ImageVersion",
+    "VirtualMachine",
+];
+
 /// Server-side applies one of our objects into `ns`.
 async fn apply(client: &Client, ns: &str, doc: &Value) {
     let name = doc["metadata"]["name"].as_str().unwrap();
     let params = PatchParams::apply("e2e").force();
-    macro_rules! apply_as {
-        ($t:ty) => {{
-            let api: Api<$t> = Api::namespaced(client.clone(), ns);
-            api.patch(name, &params, &Patch::Apply(doc)).await.unwrap();
-        }};
-    }
-    match doc["kind"].as_str().unwrap() {
-        "Gallery" => apply_as!(Gallery),
-        "ImageDefinition" => apply_as!(ImageDefinition),
-        "ImageVersion" => apply_as!(ImageVersion),
-        "VirtualMachine" => apply_as!(VirtualMachine),
-        other => panic!("unexpected kind {other}"),
-    }
+    with_api!(client, ns, doc["kind"].as_str().unwrap(), |api| {
+        api.patch(name, &params, &Patch::Apply(doc)).await.unwrap();
+    })
 }
 
-fn ready(
-    conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
-) -> bool {
-    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+/// Deletes one of our objects (as `kubectl delete -f` would).
+async fn delete(client: &Client, ns: &str, doc: &Value) {
+    let name = doc["metadata"]["name"].as_str().unwrap();
+    with_api!(client, ns, doc["kind"].as_str().unwrap(), |api| {
+        drop(api.delete(name, &DeleteParams::default()).await.unwrap());
+    })
 }
 
+/// How many objects of each of our kinds are in `ns`, and whether all are Ready.
+async fn survey(client: &Client, ns: &str) -> Vec<(usize, bool)> {
+    let mut found = Vec::new();
+    for kind in KINDS {
+        found.push(with_api!(client, ns, kind, |api| {
+            let items = api.list(&ListParams::default()).await.unwrap().items;
+            let ready = items.iter().all(|o| {
+                azure_gallery_operator::reconcile::is_ready(
+                    o.common_status(),
+                    o.metadata.generation,
+                )
+            });
+            (items.len(), ready)
+        }));
+    }
+    found
+}
+
+/// Every kind has objects in `ns`, all Ready.
 async fn all_ready(client: &Client, ns: &str) -> bool {
-    let g: Api<Gallery> = Api::namespaced(client.clone(), ns);
-    let d: Api<ImageDefinition> = Api::namespaced(client.clone(), ns);
-    let v: Api<ImageVersion> = Api::namespaced(client.clone(), ns);
-    let m: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
-    let lp = ListParams::default();
-    let (g, d, v, m) = (
-        g.list(&lp).await.unwrap(),
-        d.list(&lp).await.unwrap(),
-        v.list(&lp).await.unwrap(),
-        m.list(&lp).await.unwrap(),
-    );
-    g.items
+    survey(client, ns)
+        .await
         .iter()
-        .all(|o| ready(o.status.as_ref().map(|s| &s.common.conditions)))
-        && d.items
-            .iter()
-            .all(|o| ready(o.status.as_ref().map(|s| &s.common.conditions)))
-        && v.items
-            .iter()
-            .all(|o| ready(o.status.as_ref().map(|s| &s.common.conditions)))
-        && m.items
-            .iter()
-            .all(|o| ready(o.status.as_ref().map(|s| &s.common.conditions)))
-        && !(g.items.is_empty() || d.items.is_empty() || v.items.is_empty() || m.items.is_empty())
+        .all(|(n, ready)| *n > 0 && *ready)
 }
 
 async fn count_objects(client: &Client, ns: &str) -> usize {
-    let lp = ListParams::default();
-    Api::<Gallery>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await
-        .unwrap()
-        .items
-        .len()
-        + Api::<ImageDefinition>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await
-            .unwrap()
-            .items
-            .len()
-        + Api::<ImageVersion>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await
-            .unwrap()
-            .items
-            .len()
-        + Api::<VirtualMachine>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await
-            .unwrap()
-            .items
-            .len()
+    survey(client, ns).await.iter().map(|(n, _)| n).sum()
 }
 
 fn kubectl(kubeconfig: &str, args: &[&str]) -> String {
@@ -255,34 +257,7 @@ async fn quickstart_reaches_ready_then_deletes_everything() {
 
     // Delete everything at once, as `kubectl delete -f examples/quickstart.yaml` does.
     for doc in quickstart() {
-        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
-        let dp = DeleteParams::default();
-        match doc["kind"].as_str().unwrap() {
-            "Gallery" => drop(
-                Api::<Gallery>::namespaced(client.clone(), &ns)
-                    .delete(&name, &dp)
-                    .await
-                    .unwrap(),
-            ),
-            "ImageDefinition" => drop(
-                Api::<ImageDefinition>::namespaced(client.clone(), &ns)
-                    .delete(&name, &dp)
-                    .await
-                    .unwrap(),
-            ),
-            "ImageVersion" => drop(
-                Api::<ImageVersion>::namespaced(client.clone(), &ns)
-                    .delete(&name, &dp)
-                    .await
-                    .unwrap(),
-            ),
-            _ => drop(
-                Api::<VirtualMachine>::namespaced(client.clone(), &ns)
-                    .delete(&name, &dp)
-                    .await
-                    .unwrap(),
-            ),
-        }
+        delete(&client, &ns, &doc).await;
     }
     eventually(READY_DEADLINE, "every quickstart object gone", || {
         let client = client.clone();
@@ -662,9 +637,11 @@ async fn target_region_changes_are_applied_and_steady_state_writes_nothing() {
         let versions = versions.clone();
         async move {
             let v = versions.get("linux-1.0.0").await.ok()?;
-            let status = v.status?;
-            (status.common.observed_generation == Some(generation)
-                && ready(Some(&status.common.conditions)))
+            (v.metadata.generation == Some(generation)
+                && azure_gallery_operator::reconcile::is_ready(
+                    v.common_status(),
+                    v.metadata.generation,
+                ))
             .then_some(())
         }
     };
