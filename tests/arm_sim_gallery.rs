@@ -12,6 +12,24 @@ use arm_sim_support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+/// PUTs version `version` of the definition at `def`, from the simulator's image `source_fact`,
+/// replicated to `regions`.
+async fn put_version(
+    sim: &Sim,
+    token: &str,
+    def: &str,
+    version: &str,
+    source_fact: &str,
+    regions: &[&str],
+) -> Answer {
+    sim.put(
+        &format!("{def}/versions/{version}?api-version={GALLERY_API}"),
+        token,
+        version_body(sim.fact(source_fact), regions),
+    )
+    .await
+}
+
 fn version_body(source: &str, regions: &[&str]) -> Value {
     json!({"location": "eastus", "properties": {
         "publishingProfile": {"targetRegions": regions.iter().map(|r| json!({"name": r})).collect::<Vec<_>>()},
@@ -65,13 +83,15 @@ async fn names_and_parents_are_checked_with_arm_error_codes() {
     let def = sim
         .gallery_with_definition("rg-defs", &token, "Generalized")
         .await;
-    let bad_version = sim
-        .put(
-            &format!("{def}/versions/1.0?api-version={GALLERY_API}"),
-            &token,
-            version_body(sim.fact("SOURCE_LINUX_IMAGE_ID"), &["eastus"]),
-        )
-        .await;
+    let bad_version = put_version(
+        &sim,
+        &token,
+        &def,
+        "1.0",
+        "SOURCE_LINUX_IMAGE_ID",
+        &["eastus"],
+    )
+    .await;
     assert_eq!(
         (bad_version.status, bad_version.code()),
         (StatusCode::BAD_REQUEST, "InvalidParameter")
@@ -82,13 +102,15 @@ async fn names_and_parents_are_checked_with_arm_error_codes() {
             .contains("Major(int32).Minor(int32).Patch(int32)")
     );
 
-    let bad_region = sim
-        .put(
-            &format!("{def}/versions/1.0.0?api-version={GALLERY_API}"),
-            &token,
-            version_body(sim.fact("SOURCE_LINUX_IMAGE_ID"), &["westeurope"]),
-        )
-        .await;
+    let bad_region = put_version(
+        &sim,
+        &token,
+        &def,
+        "1.0.0",
+        "SOURCE_LINUX_IMAGE_ID",
+        &["westeurope"],
+    )
+    .await;
     assert_eq!(
         bad_region.status,
         StatusCode::BAD_REQUEST,
@@ -146,25 +168,29 @@ async fn definition_and_version_refuse_changes_to_immutable_properties() {
         (StatusCode::CONFLICT, "PropertyChangeNotAllowed")
     );
 
-    let wrong_os = sim
-        .put(
-            &format!("{def}/versions/2.0.0?api-version={GALLERY_API}"),
-            &token,
-            version_body(sim.fact("SOURCE_WINDOWS_IMAGE_ID"), &["eastus"]),
-        )
-        .await;
+    let wrong_os = put_version(
+        &sim,
+        &token,
+        &def,
+        "2.0.0",
+        "SOURCE_WINDOWS_IMAGE_ID",
+        &["eastus"],
+    )
+    .await;
     assert_eq!(
         (wrong_os.status, wrong_os.code()),
         (StatusCode::BAD_REQUEST, "InvalidParameter"),
         "a Windows image does not fit a Linux definition"
     );
-    let wrong_state = sim
-        .put(
-            &format!("{def}/versions/2.0.0?api-version={GALLERY_API}"),
-            &token,
-            version_body(sim.fact("SOURCE_SPECIALIZED_SNAPSHOT_ID"), &["eastus"]),
-        )
-        .await;
+    let wrong_state = put_version(
+        &sim,
+        &token,
+        &def,
+        "2.0.0",
+        "SOURCE_SPECIALIZED_SNAPSHOT_ID",
+        &["eastus"],
+    )
+    .await;
     assert_eq!(
         wrong_state.status,
         StatusCode::BAD_REQUEST,
