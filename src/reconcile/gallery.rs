@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     api::{
-        AzureResourceOptions, CommonStatus, Gallery, GallerySpec, ImageDefinition,
+        Gallery, GallerySpec, ImageDefinition,
         gallery::{GalleryRoleAssignment, SharingPermission},
     },
     arm::{
@@ -26,21 +26,7 @@ use crate::{
 };
 
 impl Managed for Gallery {
-    const KIND: &'static str = "Gallery";
-
-    fn options(&self) -> &AzureResourceOptions {
-        &self.spec.options
-    }
-
-    fn common_status(&self) -> Option<&CommonStatus> {
-        self.status.as_ref().map(|s| &s.common)
-    }
-
-    fn status_json(&self) -> Option<Value> {
-        self.status
-            .as_ref()
-            .map(|s| serde_json::to_value(s).expect("status serializes"))
-    }
+    common_accessors!("Gallery");
 
     async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let id = gallery_id(ctx, self)?;

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use kube::ResourceExt;
-use serde_json::Value;
 
 use super::{
     Context, Error, Managed, Report, Step,
@@ -15,7 +14,7 @@ use super::{
 };
 use crate::{
     api::{
-        AzureResourceOptions, CommonStatus, ImageDefinition, ImageDefinitionSpec, ImageVersion,
+        ImageDefinition, ImageDefinitionSpec, ImageVersion,
         image_definition::{Architecture, HyperVGeneration, OsState, OsType},
     },
     arm::{ArmClient, ResourceId, models, normalize_region, same_region},
@@ -25,21 +24,7 @@ use crate::{
 pub const WAITING_POLL: Duration = Duration::from_secs(30);
 
 impl Managed for ImageDefinition {
-    const KIND: &'static str = "ImageDefinition";
-
-    fn options(&self) -> &AzureResourceOptions {
-        &self.spec.options
-    }
-
-    fn common_status(&self) -> Option<&CommonStatus> {
-        self.status.as_ref().map(|s| &s.common)
-    }
-
-    fn status_json(&self) -> Option<Value> {
-        self.status
-            .as_ref()
-            .map(|s| serde_json::to_value(s).expect("status serializes"))
-    }
+    common_accessors!("ImageDefinition");
 
     fn refresh(&self, ctx: &Context, report: &mut Report) {
         report.set("latestVersion", latest_version(ctx, self));

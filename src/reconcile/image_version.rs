@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     api::{
-        AzureResourceOptions, CommonStatus, ImageVersion, ImageVersionSpec,
+        ImageVersion, ImageVersionSpec,
         image_version::{
             RegionReplicationStatus, ReplicationState, ReplicationStatus, TargetRegion,
         },
@@ -25,21 +25,7 @@ use crate::{
 const EXPAND: [(&str, &str); 1] = [("$expand", "ReplicationStatus")];
 
 impl Managed for ImageVersion {
-    const KIND: &'static str = "ImageVersion";
-
-    fn options(&self) -> &AzureResourceOptions {
-        &self.spec.options
-    }
-
-    fn common_status(&self) -> Option<&CommonStatus> {
-        self.status.as_ref().map(|s| &s.common)
-    }
-
-    fn status_json(&self) -> Option<Value> {
-        self.status
-            .as_ref()
-            .map(|s| serde_json::to_value(s).expect("status serializes"))
-    }
+    common_accessors!("ImageVersion");
 
     async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let version = self.spec.version.clone().unwrap_or_else(|| self.name_any());

@@ -3,6 +3,28 @@
 //! transitions. Each kind's module holds only what is specific to it, with its spec → ARM body
 //! and ARM → status mappings as pure functions.
 
+/// The accessors every kind implements alike (`spec.options`, `status.common`), inside its
+/// `impl Managed`.
+macro_rules! common_accessors {
+    ($kind:literal) => {
+        const KIND: &'static str = $kind;
+
+        fn options(&self) -> &crate::api::AzureResourceOptions {
+            &self.spec.options
+        }
+
+        fn common_status(&self) -> Option<&crate::api::CommonStatus> {
+            self.status.as_ref().map(|s| &s.common)
+        }
+
+        fn status_json(&self) -> Option<serde_json::Value> {
+            self.status
+                .as_ref()
+                .map(|s| serde_json::to_value(s).expect("status serializes"))
+        }
+    };
+}
+
 pub mod conditions;
 mod context;
 mod error;

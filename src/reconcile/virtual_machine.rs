@@ -4,7 +4,6 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
-use serde_json::Value;
 
 use super::{
     Context, Error, Managed, Report, Step,
@@ -16,7 +15,7 @@ use super::{
 };
 use crate::{
     api::{
-        AzureResourceOptions, CommonStatus, VirtualMachine, VirtualMachineSpec,
+        VirtualMachine, VirtualMachineSpec,
         image_definition::{OsState, OsType},
     },
     arm::{ArmClient, ArmError, ResourceId, models, normalize_region},
@@ -44,21 +43,7 @@ pub struct Owned {
 }
 
 impl Managed for VirtualMachine {
-    const KIND: &'static str = "VirtualMachine";
-
-    fn options(&self) -> &AzureResourceOptions {
-        &self.spec.options
-    }
-
-    fn common_status(&self) -> Option<&CommonStatus> {
-        self.status.as_ref().map(|s| &s.common)
-    }
-
-    fn status_json(&self) -> Option<Value> {
-        self.status
-            .as_ref()
-            .map(|s| serde_json::to_value(s).expect("status serializes"))
-    }
+    common_accessors!("VirtualMachine");
 
     async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let namespace = self.namespace().unwrap_or_default();
