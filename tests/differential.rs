@@ -801,53 +801,44 @@ async fn emulator_matches_the_real_api_server() {
     let sim = scenario(&emulator).await;
 
     // The scenario's own expectations, which hold against either server.
-    expect(
-        &sim,
-        "apply-examples",
-        "gallery.compute.gallery.dev/platform-images created",
-    );
-    expect(
-        &sim,
-        "get-columns",
-        "NAME              READY   REASON   LOCATION",
-    );
-    expect(&sim, "explain", "FIELD: targetRegions <[]Object>");
-    expect(&sim, "wait-ready", "condition met");
-    expect(&sim, "get-ready", "True    Available");
-    expect(&sim, "terminating", "[\"example.com/hold\"] 0");
-    expect(
-        &sim,
-        "finalizer-refused",
-        "no new finalizers can be added if the object is being deleted",
-    );
-    expect(&sim, "wait-deleted", "exit=true");
-    expect(&sim, "replace-stale", "the object has been modified");
-    expect(
-        &sim,
-        "invalid-name",
-        "'1.0' is not a valid image version name",
-    );
-    expect(
-        &sim,
-        "label-selector",
-        "imagedefinition.compute.gallery.dev/ubuntu-22-04",
-    );
-    expect(
-        &sim,
-        "field-selector",
-        "gallery.compute.gallery.dev/platform-images",
-    );
-    expect(&sim, "http-404", "\"code\":404");
-    expect(&sim, "http-409-exists", "AlreadyExists");
-    expect(&sim, "http-409-conflict", "\"reason\":\"Conflict\"");
-    expect(&sim, "http-422", "FieldValueNotSupported");
-    expect(&sim, "http-json-patch-test", "\"code\":422");
-    expect(
-        &sim,
-        "watch",
-        "ADDED \"w\"\nMODIFIED \"w\"\nDELETED \"w\"\nADDED \"w\"\nDELETED \"w\"",
-    );
-    expect(&sim, "kube-rs-watcher", "init kw-1\ninit done\napply kw-2");
+    for (step, text) in [
+        (
+            "apply-examples",
+            "gallery.compute.gallery.dev/platform-images created",
+        ),
+        ("get-columns", "NAME              READY   REASON   LOCATION"),
+        ("explain", "FIELD: targetRegions <[]Object>"),
+        ("wait-ready", "condition met"),
+        ("get-ready", "True    Available"),
+        ("terminating", "[\"example.com/hold\"] 0"),
+        (
+            "finalizer-refused",
+            "no new finalizers can be added if the object is being deleted",
+        ),
+        ("wait-deleted", "exit=true"),
+        ("replace-stale", "the object has been modified"),
+        ("invalid-name", "'1.0' is not a valid image version name"),
+        (
+            "label-selector",
+            "imagedefinition.compute.gallery.dev/ubuntu-22-04",
+        ),
+        (
+            "field-selector",
+            "gallery.compute.gallery.dev/platform-images",
+        ),
+        ("http-404", "\"code\":404"),
+        ("http-409-exists", "AlreadyExists"),
+        ("http-409-conflict", "\"reason\":\"Conflict\""),
+        ("http-422", "FieldValueNotSupported"),
+        ("http-json-patch-test", "\"code\":422"),
+        (
+            "watch",
+            "ADDED \"w\"\nMODIFIED \"w\"\nDELETED \"w\"\nADDED \"w\"\nDELETED \"w\"",
+        ),
+        ("kube-rs-watcher", "init kw-1\ninit done\napply kw-2"),
+    ] {
+        expect(&sim, step, text);
+    }
     drop(emulator);
 
     let Some(real) = Server::real() else { return };
