@@ -800,16 +800,21 @@ impl SimAdmin {
         Ok(())
     }
 
-    /// The ARM requests counted since the last clear (token and metadata requests left out).
-    async fn requests(&self) -> anyhow::Result<Requests> {
-        let counters: Value = self
+    /// `GET /_sim/{what}` of the simulator's admin API.
+    async fn admin(&self, what: &str) -> anyhow::Result<Value> {
+        Ok(self
             .http
-            .get(format!("{}/_sim/counters", self.endpoint))
+            .get(format!("{}/_sim/{what}", self.endpoint))
             .send()
             .await?
             .error_for_status()?
             .json()
-            .await?;
+            .await?)
+    }
+
+    /// The ARM requests counted since the last clear (token and metadata requests left out).
+    async fn requests(&self) -> anyhow::Result<Requests> {
+        let counters = self.admin("counters").await?;
         Ok(Requests::from_counters(&counters))
     }
 
@@ -837,14 +842,7 @@ impl SimAdmin {
 
     /// Writes and operation polls so far, from the counters' small summary.
     async fn busy_count(&self) -> anyhow::Result<u64> {
-        let counters: Value = self
-            .http
-            .get(format!("{}/_sim/counters", self.endpoint))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let counters = self.admin("counters").await?;
         Ok(counters["byKey"]
             .as_array()
             .into_iter()
@@ -856,14 +854,7 @@ impl SimAdmin {
     }
 
     async fn orphans(&self) -> anyhow::Result<usize> {
-        let state: Value = self
-            .http
-            .get(format!("{}/_sim/state", self.endpoint))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let state = self.admin("state").await?;
         Ok(state["resources"]
             .as_array()
             .into_iter()
