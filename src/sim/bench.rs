@@ -461,19 +461,38 @@ impl Layout {
     }
 
     async fn delete(&self, client: &Client, ns: &str) -> anyhow::Result<()> {
-        let dp = DeleteParams::default();
-        let lp = ListParams::default();
-        Api::<ImageVersion>::namespaced(client.clone(), ns)
-            .delete_collection(&dp, &lp)
-            .await?;
-        Api::<ImageDefinition>::namespaced(client.clone(), ns)
-            .delete_collection(&dp, &lp)
-            .await?;
-        Api::<Gallery>::namespaced(client.clone(), ns)
-            .delete_collection(&dp, &lp)
-            .await?;
-        Ok(())
+        delete_all::<ImageVersion>(client, ns).await?;
+        delete_all::<ImageDefinition>(client, ns).await?;
+        delete_all::<Gallery>(client, ns).await
     }
+}
+
+/// Deletes every object of kind `K` in `ns`. kube-apiserver answers a delete-collection of
+/// thousands of objects with 504 once its request timeout (60 s) passes, having marked only
+/// part of them: ask again until one call covers the rest.
+async fn delete_all<K>(client: &Client, ns: &str) -> anyhow::Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    const ATTEMPTS: u32 = 30;
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    for attempt in 1.. {
+        match api
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < ATTEMPTS => {
+                eprintln!("bench: deleting {}: {e}; asking again", K::plural(&()));
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// Watches image versions until `count` are Ready, noting when each became so. Started before
