@@ -6,15 +6,15 @@ mod e2e;
 use std::{collections::BTreeSet, process::Command, time::Duration};
 
 use azure_gallery_operator::{
-    api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine},
+    api::{Gallery, ImageVersion, VirtualMachine},
     reconcile::Managed,
 };
 use e2e::{ArmProbe, eventually};
 use kube::{
     Api, Client,
-    api::{DeleteParams, ListParams, Patch, PatchParams},
+    api::{DeleteParams, Patch, PatchParams},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SPEED: f64 = 50.0;
 /// Slow enough that replication (sequential regions, ARM asking for 1–2 s between polls)
@@ -22,96 +22,16 @@ const SPEED: f64 = 50.0;
 const QUICKSTART_SPEED: f64 = 8.0;
 const READY_DEADLINE: Duration = Duration::from_secs(180);
 
-fn quickstart() -> Vec<Value> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/quickstart.yaml"
-    ))
-    .unwrap();
-    use serde::Deserialize;
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).unwrap())
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-/// Runs `$body` with `$api` bound to the typed `Api` (in `$ns`) of the kind named `$kind`.
-macro_rules! with_api {
-    ($client:expr, $ns:expr, $kind:expr, |$api:ident| $body:expr) => {
-        match $kind {
-            "Gallery" => {
-                let $api: Api<Gallery> = Api::namespaced($client.clone(), $ns);
-                $body
-            }
-            "ImageDefinition" => {
-                let $api: Api<ImageDefinition> = Api::namespaced($client.clone(), $ns);
-                $body
-            }
-            "ImageVersion" => {
-                let $api: Api<ImageVersion> = Api::namespaced($client.clone(), $ns);
-                $body
-            }
-            "VirtualMachine" => {
-                let $api: Api<VirtualMachine> = Api::namespaced($client.clone(), $ns);
-                $body
-            }
-            other => panic!("unexpected kind {other}"),
-        }
-    };
-}
-
-const KINDS: [&str; 4] = [
-    "Gallery",
-    "ImageDefinition",
-    "ImageVersion",
-    "VirtualMachine",
-];
-
-/// Server-side applies one of our objects into `ns`.
-async fn apply(client: &Client, ns: &str, doc: &Value) {
-    let name = doc["metadata"]["name"].as_str().unwrap();
-    let params = PatchParams::apply("e2e").force();
-    with_api!(client, ns, doc["kind"].as_str().unwrap(), |api| {
-        api.patch(name, &params, &Patch::Apply(doc)).await.unwrap();
-    })
-}
-
-/// Deletes one of our objects (as `kubectl delete -f` would).
-async fn delete(client: &Client, ns: &str, doc: &Value) {
-    let name = doc["metadata"]["name"].as_str().unwrap();
-    with_api!(client, ns, doc["kind"].as_str().unwrap(), |api| {
-        drop(api.delete(name, &DeleteParams::default()).await.unwrap());
-    })
-}
-
-/// How many objects of each of our kinds are in `ns`, and whether all are Ready.
-async fn survey(client: &Client, ns: &str) -> Vec<(usize, bool)> {
-    let mut found = Vec::new();
-    for kind in KINDS {
-        found.push(with_api!(client, ns, kind, |api| {
-            let items = api.list(&ListParams::default()).await.unwrap().items;
-            let ready = items.iter().all(|o| {
-                azure_gallery_operator::reconcile::is_ready(
-                    o.common_status(),
-                    o.metadata.generation,
-                )
-            });
-            (items.len(), ready)
-        }));
-    }
-    found
-}
-
 /// Every kind has objects in `ns`, all Ready.
 async fn all_ready(client: &Client, ns: &str) -> bool {
-    survey(client, ns)
+    e2e::survey(client, ns)
         .await
         .iter()
         .all(|(n, ready)| *n > 0 && *ready)
 }
 
 async fn count_objects(client: &Client, ns: &str) -> usize {
-    survey(client, ns).await.iter().map(|(n, _)| n).sum()
+    e2e::survey(client, ns).await.iter().map(|(n, _)| n).sum()
 }
 
 fn kubectl(kubeconfig: &str, args: &[&str]) -> String {
@@ -135,8 +55,8 @@ async fn quickstart_reaches_ready_then_deletes_everything() {
     let arm = e2e::arm_simulator(QUICKSTART_SPEED);
     let ns = e2e::namespace(&client, "quickstart").await;
     let mut operator = e2e::operator(&kubeconfig, &arm, &["--namespace", &ns]);
-    for doc in quickstart() {
-        apply(&client, &ns, &doc).await;
+    for doc in e2e::quickstart() {
+        e2e::apply_doc(&client, &ns, &doc).await;
     }
 
     // Replication progress shows in status on the way to Ready.
@@ -256,8 +176,8 @@ async fn quickstart_reaches_ready_then_deletes_everything() {
     .await;
 
     // Delete everything at once, as `kubectl delete -f examples/quickstart.yaml` does.
-    for doc in quickstart() {
-        delete(&client, &ns, &doc).await;
+    for doc in e2e::quickstart() {
+        e2e::delete_doc(&client, &ns, &doc).await;
     }
     eventually(READY_DEADLINE, "every quickstart object gone", || {
         let client = client.clone();

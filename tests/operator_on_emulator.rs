@@ -7,29 +7,10 @@ mod e2e;
 
 use std::{path::Path, process::Command, time::Duration};
 
-use azure_gallery_operator::api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine};
 use e2e::{ArmProbe, eventually};
-use kube::{
-    Api, Client, Resource,
-    api::{DeleteParams, ListParams, Patch, PatchParams},
-};
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use kube::Client;
 
 const DEADLINE: Duration = Duration::from_secs(120);
-
-fn quickstart() -> Vec<Value> {
-    use serde::Deserialize;
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/quickstart.yaml"
-    ))
-    .unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).unwrap())
-        .filter(|v| !v.is_null())
-        .collect()
-}
 
 async fn client(kubeconfig: &Path) -> Client {
     let config = kube::Config::from_custom_kubeconfig(
@@ -41,39 +22,13 @@ async fn client(kubeconfig: &Path) -> Client {
     Client::try_from(config).unwrap()
 }
 
-/// The `Ready` condition status of every object of kind `K` in `default`.
-async fn readiness<K>(client: &Client) -> Vec<(String, bool)>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + DeserializeOwned
-        + Clone
-        + std::fmt::Debug
-        + serde::Serialize,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), "default");
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|o| {
-            let v = serde_json::to_value(o).unwrap();
-            let ready = v["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            (v["metadata"]["name"].as_str().unwrap().to_string(), ready)
-        })
-        .collect()
-}
-
-async fn all_objects(client: &Client) -> Vec<(String, bool)> {
-    let mut all = readiness::<Gallery>(client).await;
-    all.extend(readiness::<ImageDefinition>(client).await);
-    all.extend(readiness::<ImageVersion>(client).await);
-    all.extend(readiness::<VirtualMachine>(client).await);
-    all
+/// How many of our objects are in `default`, and whether all are Ready.
+async fn all_objects(client: &Client) -> (usize, bool) {
+    let survey = e2e::survey(client, "default").await;
+    (
+        survey.iter().map(|(n, _)| n).sum(),
+        survey.iter().all(|(_, ready)| *ready),
+    )
 }
 
 /// The operator process, killed and reaped when the test ends, passed or not.
@@ -98,43 +53,14 @@ async fn operator_quickstart_on_the_emulator() {
     let arm = e2e::arm_simulator(50.0);
     let _operator = Killed(e2e::operator(&kubeconfig, &arm, &[]));
 
-    let docs = quickstart();
+    let docs = e2e::quickstart();
     for doc in &docs {
-        let name = doc["metadata"]["name"].as_str().unwrap();
-        let params = PatchParams::apply("e2e").force();
-        let patch = Patch::Apply(doc);
-        match doc["kind"].as_str().unwrap() {
-            "Gallery" => drop(
-                Api::<Gallery>::default_namespaced(client.clone())
-                    .patch(name, &params, &patch)
-                    .await
-                    .unwrap(),
-            ),
-            "ImageDefinition" => drop(
-                Api::<ImageDefinition>::default_namespaced(client.clone())
-                    .patch(name, &params, &patch)
-                    .await
-                    .unwrap(),
-            ),
-            "ImageVersion" => drop(
-                Api::<ImageVersion>::default_namespaced(client.clone())
-                    .patch(name, &params, &patch)
-                    .await
-                    .unwrap(),
-            ),
-            "VirtualMachine" => drop(
-                Api::<VirtualMachine>::default_namespaced(client.clone())
-                    .patch(name, &params, &patch)
-                    .await
-                    .unwrap(),
-            ),
-            other => panic!("unexpected kind {other} in the quickstart"),
-        }
+        e2e::apply_doc(&client, "default", doc).await;
     }
 
     eventually(DEADLINE, "every quickstart object Ready", || async {
-        let all = all_objects(&client).await;
-        (all.len() == docs.len() && all.iter().all(|(_, ready)| *ready)).then_some(())
+        let (count, ready) = all_objects(&client).await;
+        (count == docs.len() && ready).then_some(())
     })
     .await;
 
@@ -166,38 +92,11 @@ async fn operator_quickstart_on_the_emulator() {
     );
 
     // Delete everything at once, as `kubectl delete -f examples/quickstart.yaml` does.
-    let dp = DeleteParams::default();
     for doc in &docs {
-        let name = doc["metadata"]["name"].as_str().unwrap();
-        match doc["kind"].as_str().unwrap() {
-            "Gallery" => drop(
-                Api::<Gallery>::default_namespaced(client.clone())
-                    .delete(name, &dp)
-                    .await
-                    .unwrap(),
-            ),
-            "ImageDefinition" => drop(
-                Api::<ImageDefinition>::default_namespaced(client.clone())
-                    .delete(name, &dp)
-                    .await
-                    .unwrap(),
-            ),
-            "ImageVersion" => drop(
-                Api::<ImageVersion>::default_namespaced(client.clone())
-                    .delete(name, &dp)
-                    .await
-                    .unwrap(),
-            ),
-            _ => drop(
-                Api::<VirtualMachine>::default_namespaced(client.clone())
-                    .delete(name, &dp)
-                    .await
-                    .unwrap(),
-            ),
-        }
+        e2e::delete_doc(&client, "default", doc).await;
     }
     eventually(DEADLINE, "every quickstart object gone", || async {
-        all_objects(&client).await.is_empty().then_some(())
+        (all_objects(&client).await.0 == 0).then_some(())
     })
     .await;
     assert!(

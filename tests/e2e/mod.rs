@@ -406,34 +406,112 @@ pub async fn namespace(client: &kube::Client, name: &str) -> String {
     support::namespace(client, name).await
 }
 
-/// Server-side applies every document of `yaml` (our four kinds and Secrets) into `ns`.
+/// Server-side applies every document of `yaml` (our kinds and Secrets) into `ns`.
 pub async fn apply_yaml(client: &kube::Client, ns: &str, yaml: &str) {
     use serde::Deserialize;
-    let params = kube::api::PatchParams::apply("e2e").force();
     for doc in serde_yaml::Deserializer::from_str(yaml) {
         let doc = serde_json::Value::deserialize(doc).unwrap();
-        if doc.is_null() {
-            continue;
-        }
-        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
-        macro_rules! apply_as {
-            ($t:ty) => {
-                drop(
-                    kube::Api::<$t>::namespaced(client.clone(), ns)
-                        .patch(&name, &params, &kube::api::Patch::Apply(&doc))
-                        .await
-                        .unwrap_or_else(|e| panic!("applying {name}: {e}")),
-                )
-            };
-        }
-        match doc["kind"].as_str().unwrap() {
-            "Secret" => apply_as!(k8s_openapi::api::core::v1::Secret),
-            "Gallery" => apply_as!(azure_gallery_operator::api::Gallery),
-            "ImageDefinition" => apply_as!(azure_gallery_operator::api::ImageDefinition),
-            "ImageVersion" => apply_as!(azure_gallery_operator::api::ImageVersion),
-            _ => apply_as!(azure_gallery_operator::api::VirtualMachine),
+        if !doc.is_null() {
+            apply_doc(client, ns, &doc).await;
         }
     }
+}
+
+/// The documents of examples/quickstart.yaml.
+pub fn quickstart() -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/quickstart.yaml"
+    ))
+    .unwrap();
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_json::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// Runs `$body` with `$api` bound to the typed `Api` (in `$ns`) of our kind named `$kind`.
+macro_rules! with_api {
+    ($client:expr, $ns:expr, $kind:expr, |$api:ident| $body:expr) => {{
+        use azure_gallery_operator::api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine};
+        match $kind {
+            "Gallery" => {
+                let $api: kube::Api<Gallery> = kube::Api::namespaced($client.clone(), $ns);
+                $body
+            }
+            "ImageDefinition" => {
+                let $api: kube::Api<ImageDefinition> = kube::Api::namespaced($client.clone(), $ns);
+                $body
+            }
+            "ImageVersion" => {
+                let $api: kube::Api<ImageVersion> = kube::Api::namespaced($client.clone(), $ns);
+                $body
+            }
+            "VirtualMachine" => {
+                let $api: kube::Api<VirtualMachine> = kube::Api::namespaced($client.clone(), $ns);
+                $body
+            }
+            other => panic!("unexpected kind {other}"),
+        }
+    }};
+}
+
+/// Server-side applies one document (one of our kinds, or a Secret) into `ns`.
+pub async fn apply_doc(client: &kube::Client, ns: &str, doc: &serde_json::Value) {
+    let name = doc["metadata"]["name"].as_str().unwrap();
+    let params = kube::api::PatchParams::apply("e2e").force();
+    let patch = kube::api::Patch::Apply(doc);
+    let kind = doc["kind"].as_str().unwrap();
+    if kind == "Secret" {
+        let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(client.clone(), ns);
+        api.patch(name, &params, &patch)
+            .await
+            .unwrap_or_else(|e| panic!("applying {name}: {e}"));
+        return;
+    }
+    with_api!(client, ns, kind, |api| {
+        drop(
+            api.patch(name, &params, &patch)
+                .await
+                .unwrap_or_else(|e| panic!("applying {name}: {e}")),
+        )
+    })
+}
+
+/// Deletes the object a document names (as `kubectl delete -f` would).
+pub async fn delete_doc(client: &kube::Client, ns: &str, doc: &serde_json::Value) {
+    let name = doc["metadata"]["name"].as_str().unwrap();
+    with_api!(client, ns, doc["kind"].as_str().unwrap(), |api| {
+        drop(
+            api.delete(name, &kube::api::DeleteParams::default())
+                .await
+                .unwrap_or_else(|e| panic!("deleting {name}: {e}")),
+        )
+    })
+}
+
+/// How many objects of each of our four kinds are in `ns`, and whether all are Ready for
+/// their generation.
+pub async fn survey(client: &kube::Client, ns: &str) -> Vec<(usize, bool)> {
+    use azure_gallery_operator::reconcile::{Managed, is_ready};
+    let mut found = Vec::new();
+    for kind in [
+        "Gallery",
+        "ImageDefinition",
+        "ImageVersion",
+        "VirtualMachine",
+    ] {
+        found.push(with_api!(client, ns, kind, |api| {
+            let items = api.list(&Default::default()).await.unwrap().items;
+            let ready = items
+                .iter()
+                .all(|o| is_ready(o.common_status(), o.metadata.generation));
+            (items.len(), ready)
+        }));
+    }
+    found
 }
 
 /// The `Ready` condition of one of our objects as (status, reason, message), once it has one.
