@@ -207,6 +207,15 @@ fn referrers<K: Managed>(
         .collect()
 }
 
+/// Whether a VM's `image.imageId` is `id`, or a version of it.
+fn names_image(vm: &VirtualMachine, id: Option<&str>) -> bool {
+    let (Some(id), Some(image)) = (id, vm.spec.image.image_id.as_deref()) else {
+        return false;
+    };
+    let (id, image) = (id.to_ascii_lowercase(), image.to_ascii_lowercase());
+    image == id || image.starts_with(&format!("{id}/versions/"))
+}
+
 /// The object a reference names, in the referrer's namespace.
 fn named<K: Managed>(name: Option<&str>, namespace: Option<String>) -> Vec<ObjectRef<K>> {
     name.map(|n| ObjectRef::new(n).within(&namespace.unwrap_or_default()))
@@ -410,9 +419,12 @@ async fn run_namespace(
     let vm_controller = {
         let by_version = stores.vms.clone();
         let by_definition = stores.vms.clone();
+        // A VM waiting for its image hears of it by reference, or by ARM ID (`imageId`) when
+        // an object here publishes it.
         Controller::for_shared_stream(vms.subscribe(false), stores.vms.clone())
             .with_config(config)
             .watches_shared_stream(versions.subscribe(false), move |v: Arc<ImageVersion>| {
+                let id = v.status.as_ref().and_then(|s| s.common.id.clone());
                 referrers(
                     &by_version,
                     v.namespace(),
@@ -423,12 +435,14 @@ async fn run_namespace(
                             .image_version_ref
                             .as_ref()
                             .is_some_and(|r| r.name == n)
+                            || names_image(vm, id.as_deref())
                     },
                 )
             })
             .watches_shared_stream(
                 definitions.subscribe(false),
                 move |d: Arc<ImageDefinition>| {
+                    let id = d.status.as_ref().and_then(|s| s.common.id.clone());
                     referrers(
                         &by_definition,
                         d.namespace(),
@@ -439,6 +453,7 @@ async fn run_namespace(
                                 .image_definition_ref
                                 .as_ref()
                                 .is_some_and(|r| r.name == n)
+                                || names_image(vm, id.as_deref())
                         },
                     )
                 },

@@ -131,7 +131,7 @@ fn rendered_crds_are_the_checked_in_ones() {
 }
 
 #[test]
-fn rbac_has_no_wildcards_and_secrets_are_only_read() {
+fn rbac_has_no_wildcards_and_secrets_are_read_by_name_only() {
     for dir in ["deploy/base", "deploy/overlays/example"] {
         let objects = kustomize(dir);
         let roles: Vec<&Value> = objects
@@ -153,8 +153,8 @@ fn rbac_has_no_wildcards_and_secrets_are_only_read() {
                     assert_eq!(resources, ["secrets"]);
                     assert_eq!(
                         strings(&rule["verbs"]),
-                        ["get"],
-                        "{dir}: Secrets are only read"
+                        ["get", "patch"],
+                        "{dir}: Secrets are read by name (never listed or watched), and patched only for the credentials-in-use finalizer"
                     );
                 }
                 if resources.contains(&"leases") {

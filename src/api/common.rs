@@ -124,6 +124,17 @@ pub struct CommonStatus {
     /// resumes polling it instead of writing again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_operation: Option<PendingOperation>,
+    /// ARM IDs of what this object created in Azure (its resource group, a VM's network
+    /// interface, public IP and security group...), recorded before each create is sent. Only
+    /// these are deleted with it: nothing is deleted by its name alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub created_resources: Vec<String>,
+    /// The Secret this object's Azure credentials come from. While the object exists the
+    /// Secret carries the finalizer `compute.gallery.dev/credentials-in-use`, so deleting both
+    /// together (a GitOps prune) still lets the object delete what it created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
 }
 
 /// A long-running ARM operation started by the operator.

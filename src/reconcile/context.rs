@@ -187,6 +187,7 @@ impl Context {
                 secret_ref.name
             ))
         })?;
+        self.protect_secret(namespace, &secret).await?;
         let data = secret.data.unwrap_or_default();
         let value = |key: &str| {
             data.get(key)
@@ -204,6 +205,157 @@ impl Context {
             client_id: value("AZURE_CLIENT_ID")?,
             secret: Secret::new(value("AZURE_CLIENT_SECRET")?),
         }))
+    }
+}
+
+/// Finalizer on a Secret that objects of ours take their credentials from: the Secret stays
+/// readable until the last of them is gone (as Crossplane holds a ProviderConfig in use).
+pub const CREDENTIALS_FINALIZER: &str = "compute.gallery.dev/credentials-in-use";
+
+impl Context {
+    /// Adds [`CREDENTIALS_FINALIZER`] to a Secret an object is about to use, if missing. A lost
+    /// race (the Secret changed meanwhile) is left to the next read.
+    async fn protect_secret(&self, namespace: &str, secret: &KubeSecret) -> Result<(), Error> {
+        let finalizers = secret.metadata.finalizers.as_deref().unwrap_or_default();
+        if finalizers.iter().any(|f| f == CREDENTIALS_FINALIZER) {
+            return Ok(());
+        }
+        let add = if secret.metadata.finalizers.is_none() {
+            serde_json::json!({"op": "add", "path": "/metadata/finalizers", "value": [CREDENTIALS_FINALIZER]})
+        } else {
+            serde_json::json!({"op": "add", "path": "/metadata/finalizers/-", "value": CREDENTIALS_FINALIZER})
+        };
+        let patch = serde_json::json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": secret.metadata.resource_version},
+            add
+        ]);
+        let secrets: Api<KubeSecret> = Api::namespaced(self.kube.clone(), namespace);
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        match secrets
+            .patch(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Json::<()>(
+                    serde_json::from_value(patch).expect("valid JSON patch"),
+                ),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if [404, 409, 422].contains(&s.code) => Ok(()),
+            Err(e) => Err(Error::Kube(e)),
+        }
+    }
+
+    /// The Secrets `obj` may have protected: the one it names and the one its status records.
+    fn secrets_of<K: super::Managed>(obj: &K) -> Vec<String> {
+        let mut names: Vec<String> = obj
+            .options()
+            .credential_ref
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(
+                obj.common_status()
+                    .and_then(|s| s.credentials_secret.clone()),
+            )
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Lifts the protection of the Secrets `obj` used once no other object of ours in its
+    /// namespace uses them (asked of the API server, so an object deleted a moment ago does not
+    /// hold a Secret forever). `keep`: a Secret `obj` itself still uses. Failures are logged;
+    /// the next release of a user tries again.
+    pub async fn release_credentials<K: super::Managed>(&self, obj: &K, keep: Option<&str>) {
+        use kube::ResourceExt as _;
+        let namespace = obj.namespace().unwrap_or_default();
+        for secret in Self::secrets_of(obj) {
+            if Some(secret.as_str()) == keep {
+                continue;
+            }
+            match self.secret_in_use(&namespace, &secret, (K::KIND, &obj.name_any())).await {
+                Ok(false) => {}
+                Ok(true) => continue,
+                Err(e) => {
+                    tracing::warn!(%namespace, %secret, "cannot tell whether the Secret is still in use: {e}");
+                    continue;
+                }
+            }
+            if let Err(e) = self.unprotect_secret(&namespace, &secret).await {
+                tracing::warn!(%namespace, %secret, "cannot remove finalizer {CREDENTIALS_FINALIZER}: {e}");
+            }
+        }
+    }
+
+    async fn unprotect_secret(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        let secrets: Api<KubeSecret> = Api::namespaced(self.kube.clone(), namespace);
+        let Some(secret) = secrets.get_opt(name).await? else {
+            return Ok(());
+        };
+        let Some(index) = secret
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .position(|f| f == CREDENTIALS_FINALIZER)
+        else {
+            return Ok(());
+        };
+        let path = format!("/metadata/finalizers/{index}");
+        let patch = serde_json::json!([
+            {"op": "test", "path": path, "value": CREDENTIALS_FINALIZER},
+            {"op": "remove", "path": path}
+        ]);
+        match secrets
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Json::<()>(
+                    serde_json::from_value(patch).expect("valid JSON patch"),
+                ),
+            )
+            .await
+        {
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            other => other.map(|_| ()).map_err(Error::from_guarded_patch),
+        }
+    }
+
+    /// Whether an object of ours in `namespace`, other than `except` (kind, name), takes its
+    /// credentials from Secret `secret`.
+    async fn secret_in_use(
+        &self,
+        namespace: &str,
+        secret: &str,
+        except: (&str, &str),
+    ) -> Result<bool, Error> {
+        async fn any_uses<K: super::Managed>(
+            ctx: &Context,
+            store: &Store<K>,
+            namespace: &str,
+            secret: &str,
+            except: (&str, &str),
+        ) -> Result<bool, Error> {
+            use kube::ResourceExt as _;
+            let names = super::names_in(store, namespace, |o| {
+                (K::KIND, o.name_any().as_str()) != except
+                    && Context::secrets_of(o).iter().any(|s| s == secret)
+            });
+            let api: Api<K> = Api::namespaced(ctx.kube.clone(), namespace);
+            for name in names {
+                if api.get_opt(&name).await?.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        let s = &self.stores;
+        Ok(any_uses(self, &s.galleries, namespace, secret, except).await?
+            || any_uses(self, &s.definitions, namespace, secret, except).await?
+            || any_uses(self, &s.versions, namespace, secret, except).await?
+            || any_uses(self, &s.vms, namespace, secret, except).await?)
     }
 }
 
@@ -239,10 +391,21 @@ impl Backoff {
     /// The wait before `key`'s next retry: 5 s doubling per consecutive failure, capped at
     /// `cap` (and at a minute), jittered, and never sooner than ARM's `Retry-After`.
     pub fn next(&self, key: &str, cap: Duration, at_least: Option<Duration>) -> Duration {
+        self.next_from(key, Duration::from_secs(5), cap, at_least)
+    }
+
+    /// As [`Backoff::next`], starting from `first` instead of 5 s.
+    pub fn next_from(
+        &self,
+        key: &str,
+        first: Duration,
+        cap: Duration,
+        at_least: Option<Duration>,
+    ) -> Duration {
         let mut failures = self.failures.lock().expect("backoff lock");
         let n = failures.entry(key.to_string()).or_insert(0);
         *n = n.saturating_add(1);
-        let base = Duration::from_secs(5)
+        let base = first
             .saturating_mul(1 << (*n - 1).min(10))
             .min(cap.min(MAX_BACKOFF));
         jitter(base).max(at_least.unwrap_or_default())

@@ -1,4 +1,5 @@
-//! Errors of the reconcile layer, each with a stable reason for conditions, Events and metrics.
+//! Errors of the reconcile layer, each with a stable reason for conditions, Events and metrics,
+//! and a class that says whether it is worth waiting, retrying, or only an edit helps.
 
 use crate::arm::ArmError;
 
@@ -7,6 +8,14 @@ pub enum Error {
     /// The spec cannot work as written; nothing was sent to Azure. Only an edit helps.
     #[error("{0}")]
     InvalidSpec(String),
+    /// Something the object needs does not exist yet (a parent object, an Azure resource it
+    /// names): not a failure. Retried with backoff, and woken early by the watches that can see
+    /// it arrive. `reason` is `WaitingForParent` or `WaitingForDependency`.
+    #[error("{message}")]
+    Waiting {
+        reason: &'static str,
+        message: String,
+    },
     /// The credentials named by `spec.credentialRef` are missing or incomplete.
     #[error("{0}")]
     Credentials(String),
@@ -18,6 +27,34 @@ pub enum Error {
     Stale(kube::Error),
     #[error("Kubernetes API: {0}")]
     Kube(kube::Error),
+}
+
+/// How a reason reads to users and to kstatus (design.md §5): the README's troubleshooting
+/// table gives every reason its class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// In Azure and matching the spec.
+    Ready,
+    /// Azure is working on it (creating, replicating, deleting).
+    Progress,
+    /// Something it needs does not exist yet; it goes on by itself once it does.
+    Waiting,
+    /// A failure that may clear up (throttling, outages, a role granted later).
+    Retrying,
+    /// Only an edit of this object helps (`Stalled=True`).
+    Stalled,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Progress => "progress",
+            Self::Waiting => "waiting",
+            Self::Retrying => "retrying",
+            Self::Stalled => "stalled",
+        }
+    }
 }
 
 impl From<kube::Error> for Error {
@@ -38,12 +75,27 @@ impl Error {
             _ => Self::Kube(e),
         }
     }
-}
 
-impl Error {
+    /// A parent object that does not exist or is not Ready yet.
+    pub fn waiting_for_parent(message: impl Into<String>) -> Self {
+        Self::Waiting {
+            reason: "WaitingForParent",
+            message: message.into(),
+        }
+    }
+
+    /// An Azure resource (image, source, subnet) the object names that does not exist yet.
+    pub fn waiting_for_dependency(message: impl Into<String>) -> Self {
+        Self::Waiting {
+            reason: "WaitingForDependency",
+            message: message.into(),
+        }
+    }
+
     pub fn reason(&self) -> String {
         match self {
             Self::InvalidSpec(_) => "InvalidSpec".into(),
+            Self::Waiting { reason, .. } => (*reason).into(),
             Self::Credentials(_) => "CredentialsUnavailable".into(),
             Self::Arm(e) => e.reason(),
             Self::Stale(_) => "Conflict".into(),
@@ -51,11 +103,66 @@ impl Error {
         }
     }
 
-    pub fn is_retryable(&self) -> bool {
+    /// Whether to wait, retry, or stall. ARM's 404s on our own writes (a resource group, a
+    /// parent, an image not replicated to the region yet) are waits; its authorization errors
+    /// need a role granted outside this object, so they are retried, not stalled.
+    pub fn class(&self) -> Class {
         match self {
-            Self::InvalidSpec(_) => false,
-            Self::Credentials(_) | Self::Stale(_) | Self::Kube(_) => true,
-            Self::Arm(e) => e.is_retryable(),
+            Self::InvalidSpec(_) => Class::Stalled,
+            Self::Waiting { .. } | Self::Credentials(_) => Class::Waiting,
+            Self::Stale(_) | Self::Kube(_) => Class::Retrying,
+            Self::Arm(ArmError::NotFound { .. }) => Class::Waiting,
+            Self::Arm(ArmError::Auth { .. }) => Class::Retrying,
+            Self::Arm(e) if e.is_retryable() => Class::Retrying,
+            Self::Arm(_) => Class::Stalled,
+        }
+    }
+
+    /// Whether a deletion failing so waits for outside help (credentials, a role, an edit)
+    /// rather than for Azure: shown as `DeletingBlocked` with the way out.
+    pub fn blocks_deletion(&self) -> bool {
+        matches!(self.class(), Class::Waiting | Class::Stalled)
+            || matches!(self, Self::Arm(ArmError::Auth { .. } | ArmError::Token(_)))
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.class() != Class::Stalled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arm(status: u16, code: &str) -> Error {
+        let body = format!(r#"{{"error":{{"code":"{code}","message":"m"}}}}"#);
+        Error::Arm(ArmError::from_response(status, body.as_bytes(), None))
+    }
+
+    #[test]
+    fn only_what_an_edit_fixes_stalls() {
+        let cases = [
+            (Error::InvalidSpec("x".into()), Class::Stalled),
+            (Error::waiting_for_parent("x"), Class::Waiting),
+            (Error::waiting_for_dependency("x"), Class::Waiting),
+            (Error::Credentials("x".into()), Class::Waiting),
+            (arm(404, "ResourceGroupNotFound"), Class::Waiting),
+            (arm(404, "GalleryImageNotFound"), Class::Waiting),
+            (arm(403, "AuthorizationFailed"), Class::Retrying),
+            (arm(403, "LinkedAuthorizationFailed"), Class::Retrying),
+            (arm(429, "SubscriptionRequestsThrottled"), Class::Retrying),
+            (arm(503, "ServiceUnavailable"), Class::Retrying),
+            (arm(409, "CannotDeleteResource"), Class::Retrying),
+            (arm(400, "InvalidParameter"), Class::Stalled),
+            (arm(409, "PropertyChangeNotAllowed"), Class::Stalled),
+            (
+                Error::Arm(ArmError::InvalidResourceId("x".into())),
+                Class::Stalled,
+            ),
+        ];
+        for (error, class) in cases {
+            assert_eq!(error.class(), class, "{}", error.reason());
+            assert_eq!(error.is_retryable(), class != Class::Stalled);
         }
     }
 }

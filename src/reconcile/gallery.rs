@@ -2,15 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use kube::{
-    Api, ResourceExt,
-    api::{DeleteParams, PropagationPolicy},
-};
+use kube::ResourceExt;
 use serde_json::Value;
 
 use super::{
-    Context, DELETE_BLOCKED_MAX_WAIT, Error, Managed, Report, Step,
+    Context, Error, Managed, Report, Step,
     conditions::Outcome,
+    deletion::{self, blocked, delete_owned, refused},
     steps::{self, Observed, Plan, Removal},
 };
 use crate::{
@@ -39,9 +37,11 @@ impl Managed for Gallery {
         // The group is checked until the gallery exists; after that a resync costs one GET,
         // and a group deleted behind our back shows up as ResourceGroupNotFound below.
         let uid = self.uid().unwrap_or_default();
+        let owner = owner_of(self);
         let known = report.get("id").is_some();
         if self.spec.create_resource_group && !known {
-            steps::ensure_resource_group(&arm, &group, &self.spec.location, &uid).await?;
+            steps::ensure_resource_group(&arm, report, &group, &self.spec.location, &owner, &uid)
+                .await?;
         }
         let mut observed = steps::ensure(&arm, report, &id, &[], |observed| {
             Ok(plan(&self.spec, observed))
@@ -52,7 +52,8 @@ impl Managed for Gallery {
             && self.spec.create_resource_group
             && known
         {
-            steps::ensure_resource_group(&arm, &group, &self.spec.location, &uid).await?;
+            steps::ensure_resource_group(&arm, report, &group, &self.spec.location, &owner, &uid)
+                .await?;
             observed = steps::ensure(&arm, report, &id, &[], |observed| {
                 Ok(plan(&self.spec, observed))
             })
@@ -101,13 +102,24 @@ impl Managed for Gallery {
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let namespace = self.namespace().unwrap_or_default();
-        let children = delete_owned::<_, ImageDefinition>(
-            ctx,
-            self,
-            &namespace,
-            &child_definitions(ctx, self),
-        )
-        .await?;
+        let definitions = child_definitions(ctx, self);
+        let versions = super::names_in(&ctx.stores.versions, &namespace, |v| {
+            v.spec
+                .image_definition_ref
+                .as_ref()
+                .is_some_and(|r| definitions.contains(&r.name))
+        });
+        let used = deletion::Used {
+            id: report.get("id").and_then(Value::as_str),
+            definitions: &definitions,
+            versions: &versions,
+        };
+        let users = deletion::users(ctx, &namespace, &used).await?;
+        if !users.is_empty() {
+            return Ok(deletion::blocked_by_users(ctx, self, &users));
+        }
+        let children =
+            delete_owned::<_, ImageDefinition>(ctx, self, &namespace, &definitions).await?;
         if !children.is_empty() {
             return Ok(blocked(
                 ctx,
@@ -149,11 +161,10 @@ impl Managed for Gallery {
             }
             Err(e) => return Err(e),
         }
-        if self.spec.create_resource_group {
+        {
             let group = id.parent().expect("a gallery has a resource group");
             if let Removal::Busy { retry_after } =
-                steps::remove_resource_group(&arm, report, &group, &self.uid().unwrap_or_default())
-                    .await?
+                steps::remove_resource_group(&arm, report, &group).await?
             {
                 return Ok(Step::Wait(
                     Outcome::progressing(
@@ -169,6 +180,11 @@ impl Managed for Gallery {
             id.name()
         ))))
     }
+}
+
+/// The value of the owner tag on what `obj` creates (`Kind/namespace/name`).
+pub fn owner_of<K: Managed>(obj: &K) -> String {
+    steps::owner_tag(K::KIND, &obj.namespace().unwrap_or_default(), &obj.name_any())
 }
 
 /// The gallery's ARM ID from its spec.
@@ -403,129 +419,6 @@ fn child_definitions(ctx: &Context, gallery: &Gallery) -> Vec<String> {
         &gallery.namespace().unwrap_or_default(),
         |d| d.spec.gallery_ref.as_ref().is_some_and(|r| r.name == name),
     )
-}
-
-/// Deletes the child objects this parent owns (a cascade that does not wait for the garbage
-/// collector, which only acts once the parent itself is gone).
-pub async fn delete_owned<P: Managed, C: Managed>(
-    ctx: &Context,
-    parent: &P,
-    namespace: &str,
-    children: &[String],
-) -> Result<Vec<String>, Error> {
-    let api: Api<C> = Api::namespaced(ctx.kube.clone(), namespace);
-    let uid = parent.uid();
-    let mut remaining = Vec::new();
-    for name in children {
-        // Asked of the API server, not the cache: a child deleted a moment ago must not
-        // hold the parent for another backoff period.
-        let Some(child) = api.get_opt(name).await? else {
-            continue;
-        };
-        remaining.push(name.clone());
-        let owned = child
-            .owner_references()
-            .iter()
-            .any(|o| Some(&o.uid) == uid.as_ref());
-        if owned && child.meta().deletion_timestamp.is_none() {
-            let params = DeleteParams {
-                propagation_policy: Some(PropagationPolicy::Background),
-                ..Default::default()
-            };
-            match api.delete(name, &params).await {
-                Err(kube::Error::Api(s)) if s.code == 404 => {
-                    remaining.pop();
-                }
-                other => {
-                    other?;
-                }
-            }
-        }
-    }
-    Ok(remaining)
-}
-
-/// Which of `names` still exist, asked of the API server rather than the cache.
-pub async fn still_exist<C: Managed>(
-    ctx: &Context,
-    namespace: &str,
-    names: Vec<String>,
-) -> Result<Vec<String>, Error> {
-    let api: Api<C> = Api::namespaced(ctx.kube.clone(), namespace);
-    let mut left = Vec::new();
-    for name in names {
-        if api.get_opt(&name).await?.is_some() {
-            left.push(name);
-        }
-    }
-    Ok(left)
-}
-
-/// A delete waiting for our other objects to go: `DeletingBlocked`. Their deletions wake this
-/// object; the timer, a short and bounded backoff, is only a safety net.
-pub fn blocked<K: Managed>(ctx: &Context, obj: &K, message: String) -> Step {
-    blocked_on(ctx, obj, "objects", message)
-}
-
-/// A delete ARM refuses for now, because what the resource held is still going away:
-/// `DeletingBlocked`, with a backoff of its own so a long wait for children before it does not
-/// stretch this one (which clears up in seconds).
-pub fn refused<K: Managed>(ctx: &Context, obj: &K, message: String) -> Step {
-    blocked_on(ctx, obj, "azure", message)
-}
-
-fn blocked_on<K: Managed>(ctx: &Context, obj: &K, on: &str, message: String) -> Step {
-    let key = format!(
-        "{}/{}/{}/delete/{on}",
-        K::KIND,
-        obj.namespace().unwrap_or_default(),
-        obj.name_any()
-    );
-    Step::Wait(
-        Outcome::progressing("DeletingBlocked", message),
-        ctx.backoff.next(&key, DELETE_BLOCKED_MAX_WAIT, None),
-    )
-}
-
-/// Deletes the Azure resource recorded in `status.id` (`what` names its type in messages):
-/// done when it is gone or was never created, waiting while ARM deletes it, blocked while ARM
-/// refuses because what it holds is still going away.
-pub async fn delete_recorded<K: Managed>(
-    ctx: &Context,
-    obj: &K,
-    report: &mut Report,
-    what: &str,
-) -> Result<Step, Error> {
-    let Some(id) = report
-        .get("id")
-        .and_then(Value::as_str)
-        .and_then(|id| ResourceId::parse(id).ok())
-    else {
-        return Ok(Step::Done(Outcome::ready(format!(
-            "{what} was never created in Azure"
-        ))));
-    };
-    let namespace = obj.namespace().unwrap_or_default();
-    let arm = ctx.arm_for(&namespace, obj.options()).await?;
-    match steps::remove(&arm, report, &id).await {
-        Ok(Removal::Gone) => Ok(Step::Done(Outcome::ready(format!(
-            "{what} {} deleted from Azure",
-            id.name()
-        )))),
-        Ok(Removal::Busy { retry_after }) => Ok(Step::Wait(
-            Outcome::progressing("Deleting", format!("ARM is deleting {what} {}", id.name())),
-            retry_after,
-        )),
-        Err(Error::Arm(ArmError::Conflict { message, .. })) => Ok(refused(
-            ctx,
-            obj,
-            format!(
-                "Azure refuses to delete {what} {} yet: {message}",
-                id.name()
-            ),
-        )),
-        Err(e) => Err(e),
-    }
 }
 
 /// Names of the image definitions ARM still has in the gallery (for a helpful message).

@@ -1,15 +1,14 @@
 //! ImageDefinition: a gallery image definition, and its `latestVersion` in status.
 
-use std::time::Duration;
-
 use kube::ResourceExt;
 
 use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
     ensure_owner,
-    gallery::{blocked, delete_owned, delete_recorded, merged_tags, tags_cover},
-    is_ready, parent,
+    deletion::{self, blocked, delete_owned, delete_recorded},
+    gallery::{merged_tags, tags_cover},
+    is_ready,
     steps::{self, Observed, Plan},
 };
 use crate::{
@@ -19,9 +18,6 @@ use crate::{
     },
     arm::{ArmClient, ResourceId, models, normalize_region, same_region},
 };
-
-/// How soon a child waiting for its parent looks again (watches usually wake it first).
-pub const WAITING_POLL: Duration = Duration::from_secs(30);
 
 impl Managed for ImageDefinition {
     common_accessors!("ImageDefinition");
@@ -35,10 +31,7 @@ impl Managed for ImageDefinition {
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
-        let (gallery, gallery_location) = match resolve_gallery(ctx, self, &arm).await? {
-            Ok(found) => found,
-            Err(waiting) => return Ok(waiting),
-        };
+        let (gallery, gallery_location) = resolve_gallery(ctx, self, &arm).await?;
         let location = normalize_region(self.spec.location.as_deref().unwrap_or(&gallery_location));
         report.set("location", &location);
         ctx.check_regions(&arm, gallery.subscription(), [location.as_str()])
@@ -101,27 +94,17 @@ impl Managed for ImageDefinition {
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let namespace = self.namespace().unwrap_or_default();
-        let users = vms_using(ctx, &namespace, |vm| {
-            vm.spec
-                .image
-                .image_definition_ref
-                .as_ref()
-                .is_some_and(|r| r.name == self.name_any())
-        })
-        .await?;
+        let children = child_versions(ctx, self);
+        let used = deletion::Used {
+            id: report.get("id").and_then(serde_json::Value::as_str),
+            definitions: &[self.name_any()],
+            versions: &children,
+        };
+        let users = deletion::users(ctx, &namespace, &used).await?;
         if !users.is_empty() {
-            return Ok(blocked(
-                ctx,
-                self,
-                format!(
-                    "VirtualMachines {} use this image definition; delete them first",
-                    users.join(", ")
-                ),
-            ));
+            return Ok(deletion::blocked_by_users(ctx, self, &users));
         }
-        let versions =
-            delete_owned::<_, ImageVersion>(ctx, self, &namespace, &child_versions(ctx, self))
-                .await?;
+        let versions = delete_owned::<_, ImageVersion>(ctx, self, &namespace, &children).await?;
         if !versions.is_empty() {
             return Ok(blocked(
                 ctx,
@@ -141,7 +124,7 @@ async fn resolve_gallery(
     ctx: &Context,
     def: &ImageDefinition,
     arm: &ArmClient,
-) -> Result<Result<(ResourceId, String), Step>, Error> {
+) -> Result<(ResourceId, String), Error> {
     let namespace = def.namespace().unwrap_or_default();
     if let Some(id) = &def.spec.gallery_id {
         let id = ResourceId::parse(id)?;
@@ -152,12 +135,12 @@ async fn resolve_gallery(
                 .await?
                 .and_then(|g| g.location)
                 .ok_or_else(|| {
-                    Error::InvalidSpec(format!(
-                        "gallery {id} named by spec.galleryId does not exist"
+                    Error::waiting_for_dependency(format!(
+                        "gallery {id} named by spec.galleryId does not exist (or this identity cannot see it)"
                     ))
                 })?,
         };
-        return Ok(Ok((id, location)));
+        return Ok((id, location));
     }
     let name = &def
         .spec
@@ -165,33 +148,11 @@ async fn resolve_gallery(
         .as_ref()
         .expect("the schema requires galleryRef or galleryId")
         .name;
-    let Some(gallery) = parent(ctx, &ctx.stores.galleries, &namespace, name).await? else {
-        return Ok(Err(waiting(format!(
-            "Gallery {name} does not exist in namespace {namespace}"
-        ))));
-    };
-    let ready = is_ready(
-        gallery.status.as_ref().map(|s| &s.common),
-        gallery.metadata.generation,
-    );
-    let id = gallery.status.as_ref().and_then(|s| s.common.id.as_deref());
-    match id {
-        Some(id) if ready && gallery.metadata.deletion_timestamp.is_none() => {
-            ensure_owner(ctx, def, &*gallery).await?;
-            Ok(Ok((ResourceId::parse(id)?, gallery.spec.location.clone())))
-        }
-        _ => Ok(Err(waiting(format!(
-            "waiting for Gallery {name} to be Ready"
-        )))),
-    }
-}
-
-/// A child waiting for its parent: no ARM call, look again soon.
-pub fn waiting(message: String) -> Step {
-    Step::Wait(
-        Outcome::progressing("WaitingForParent", message),
-        WAITING_POLL,
-    )
+    let creating = !super::parents::exists_in_azure(def);
+    let gallery =
+        super::parents::resolve(ctx, &ctx.stores.galleries, &namespace, name, creating).await?;
+    ensure_owner(ctx, def, &*gallery.object).await?;
+    Ok((gallery.id, gallery.object.spec.location.clone()))
 }
 
 fn os_type(t: OsType) -> &'static str {
@@ -430,16 +391,6 @@ fn child_versions(ctx: &Context, def: &ImageDefinition) -> Vec<String> {
                 .is_some_and(|r| r.name == name)
         },
     )
-}
-
-/// Names of the VirtualMachine objects in `namespace` whose image matches.
-pub async fn vms_using(
-    ctx: &Context,
-    namespace: &str,
-    matches: impl Fn(&crate::api::VirtualMachine) -> bool,
-) -> Result<Vec<String>, Error> {
-    let names = super::names_in(&ctx.stores.vms, namespace, matches);
-    super::gallery::still_exist::<crate::api::VirtualMachine>(ctx, namespace, names).await
 }
 
 #[cfg(test)]

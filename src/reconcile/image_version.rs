@@ -7,9 +7,9 @@ use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
     ensure_owner,
-    gallery::{blocked, delete_recorded, merged_tags, tags_cover},
-    image_definition::{enum_str, same_instant, vms_using, waiting},
-    is_ready, parent,
+    deletion::{self, delete_recorded},
+    gallery::{merged_tags, tags_cover},
+    image_definition::{enum_str, same_instant},
     steps::{self, Observed, Plan},
 };
 use crate::{
@@ -33,10 +33,7 @@ impl Managed for ImageVersion {
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
-        let (definition, location, os) = match resolve_definition(ctx, self, &arm).await? {
-            Ok(found) => found,
-            Err(waiting) => return Ok(waiting),
-        };
+        let (definition, location, os) = resolve_definition(ctx, self, &arm).await?;
         let regions = target_regions(&self.spec, &location)?;
         ctx.check_regions(
             &arm,
@@ -131,37 +128,14 @@ impl Managed for ImageVersion {
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let namespace = self.namespace().unwrap_or_default();
         // VMs naming this version, or built from it through their definition's `latest`.
-        let arm_id = report
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_ascii_lowercase);
-        let users = vms_using(ctx, &namespace, |vm| {
-            let by_name = vm
-                .spec
-                .image
-                .image_version_ref
-                .as_ref()
-                .is_some_and(|r| r.name == self.name_any());
-            let by_id = arm_id.as_ref().is_some_and(|id| {
-                let resolved = vm.status.as_ref().and_then(|s| s.image_version.as_deref());
-                let named = vm.spec.image.image_id.as_deref();
-                [resolved, named]
-                    .into_iter()
-                    .flatten()
-                    .any(|v| v.eq_ignore_ascii_case(id))
-            });
-            by_name || by_id
-        })
-        .await?;
+        let used = deletion::Used {
+            id: report.get("id").and_then(Value::as_str),
+            definitions: &[],
+            versions: &[self.name_any()],
+        };
+        let users = deletion::users(ctx, &namespace, &used).await?;
         if !users.is_empty() {
-            return Ok(blocked(
-                ctx,
-                self,
-                format!(
-                    "VirtualMachines {} use this image version; delete them first",
-                    users.join(", ")
-                ),
-            ));
+            return Ok(deletion::blocked_by_users(ctx, self, &users));
         }
         delete_recorded(ctx, self, report, "image version").await
     }
@@ -177,18 +151,19 @@ fn replicating(id: &ResourceId, progress: i32) -> Outcome {
 /// The image definition's OS type and state, as the version's source must match them.
 type DefinitionOs = (String, String);
 
-/// The image definition's ARM ID, region and OS, or the step to take while it is not there yet.
+/// The image definition's ARM ID, region and OS. Creating the version needs the definition
+/// Ready; an existing version only needs its ID (design.md §5.2).
 async fn resolve_definition(
     ctx: &Context,
     version: &ImageVersion,
     arm: &ArmClient,
-) -> Result<Result<(ResourceId, String, DefinitionOs), Step>, Error> {
+) -> Result<(ResourceId, String, DefinitionOs), Error> {
     let namespace = version.namespace().unwrap_or_default();
     if let Some(id) = &version.spec.image_definition_id {
         let id = ResourceId::parse(id)?;
         let definition = arm.get::<models::GalleryImage>(&id).await?.ok_or_else(|| {
-            Error::InvalidSpec(format!(
-                "image definition {id} named by spec.imageDefinitionId does not exist"
+            Error::waiting_for_dependency(format!(
+                "image definition {id} named by spec.imageDefinitionId does not exist (or this identity cannot see it)"
             ))
         })?;
         let p = definition.props();
@@ -196,11 +171,11 @@ async fn resolve_definition(
             p.os_type.clone().unwrap_or_default(),
             p.os_state.clone().unwrap_or_default(),
         );
-        return Ok(Ok((
+        return Ok((
             id,
             normalize_region(definition.location.as_deref().unwrap_or_default()),
             os,
-        )));
+        ));
     }
     let name = &version
         .spec
@@ -208,29 +183,21 @@ async fn resolve_definition(
         .as_ref()
         .expect("the schema requires a definition")
         .name;
-    let Some(definition) = parent(ctx, &ctx.stores.definitions, &namespace, name).await? else {
-        return Ok(Err(waiting(format!(
-            "ImageDefinition {name} does not exist in namespace {namespace}"
-        ))));
-    };
-    let status = definition.status.as_ref();
-    let ready = is_ready(status.map(|s| &s.common), definition.metadata.generation);
-    match (
-        status.and_then(|s| s.common.id.as_deref()),
-        status.and_then(|s| s.location.clone()),
-    ) {
-        (Some(id), Some(location)) if ready && definition.metadata.deletion_timestamp.is_none() => {
-            ensure_owner(ctx, version, &*definition).await?;
-            let os = (
-                enum_str(&definition.spec.os_type),
-                enum_str(&definition.spec.os_state),
-            );
-            Ok(Ok((ResourceId::parse(id)?, location, os)))
-        }
-        _ => Ok(Err(waiting(format!(
+    let creating = !super::parents::exists_in_azure(version);
+    let definition =
+        super::parents::resolve(ctx, &ctx.stores.definitions, &namespace, name, creating).await?;
+    let object = &definition.object;
+    let Some(location) = object.status.as_ref().and_then(|s| s.location.clone()) else {
+        return Err(Error::waiting_for_parent(format!(
             "waiting for ImageDefinition {name} to be Ready"
-        )))),
-    }
+        )));
+    };
+    ensure_owner(ctx, version, &**object).await?;
+    let os = (
+        enum_str(&object.spec.os_type),
+        enum_str(&object.spec.os_state),
+    );
+    Ok((definition.id, location, os))
 }
 
 /// Before the first write: every source the spec names exists and suits the definition, so a
@@ -257,8 +224,8 @@ async fn check_sources(
     for (index, raw) in ids.into_iter().enumerate() {
         let id = ResourceId::parse(raw)?;
         let Some(body) = arm.get::<Value>(&id).await? else {
-            return Err(Error::InvalidSpec(format!(
-                "the source {raw} does not exist (or this identity cannot see it)"
+            return Err(Error::waiting_for_dependency(format!(
+                "the source {raw} does not exist yet (or this identity cannot see it)"
             )));
         };
         // Data disk snapshots carry no OS; only the first ID is the OS source.

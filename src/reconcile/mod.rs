@@ -27,11 +27,13 @@ macro_rules! common_accessors {
 
 pub mod conditions;
 mod context;
+mod deletion;
 mod error;
 mod events;
 pub mod gallery;
 pub mod image_definition;
 pub mod image_version;
+mod parents;
 mod report;
 mod steps;
 pub mod virtual_machine;
@@ -39,7 +41,7 @@ pub mod virtual_machine;
 use std::{future::Future, sync::Arc, time::Duration};
 
 pub use context::{Backoff, Context, InSync, Stores, Synced, jitter};
-pub use error::Error;
+pub use error::{Class, Error};
 pub use events::Events;
 use k8s_openapi::{
     NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp,
@@ -172,7 +174,10 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     let namespace = obj.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
     let key = format!("{}/{namespace}/{}", K::KIND, obj.name_any());
-    let mut report = Report::new(obj.status_json().as_ref());
+    let mut report = Report::new(obj.status_json().as_ref()).with_persist(persist_created(
+        api.clone(),
+        obj.name_any(),
+    ));
     let deleting = obj.meta().deletion_timestamp.is_some();
 
     let requested_at = obj.annotations().get(REQUESTED_AT).map(String::as_str);
@@ -203,11 +208,23 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
             Ok(Step::Done(Outcome::ready(
                 "deletionPolicy is Orphan: the Azure resource was left in place",
             )))
+        } else if report.never_created() {
+            // Nothing to delete, so nothing to ask Azure (whose credentials may be gone).
+            Ok(Step::Done(Outcome::ready(
+                "nothing was created in Azure: released without calling Azure",
+            )))
         } else {
             obj.cleanup(&ctx, &mut report).await
         }
     } else {
         add_finalizer(&api, &*obj).await?;
+        // The Secret the credentials come from is recorded (and protected when read); one it
+        // no longer uses is let go.
+        let wanted = obj.options().credential_ref.as_ref().map(|r| r.name.clone());
+        if obj.common_status().and_then(|s| s.credentials_secret.as_ref()) != wanted.as_ref() {
+            ctx.release_credentials(&*obj, wanted.as_deref()).await;
+            report.set("credentialsSecret", &wanted);
+        }
         obj.apply(&ctx, &mut report).await
     };
 
@@ -215,6 +232,7 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     let (outcome, action) = match result {
         Ok(Step::Done(outcome)) if deleting => {
             remove_finalizer(&api, &*obj).await?;
+            ctx.release_credentials(&*obj, None).await;
             ctx.backoff.forget_object(&key);
             publish(&ctx, &*obj, EventType::Normal, "Deleted", &outcome.message).await;
             info!(kind = K::KIND, %namespace, name = %obj.name_any(), "{}", outcome.message);
@@ -239,21 +257,32 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
             (outcome, Action::requeue(after))
         }
         Err(e @ (Error::Kube(_) | Error::Stale(_))) => return Err(e),
+        // A deletion that cannot go on says why, and how to let go (design.md §5.8).
+        Err(e) if deleting && e.blocks_deletion() => {
+            let after = ctx.backoff.next(&key, Duration::MAX, None);
+            let message = format!("{e}; {}", deletion::ORPHAN_HINT);
+            (
+                Outcome::failed("DeletingBlocked".into(), message, true),
+                Action::requeue(after),
+            )
+        }
         Err(e) => {
-            let retryable = e.is_retryable();
-            let after = if retryable {
+            let class = e.class();
+            let after = if class == Class::Stalled {
+                jitter(ctx.resync)
+            } else {
                 let at_least = match &e {
                     Error::Arm(arm) => arm.retry_after(),
                     _ => None,
                 };
                 ctx.backoff.next(&key, Duration::MAX, at_least)
-            } else {
-                jitter(ctx.resync)
             };
-            (
-                Outcome::failed(e.reason(), e.to_string(), retryable),
-                Action::requeue(after),
-            )
+            let outcome = match class {
+                // Waiting for something to exist is not a failure: Reconciling, not Synced=False.
+                Class::Waiting => Outcome::progressing(&e.reason(), e.to_string()),
+                _ => Outcome::failed(e.reason(), e.to_string(), class != Class::Stalled),
+            };
+            (outcome, Action::requeue(after))
         }
     };
     tracing::debug!(kind = K::KIND, %namespace, name = %obj.name_any(), reason = %outcome.reason, ?action, "reconciled");
@@ -263,6 +292,35 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     }
     crate::telemetry::record_reconcile(K::KIND, &outcome.reason, started.elapsed());
     Ok(action)
+}
+
+/// Field manager of `status.createdResources`, which only this manager writes: the record is
+/// written the moment it changes, and the status written at the end of a reconcile leaves it
+/// alone, so an entry can never outlive its removal.
+pub const RECORD_MANAGER: &str = "azure-gallery-operator-record";
+
+/// Writes `status.createdResources` at once (server-side apply of that one field), before the
+/// create it records is sent and after the delete that ends an entry.
+fn persist_created<K: Managed>(api: Api<K>, name: String) -> report::Persist {
+    Arc::new(move |created: Vec<String>| {
+        let api = api.clone();
+        let name = name.clone();
+        Box::pin(async move {
+            let status = if created.is_empty() {
+                json!({})
+            } else {
+                json!({ report::CREATED: created })
+            };
+            let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+            api.patch_status(
+                &name,
+                &PatchParams::apply(RECORD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+            Ok(())
+        })
+    })
 }
 
 /// Requeue soon after a failure to write to Kubernetes (conflicts, API server restarts).
@@ -350,6 +408,11 @@ async fn write_status<K: Managed>(
     let status = Value::Object(status);
     if obj.status_json().as_ref() == Some(&status) {
         return Ok(());
+    }
+    // The record of created resources has its own writer (see `persist_created`).
+    let mut status = status;
+    if let Some(fields) = status.as_object_mut() {
+        fields.remove(report::CREATED);
     }
     // An Event when what users see changes: Ready's state and reason, or Synced's reason.
     let seen = |conditions: &[Condition]| {

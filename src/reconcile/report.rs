@@ -1,5 +1,11 @@
 //! The status a reconcile is building, starting from the object's previous status so that
 //! fields a reconcile did not touch this time (say, while waiting for a parent) are kept.
+//!
+//! It also keeps the record of what the object created in Azure (`createdResources`), written
+//! to the API server *before* each create is sent, so a crash right after a PUT can never leave
+//! a resource nobody will delete, and nothing is ever deleted by its name alone.
+
+use std::{future::Future, pin::Pin, sync::Arc};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -13,9 +19,28 @@ use crate::{
     },
 };
 
-#[derive(Clone, Debug, Default)]
+/// Writes `createdResources` to the object's status at once (before the create it records).
+pub type Persist = Arc<
+    dyn Fn(Vec<String>) -> Pin<Box<dyn Future<Output = Result<(), super::Error>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The status field recording what the object created.
+pub const CREATED: &str = "createdResources";
+
+#[derive(Clone, Default)]
 pub struct Report {
     fields: Map<String, Value>,
+    persist: Option<Persist>,
+}
+
+impl std::fmt::Debug for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Report")
+            .field("fields", &self.fields)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Report {
@@ -27,7 +52,77 @@ impl Report {
         };
         fields.remove("conditions");
         fields.remove("observedGeneration");
-        Self { fields }
+        Self {
+            fields,
+            persist: None,
+        }
+    }
+
+    /// How records of creates reach the API server before the create is sent.
+    pub fn with_persist(mut self, persist: Persist) -> Self {
+        self.persist = Some(persist);
+        self
+    }
+
+    /// The ARM IDs this object created (or took over) and will delete.
+    pub fn created(&self) -> Vec<String> {
+        self.fields
+            .get(CREATED)
+            .and_then(Value::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `id` is in the record of what this object created.
+    pub fn is_created(&self, id: &ResourceId) -> bool {
+        self.created()
+            .iter()
+            .any(|c| ResourceId::parse(c).is_ok_and(|c| &c == id))
+    }
+
+    /// Records `id` as this object's own before it is created (or when taken over), and
+    /// writes the record to the API server at once when a writer is set.
+    pub async fn record_created(&mut self, id: &ResourceId) -> Result<(), super::Error> {
+        if self.is_created(id) {
+            return Ok(());
+        }
+        let mut created = self.created();
+        created.push(id.to_string());
+        if let Some(persist) = &self.persist {
+            persist(created.clone()).await?;
+        }
+        self.set(CREATED, &created);
+        Ok(())
+    }
+
+    /// Drops `id` from the record once it is gone from Azure (written at once too).
+    pub async fn forget_created(&mut self, id: &ResourceId) -> Result<(), super::Error> {
+        if !self.is_created(id) {
+            return Ok(());
+        }
+        let created: Vec<String> = self
+            .created()
+            .into_iter()
+            .filter(|c| ResourceId::parse(c).map_or(true, |c| &c != id))
+            .collect();
+        if let Some(persist) = &self.persist {
+            persist(created.clone()).await?;
+        }
+        self.set(CREATED, (!created.is_empty()).then_some(created));
+        Ok(())
+    }
+
+    /// Whether the object never created anything in Azure: no ID, no operation in flight, no
+    /// record. Such an object is released without calling Azure (design.md §5.8).
+    pub fn never_created(&self) -> bool {
+        !self.fields.contains_key("id")
+            && !self.fields.contains_key("pendingOperation")
+            && self.created().is_empty()
     }
 
     /// Sets a status field; `None` (or JSON null) removes it.
@@ -121,6 +216,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(restored.pending_for(&other, OperationKind::Write), None);
+    }
+
+    #[tokio::test]
+    async fn creates_are_recorded_before_they_are_sent_and_forgotten_when_gone() {
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = written.clone();
+        let persist: Persist = Arc::new(move |ids| {
+            sink.lock().unwrap().push(ids);
+            Box::pin(async { Ok(()) })
+        });
+        let mut report = Report::default().with_persist(persist);
+        assert!(report.never_created());
+        let nic = ResourceId::parse(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/web-nic",
+        )
+        .unwrap();
+        report.record_created(&nic).await.unwrap();
+        report.record_created(&nic).await.unwrap();
+        assert_eq!(
+            written.lock().unwrap().len(),
+            1,
+            "written once, before the create"
+        );
+        assert!(report.is_created(&nic));
+        assert!(!report.never_created());
+        let upper = ResourceId::parse(&nic.to_string().to_ascii_uppercase()).unwrap();
+        assert!(report.is_created(&upper), "IDs compare case-blind");
+        report.forget_created(&nic).await.unwrap();
+        assert_eq!(written.lock().unwrap().last().unwrap(), &Vec::<String>::new());
+        assert!(report.never_created());
+        assert!(report.into_fields().get(CREATED).is_none());
     }
 
     #[test]

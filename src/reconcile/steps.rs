@@ -92,6 +92,9 @@ where
     {
         return Ok(Observed::Ready(resource));
     }
+    if creating {
+        report.record_created(id).await?;
+    }
     let accepted = arm.put::<B, T>(id, &plan.body).await?;
     if let Some(op) = &accepted.operation {
         report.set_pending(id, op);
@@ -118,9 +121,22 @@ pub enum Removal {
     Busy { retry_after: Duration },
 }
 
-/// Deletes the resource at `id`; ARM 404 counts as deleted. A 409 (children still there)
-/// comes back as the ARM error for the caller to show as `DeletingBlocked`.
+/// Deletes the resource at `id`; ARM 404 counts as deleted, and a deleted resource leaves the
+/// record of what the object created. A 409 (children still there) comes back as the ARM
+/// error for the caller to show as `DeletingBlocked`.
 pub async fn remove(
+    arm: &ArmClient,
+    report: &mut Report,
+    id: &ResourceId,
+) -> Result<Removal, Error> {
+    let removal = delete_once(arm, report, id).await?;
+    if removal == Removal::Gone {
+        report.forget_created(id).await?;
+    }
+    Ok(removal)
+}
+
+async fn delete_once(
     arm: &ArmClient,
     report: &mut Report,
     id: &ResourceId,
@@ -153,47 +169,101 @@ pub async fn remove(
 
 /// Tag marking a resource group the operator created, with the UID of the object that did.
 pub const CREATED_BY_TAG: &str = "compute.gallery.dev-created-by";
+/// Tag naming the object (`Kind/namespace/name`) that created a resource: a later object of the
+/// same kind, namespace and name (one re-applied after `deletionPolicy: Orphan`) takes it over.
+pub const OWNER_TAG: &str = "compute.gallery.dev-owner";
 
-/// Creates the resource group if it does not exist, tagged with the creating object's UID.
-/// An existing group is never modified.
+/// The value of [`OWNER_TAG`] for an object: `Kind/namespace/name`, or a UUIDv5 of it when
+/// that is longer than the 256 characters Azure allows in a tag value.
+pub fn owner_tag(kind: &str, namespace: &str, name: &str) -> String {
+    let owner = format!("{kind}/{namespace}/{name}");
+    if owner.len() <= 256 {
+        owner
+    } else {
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, owner.as_bytes()).to_string()
+    }
+}
+
+/// Whether `tags` say the object named by `owner` (or with UID `uid`) created the resource.
+pub fn tagged_as_ours(
+    tags: Option<&std::collections::BTreeMap<String, String>>,
+    owner: &str,
+    uid: &str,
+) -> bool {
+    tags.is_some_and(|t| {
+        t.get(OWNER_TAG).is_some_and(|o| o == owner)
+            || t.get(CREATED_BY_TAG).is_some_and(|u| u == uid)
+    })
+}
+
+/// Creates the resource group if it does not exist, tagged with the creating object, and
+/// records it as the object's own. An existing group is never modified; one an earlier object
+/// of the same kind, namespace and name created is taken over (recorded), so deleting this
+/// object removes it when empty.
 pub async fn ensure_resource_group(
     arm: &ArmClient,
+    report: &mut Report,
     id: &ResourceId,
     location: &str,
+    owner: &str,
     owner_uid: &str,
 ) -> Result<(), Error> {
-    if arm.get::<ResourceGroup>(id).await?.is_some() {
+    if let Some(group) = arm.get::<ResourceGroup>(id).await? {
+        if tagged_as_ours(group.tags.as_ref(), owner, owner_uid) {
+            report.record_created(id).await?;
+        }
         return Ok(());
     }
     let body = ResourceGroup {
         location: Some(location.to_string()),
-        tags: Some([(CREATED_BY_TAG.to_string(), owner_uid.to_string())].into()),
+        tags: Some(
+            [
+                (CREATED_BY_TAG.to_string(), owner_uid.to_string()),
+                (OWNER_TAG.to_string(), owner.to_string()),
+            ]
+            .into(),
+        ),
         ..Default::default()
     };
+    report.record_created(id).await?;
     arm.put::<_, ResourceGroup>(id, &body).await?;
     Ok(())
 }
 
-/// Deletes a resource group only if `owner_uid` created it and it is empty: deleting a group
-/// deletes everything in it, and what others put there is not ours to delete.
+/// Deletes a resource group only if this object created it (it is in the record) and it is
+/// empty: deleting a group deletes everything in it, and what others put there is not ours
+/// to delete. Forgets the record once the group is gone, or when it is not empty any more
+/// than ours (it then stays, as anything of others' would).
 pub async fn remove_resource_group(
     arm: &ArmClient,
     report: &mut Report,
     id: &ResourceId,
-    owner_uid: &str,
 ) -> Result<Removal, Error> {
+    if !report.is_created(id) {
+        return Ok(Removal::Gone);
+    }
     if report.pending_for(id, OperationKind::Delete).is_none() {
-        let Some(group) = arm.get::<ResourceGroup>(id).await? else {
-            return Ok(Removal::Gone);
-        };
-        let ours = group
-            .tags
-            .as_ref()
-            .and_then(|t| t.get(CREATED_BY_TAG))
-            .is_some_and(|uid| uid == owner_uid);
-        if !ours || !resource_group_is_empty(arm, id).await? {
+        if arm.get::<ResourceGroup>(id).await?.is_none() {
+            report.forget_created(id).await?;
             return Ok(Removal::Gone);
         }
+        if !resource_group_is_empty(arm, id).await? {
+            report.forget_created(id).await?;
+            return Ok(Removal::Gone);
+        }
+    }
+    remove(arm, report, id).await
+}
+
+/// Deletes a resource this object created (one in its record) and forgets it once gone;
+/// anything else, even under a name the object would have used, is left alone.
+pub async fn remove_created(
+    arm: &ArmClient,
+    report: &mut Report,
+    id: &ResourceId,
+) -> Result<Removal, Error> {
+    if !report.is_created(id) {
+        return Ok(Removal::Gone);
     }
     remove(arm, report, id).await
 }

@@ -8,9 +8,10 @@ use kube::{Api, ResourceExt};
 use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
-    gallery::{merged_tags, refused, tags_cover},
-    image_definition::{enum_str, waiting},
-    is_ready, lookup, parent,
+    deletion::refused,
+    gallery::{merged_tags, tags_cover},
+    image_definition::enum_str,
+    lookup, parents,
     steps::{self, Observed, Plan, Removal},
 };
 use crate::{
@@ -49,32 +50,40 @@ impl Managed for VirtualMachine {
         let namespace = self.namespace().unwrap_or_default();
         let owned = owned_ids(ctx, self)?;
         let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
-        let image = match resolve_image(ctx, self, &arm).await? {
-            Ok(image) => image,
-            Err(waiting) => return Ok(waiting),
+        // The image, the admin account and the resource group matter only to a new VM: an
+        // existing one is observed and updated whatever its image is doing (design.md §5.2).
+        let new = if parents::exists_in_azure(self) {
+            None
+        } else {
+            let image = resolve_image(ctx, self, &arm).await?;
+            check_os_profile(&self.spec, &image)?;
+            let password = admin_password(ctx, &namespace, &self.spec).await?;
+            if let Some(password) = &password {
+                check_password(image.os_type, password)?;
+            }
+            Some((image, password))
         };
-        check_os_profile(&self.spec, &image)?;
-        let password = admin_password(ctx, &namespace, &self.spec).await?;
-        if let Some(password) = &password {
-            check_password(image.os_type, password)?;
-        }
         ctx.check_regions(&arm, owned.vm.subscription(), [self.spec.location.as_str()])
             .await?;
-        if self.spec.create_resource_group {
+        let owner = super::gallery::owner_of(self);
+        if self.spec.create_resource_group && new.is_some() {
             steps::ensure_resource_group(
                 &arm,
+                report,
                 &owned.group,
                 &self.spec.location,
+                &owner,
                 &self.uid().unwrap_or_default(),
             )
             .await?;
         }
         let location = normalize_region(&self.spec.location);
         let tags = &self.spec.options.tags;
+        let uid = self.uid().unwrap_or_default();
 
         let public_ip = if self.spec.network.public_ip {
-            match steps::ensure(&arm, report, &owned.public_ip, &[], |o| {
-                Ok(public_ip_plan(&location, tags, o))
+            match ensure_owned(&arm, report, &owned.public_ip, &owner, &uid, |o| {
+                Ok(public_ip_plan(&location, tags, &owner, o))
             })
             .await?
             {
@@ -89,40 +98,55 @@ impl Managed for VirtualMachine {
         let ports = &self.spec.network.inbound_ports;
         if !ports.is_empty()
             && let Observed::Busy { retry_after, .. } =
-                steps::ensure(&arm, report, &owned.nsg, &[], |o| {
-                    Ok(nsg_plan(&location, tags, ports, o))
+                ensure_owned(&arm, report, &owned.nsg, &owner, &uid, |o| {
+                    Ok(nsg_plan(&location, tags, &owner, ports, o))
                 })
                 .await?
         {
             return Ok(creating("network security group", &owned.nsg, retry_after));
         }
-        let nic_plan =
-            |o: Option<&models::NetworkInterface>| Ok(nic_plan(&self.spec, &location, &owned, o));
-        let nic = match steps::ensure(&arm, report, &owned.nic, &[], nic_plan).await? {
+        if !report.is_created(&owned.nic) {
+            check_subnet(&arm, &self.spec.network.subnet_id).await?;
+        }
+        let nic_plan = |o: Option<&models::NetworkInterface>| {
+            Ok(nic_plan(&self.spec, &location, &owner, &owned, o))
+        };
+        let nic = match ensure_owned(&arm, report, &owned.nic, &owner, &uid, nic_plan).await? {
             Observed::Ready(nic) => nic,
             Observed::Busy { retry_after, .. } => {
                 return Ok(creating("network interface", &owned.nic, retry_after));
             }
         };
-        let vm_arm = match &image.tenant {
+        let vm_arm = match new.as_ref().and_then(|(image, _)| image.tenant.as_ref()) {
             Some(tenant) => arm.with_auxiliary(vec![
                 ctx.credential_in_tenant(&namespace, &self.spec.options, tenant)
                     .await?,
             ]),
             None => arm.clone(),
         };
-        let vm_plan = |o: Option<&models::VirtualMachine>| {
-            Ok(vm_plan(
+        let vm_plan = |o: Option<&models::VirtualMachine>| match (o, &new) {
+            (Some(o), _) => Ok(update_plan(&self.spec, o)),
+            (None, Some((image, password))) => Ok(create_plan(
                 &self.spec,
                 &self.name_any(),
                 &location,
-                &image,
+                image,
                 &owned,
                 password.as_deref(),
-                o,
-            ))
+            )),
+            // Seen before, gone now (deleted outside the operator): created again from its
+            // image at the next reconcile, which resolves it afresh.
+            (None, None) => Err(Error::waiting_for_dependency(format!(
+                "VM {} no longer exists in Azure; it is created again from its image",
+                owned.vm.name()
+            ))),
         };
-        let (vm, busy) = match steps::ensure(&vm_arm, report, &owned.vm, &[], vm_plan).await? {
+        let ensured = steps::ensure(&vm_arm, report, &owned.vm, &[], vm_plan).await;
+        if let (Err(Error::Waiting { .. }), None) = (&ensured, &new) {
+            report.set("id", None::<String>);
+            report.set("vmId", None::<String>);
+        }
+        let (vm, busy) = match ensured? {
             Observed::Ready(vm) => (Some(vm), None),
             Observed::Busy {
                 resource,
@@ -132,9 +156,10 @@ impl Managed for VirtualMachine {
         };
         if let Some(vm) = &vm {
             report.observe(&owned.vm, vm);
-            let p = vm.props();
-            report.set("vmId", p.vm_id);
-            report.set("imageVersion", resolved_version(&image.id, vm));
+            report.set("vmId", vm.props().vm_id);
+            if let Some((image, _)) = &new {
+                report.set("imageVersion", resolved_version(&image.id, vm));
+            }
         }
         report.set("privateIP", private_ip(&nic));
         report.set("publicIP", public_ip.and_then(|ip| ip.props().ip_address));
@@ -148,10 +173,11 @@ impl Managed for VirtualMachine {
                 retry_after,
             ));
         }
-        // Detached extras the spec no longer asks for go once the NIC no longer uses them.
+        // Extras the spec no longer asks for go once the NIC no longer uses them, and only if
+        // this VM created them: nothing is deleted by its name alone.
         if !self.spec.network.public_ip
             && let Removal::Busy { retry_after } =
-                steps::remove(&arm, report, &owned.public_ip).await?
+                steps::remove_created(&arm, report, &owned.public_ip).await?
         {
             return Ok(Step::Wait(
                 Outcome::progressing("Updating", "removing the public IP"),
@@ -159,7 +185,8 @@ impl Managed for VirtualMachine {
             ));
         }
         if ports.is_empty()
-            && let Removal::Busy { retry_after } = steps::remove(&arm, report, &owned.nsg).await?
+            && let Removal::Busy { retry_after } =
+                steps::remove_created(&arm, report, &owned.nsg).await?
         {
             return Ok(Step::Wait(
                 Outcome::progressing("Updating", "removing the network security group"),
@@ -177,12 +204,16 @@ impl Managed for VirtualMachine {
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
-        for (what, id) in [
-            ("VM", &owned.vm),
-            ("network interface", &owned.nic),
-            ("public IP", &owned.public_ip),
-            ("network security group", &owned.nsg),
+        let vm_known = report.get("id").is_some() || report.is_created(&owned.vm);
+        for (what, id, ours) in [
+            ("VM", &owned.vm, vm_known),
+            ("network interface", &owned.nic, report.is_created(&owned.nic)),
+            ("public IP", &owned.public_ip, report.is_created(&owned.public_ip)),
+            ("network security group", &owned.nsg, report.is_created(&owned.nsg)),
         ] {
+            if !ours {
+                continue;
+            }
             match steps::remove(&arm, report, id).await {
                 Ok(Removal::Gone) => {}
                 Ok(Removal::Busy { retry_after }) => {
@@ -210,14 +241,8 @@ impl Managed for VirtualMachine {
                 Err(e) => return Err(e),
             }
         }
-        if self.spec.create_resource_group
-            && let Removal::Busy { retry_after } = steps::remove_resource_group(
-                &arm,
-                report,
-                &owned.group,
-                &self.uid().unwrap_or_default(),
-            )
-            .await?
+        if let Removal::Busy { retry_after } =
+            steps::remove_resource_group(&arm, report, &owned.group).await?
         {
             return Ok(Step::Wait(
                 Outcome::progressing(
@@ -231,6 +256,44 @@ impl Managed for VirtualMachine {
             "VM {} and its network resources deleted from Azure",
             owned.vm.name()
         ))))
+    }
+}
+
+/// [`steps::ensure`] for a resource the VM owns: one that exists unrecorded but carries this
+/// object's owner tag (left by an earlier object of the same name, say one orphaned and
+/// re-applied) is taken over into the record, so it is deleted with the VM.
+async fn ensure_owned<T, B>(
+    arm: &ArmClient,
+    report: &mut Report,
+    id: &ResourceId,
+    owner: &str,
+    uid: &str,
+    plan: impl FnOnce(Option<&T>) -> Result<Plan<B>, Error>,
+) -> Result<Observed<T>, Error>
+where
+    T: serde::de::DeserializeOwned + models::Provisioned + models::Tagged,
+    B: serde::Serialize,
+{
+    let observed = steps::ensure(arm, report, id, &[], plan).await?;
+    let tags = match &observed {
+        Observed::Ready(r) => r.tags(),
+        Observed::Busy { resource, .. } => resource.as_ref().and_then(|r| r.tags()),
+    };
+    if !report.is_created(id) && steps::tagged_as_ours(tags, owner, uid) {
+        report.record_created(id).await?;
+    }
+    Ok(observed)
+}
+
+/// A new NIC needs its subnet: one that does not exist yet is waited for (the same GitOps sync
+/// may be creating it), not an error.
+async fn check_subnet(arm: &ArmClient, subnet_id: &str) -> Result<(), Error> {
+    let id = ResourceId::parse(subnet_id)?;
+    match arm.get::<serde_json::Value>(&id).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::waiting_for_dependency(format!(
+            "subnet {subnet_id} does not exist yet (or this identity cannot see it)"
+        ))),
     }
 }
 
@@ -270,106 +333,81 @@ pub fn owned_ids(ctx: &Context, vm: &VirtualMachine) -> Result<Owned, Error> {
     })
 }
 
-/// Finds the image, or the step to take while it is not Ready yet.
+/// Finds the image a new VM boots from. Only creation needs it (design.md §5.2): a parent
+/// object that is not Ready, or an image that does not exist yet, is waiting.
 async fn resolve_image(
     ctx: &Context,
     vm: &VirtualMachine,
     arm: &ArmClient,
-) -> Result<Result<ResolvedImage, Step>, Error> {
+) -> Result<ResolvedImage, Error> {
     let namespace = vm.namespace().unwrap_or_default();
     let image = &vm.spec.image;
     if let Some(r) = &image.image_version_ref {
-        let Some(version) = parent(ctx, &ctx.stores.versions, &namespace, &r.name).await? else {
-            return Ok(Err(waiting(format!(
-                "ImageVersion {} does not exist in namespace {namespace}",
-                r.name
-            ))));
-        };
-        let id = version.status.as_ref().and_then(|s| s.common.id.clone());
-        let ready = is_ready(
-            version.status.as_ref().map(|s| &s.common),
-            version.metadata.generation,
-        );
-        let (Some(id), true) = (id, ready) else {
-            return Ok(Err(waiting(format!(
-                "waiting for ImageVersion {} to be Ready",
-                r.name
-            ))));
-        };
-        let id = ResourceId::parse(&id)?;
+        let version =
+            parents::resolve(ctx, &ctx.stores.versions, &namespace, &r.name, true).await?;
         let definition = version
+            .object
             .spec
             .image_definition_ref
             .as_ref()
             .and_then(|d| lookup(&ctx.stores.definitions, &namespace, &d.name));
-        return Ok(Ok(match definition {
+        return Ok(match definition {
             Some(d) => ResolvedImage {
-                id,
+                id: version.id,
                 os_type: d.spec.os_type,
                 os_state: d.spec.os_state,
                 tenant: None,
             },
             None => {
-                let definition = id.parent().expect("a version has a definition");
+                let definition = version.id.parent().expect("a version has a definition");
                 let (os_type, os_state) = image_os(arm, &definition).await?;
                 ResolvedImage {
-                    id,
+                    id: version.id,
                     os_type,
                     os_state,
                     tenant: None,
                 }
             }
-        }));
+        });
     }
     if let Some(r) = &image.image_definition_ref {
-        let cached = parent(ctx, &ctx.stores.definitions, &namespace, &r.name).await?;
+        let mut definition =
+            parents::resolve(ctx, &ctx.stores.definitions, &namespace, &r.name, true).await?;
         // Ready but no latest version in this cache yet: the news may be on its way; read it.
-        let definition = match cached {
-            Some(d)
-                if d.status
-                    .as_ref()
-                    .is_some_and(|s| s.latest_version.is_none()) =>
-            {
+        if definition
+            .object
+            .status
+            .as_ref()
+            .is_some_and(|s| s.latest_version.is_none())
+            && let Some(fresh) =
                 Api::<crate::api::ImageDefinition>::namespaced(ctx.kube.clone(), &namespace)
                     .get_opt(&r.name)
                     .await?
-                    .map(std::sync::Arc::new)
-            }
-            other => other,
-        };
-        let Some(definition) = definition else {
-            return Ok(Err(waiting(format!(
-                "ImageDefinition {} does not exist in namespace {namespace}",
-                r.name
-            ))));
-        };
-        let status = definition.status.as_ref();
-        let ready = is_ready(status.map(|s| &s.common), definition.metadata.generation);
-        let mut latest = status.and_then(|s| s.latest_version.clone());
-        if latest.is_none() && ready {
+        {
+            definition.object = std::sync::Arc::new(fresh);
+        }
+        let object = &definition.object;
+        let mut latest = object.status.as_ref().and_then(|s| s.latest_version.clone());
+        if latest.is_none() {
             // The definition's status may not have caught up with a version that just became
             // Ready: ask the API server for the versions themselves.
             let versions =
                 Api::<crate::api::ImageVersion>::namespaced(ctx.kube.clone(), &namespace)
                     .list(&Default::default())
                     .await?;
-            latest = super::image_definition::latest_of(versions.items.iter(), &definition);
+            latest = super::image_definition::latest_of(versions.items.iter(), object);
         }
-        return Ok(match (status.and_then(|s| s.common.id.clone()), latest) {
-            (Some(id), Some(_)) if ready => Ok(ResolvedImage {
-                id: ResourceId::parse(&id)?,
-                os_type: definition.spec.os_type,
-                os_state: definition.spec.os_state,
-                tenant: None,
-            }),
-            (Some(_), None) if ready => Err(waiting(format!(
+        if latest.is_none() {
+            return Err(Error::waiting_for_parent(format!(
                 "ImageDefinition {} has no Ready version yet",
                 r.name
-            ))),
-            _ => Err(waiting(format!(
-                "waiting for ImageDefinition {} to be Ready",
-                r.name
-            ))),
+            )));
+        }
+        return Ok(ResolvedImage {
+            id: definition.id,
+            os_type: object.spec.os_type,
+            os_state: object.spec.os_state,
+            tenant: None,
         });
     }
     let id = ResourceId::parse(
@@ -392,12 +430,12 @@ async fn resolve_image(
         None => arm.clone(),
     };
     let (os_type, os_state) = image_os(&reader, &definition).await?;
-    Ok(Ok(ResolvedImage {
+    Ok(ResolvedImage {
         id,
         os_type,
         os_state,
         tenant,
-    }))
+    })
 }
 
 /// OS type and state of a gallery image definition in ARM.
@@ -406,7 +444,9 @@ async fn image_os(arm: &ArmClient, definition: &ResourceId) -> Result<(OsType, O
         .get::<models::GalleryImage>(definition)
         .await?
         .ok_or_else(|| {
-            Error::InvalidSpec(format!("image definition {definition} does not exist"))
+            Error::waiting_for_dependency(format!(
+                "image definition {definition} does not exist yet (or this identity cannot see it)"
+            ))
         })?;
     let p = image.props();
     let os_type = if p
@@ -506,11 +546,12 @@ async fn admin_password(
 fn public_ip_plan(
     location: &str,
     tags: &std::collections::BTreeMap<String, String>,
+    owner: &str,
     observed: Option<&models::PublicIpAddress>,
 ) -> Plan<models::PublicIpAddress> {
     let body = models::PublicIpAddress {
         location: Some(location.into()),
-        tags: Some(merged_tags(tags, observed.and_then(|o| o.tags.as_ref()))),
+        tags: Some(owned_tags(tags, owner, observed.and_then(|o| o.tags.as_ref()))),
         sku: Some(models::Sku {
             name: Some("Standard".into()),
             tier: None,
@@ -532,6 +573,7 @@ fn public_ip_plan(
 pub fn nsg_plan(
     location: &str,
     tags: &std::collections::BTreeMap<String, String>,
+    owner: &str,
     ports: &[i32],
     observed: Option<&models::NetworkSecurityGroup>,
 ) -> Plan<models::NetworkSecurityGroup> {
@@ -569,7 +611,7 @@ pub fn nsg_plan(
     });
     let body = models::NetworkSecurityGroup {
         location: Some(location.into()),
-        tags: Some(merged_tags(tags, observed.and_then(|o| o.tags.as_ref()))),
+        tags: Some(owned_tags(tags, owner, observed.and_then(|o| o.tags.as_ref()))),
         properties: Some(models::NetworkSecurityGroupProperties {
             security_rules: Some(rules),
             provisioning_state: None,
@@ -584,6 +626,7 @@ pub fn nsg_plan(
 pub fn nic_plan(
     spec: &VirtualMachineSpec,
     location: &str,
+    owner: &str,
     owned: &Owned,
     observed: Option<&models::NetworkInterface>,
 ) -> Plan<models::NetworkInterface> {
@@ -595,8 +638,9 @@ pub fn nic_plan(
     });
     let body = models::NetworkInterface {
         location: Some(location.into()),
-        tags: Some(merged_tags(
+        tags: Some(owned_tags(
             &spec.options.tags,
+            owner,
             observed.and_then(|o| o.tags.as_ref()),
         )),
         properties: Some(models::NetworkInterfaceProperties {
@@ -643,40 +687,58 @@ pub fn nic_plan(
     Plan { body, up_to_date }
 }
 
-/// The VM body (pure). A new VM gets everything; an existing one is written back as ARM
-/// returned it with only the size and tags changed, since Azure refuses changes to the OS
-/// profile and image of an existing VM.
-pub fn vm_plan(
+/// The tags of a resource the VM owns: the user's over whatever is there, and on a new one the
+/// owner tag that lets a later object of the same name take it over (pure).
+fn owned_tags(
+    desired: &std::collections::BTreeMap<String, String>,
+    owner: &str,
+    observed: Option<&std::collections::BTreeMap<String, String>>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut tags = merged_tags(desired, observed);
+    if observed.is_none() {
+        tags.insert(steps::OWNER_TAG.into(), owner.into());
+    }
+    tags
+}
+
+/// The body for an existing VM (pure): written back as ARM returned it with only the size and
+/// tags changed, since Azure refuses changes to the OS profile and image of an existing VM.
+pub fn update_plan(
+    spec: &VirtualMachineSpec,
+    observed: &models::VirtualMachine,
+) -> Plan<models::VirtualMachine> {
+    let o = observed;
+    let size_matches = o
+        .props()
+        .hardware_profile
+        .and_then(|h| h.vm_size)
+        .is_some_and(|s| s.eq_ignore_ascii_case(&spec.size));
+    let mut body = o.clone();
+    body.id = None;
+    body.name = None;
+    body.type_ = None;
+    body.tags = Some(merged_tags(&spec.options.tags, o.tags.as_ref()));
+    let p = body.properties.get_or_insert_default();
+    p.hardware_profile = Some(models::HardwareProfile {
+        vm_size: Some(spec.size.clone()),
+    });
+    p.provisioning_state = None;
+    p.vm_id = None;
+    Plan {
+        body,
+        up_to_date: size_matches && tags_cover(&spec.options.tags, o.tags.as_ref()),
+    }
+}
+
+/// The body for a new VM (pure): everything, from its image and admin account.
+pub fn create_plan(
     spec: &VirtualMachineSpec,
     object_name: &str,
     location: &str,
     image: &ResolvedImage,
     owned: &Owned,
     password: Option<&str>,
-    observed: Option<&models::VirtualMachine>,
 ) -> Plan<models::VirtualMachine> {
-    if let Some(o) = observed {
-        let size_matches = o
-            .props()
-            .hardware_profile
-            .and_then(|h| h.vm_size)
-            .is_some_and(|s| s.eq_ignore_ascii_case(&spec.size));
-        let mut body = o.clone();
-        body.id = None;
-        body.name = None;
-        body.type_ = None;
-        body.tags = Some(merged_tags(&spec.options.tags, o.tags.as_ref()));
-        let p = body.properties.get_or_insert_default();
-        p.hardware_profile = Some(models::HardwareProfile {
-            vm_size: Some(spec.size.clone()),
-        });
-        p.provisioning_state = None;
-        p.vm_id = None;
-        return Plan {
-            body,
-            up_to_date: size_matches && tags_cover(&spec.options.tags, o.tags.as_ref()),
-        };
-    }
     let name = spec
         .azure_name
         .clone()
@@ -870,13 +932,12 @@ mod tests {
         let s = spec(
             serde_json::json!({"adminUsername": "azureuser", "sshPublicKeys": ["ssh-ed25519 AAAA"], "zone": "2"}),
         );
-        let body = vm_plan(
+        let body = create_plan(
             &s,
             "web",
             "eastus",
             &image(OsState::Generalized),
             &owned(),
-            None,
             None,
         )
         .body;
@@ -920,13 +981,12 @@ mod tests {
 
     #[test]
     fn a_specialized_vm_has_no_os_profile() {
-        let body = vm_plan(
+        let body = create_plan(
             &spec(serde_json::json!({})),
             "web",
             "eastus",
             &image(OsState::Specialized),
             &owned(),
-            None,
             None,
         )
         .body;
@@ -936,41 +996,21 @@ mod tests {
     #[test]
     fn an_existing_vm_is_only_resized() {
         let s = spec(serde_json::json!({"adminUsername": "azureuser", "sshPublicKeys": ["k"]}));
-        let mut existing = vm_plan(
+        let mut existing = create_plan(
             &s,
             "web",
             "eastus",
             &image(OsState::Generalized),
             &owned(),
             None,
-            None,
         )
         .body;
         existing.properties.as_mut().unwrap().provisioning_state = Some("Succeeded".into());
-        assert!(
-            vm_plan(
-                &s,
-                "web",
-                "eastus",
-                &image(OsState::Generalized),
-                &owned(),
-                None,
-                Some(&existing)
-            )
-            .up_to_date
-        );
+        assert!(update_plan(&s, &existing).up_to_date);
         let bigger = spec(
             serde_json::json!({"adminUsername": "azureuser", "sshPublicKeys": ["k"], "size": "Standard_D4s_v5"}),
         );
-        let p = vm_plan(
-            &bigger,
-            "web",
-            "eastus",
-            &image(OsState::Generalized),
-            &owned(),
-            None,
-            Some(&existing),
-        );
+        let p = update_plan(&bigger, &existing);
         assert!(!p.up_to_date);
         let props = p.body.properties.unwrap();
         assert_eq!(
@@ -988,18 +1028,24 @@ mod tests {
         let s = spec(
             serde_json::json!({"network": {"subnetId": "/subscriptions/s/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/default", "publicIP": true, "inboundPorts": [22]}}),
         );
-        let body = nic_plan(&s, "eastus", &owned(), None).body;
-        assert!(nic_plan(&s, "eastus", &owned(), Some(&body)).up_to_date);
+        let owner = "VirtualMachine/ns/web";
+        let body = nic_plan(&s, "eastus", owner, &owned(), None).body;
+        assert_eq!(
+            body.tags.as_ref().unwrap()[steps::OWNER_TAG],
+            owner,
+            "a new NIC names its owner"
+        );
+        assert!(nic_plan(&s, "eastus", owner, &owned(), Some(&body)).up_to_date);
         let plain = spec(serde_json::json!({}));
         assert!(
-            !nic_plan(&plain, "eastus", &owned(), Some(&body)).up_to_date,
+            !nic_plan(&plain, "eastus", owner, &owned(), Some(&body)).up_to_date,
             "public IP and NSG to detach"
         );
     }
 
     #[test]
     fn nsg_rules_are_one_per_port_in_order() {
-        let p = nsg_plan("eastus", &Default::default(), &[443, 22, 22], None);
+        let p = nsg_plan("eastus", &Default::default(), "o", &[443, 22, 22], None);
         let rules = p.body.properties.unwrap().security_rules.unwrap();
         assert_eq!(
             rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),

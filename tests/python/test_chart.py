@@ -164,7 +164,10 @@ def test_rbac_has_no_wildcards_and_only_the_verbs_the_operator_uses(name: str) -
         resources = set(rule["resources"])
         verbs = set(rule["verbs"])
         if resources == {"secrets"}:
-            assert verbs == {"get"}, "Secrets are read one by one by name, never listed"
+            assert verbs == {"get", "patch"}, (
+                "Secrets are read one by one by name, never listed; patched only for the "
+                "credentials-in-use finalizer"
+            )
         elif resources == {"events"}:
             assert rule["apiGroups"] == ["events.k8s.io"] and verbs <= {"create", "patch"}
         elif resources == {"leases"}:
@@ -436,7 +439,8 @@ def test_rendered_chart_is_accepted_by_a_real_api_server(name: str, tmp_path: pa
                 assert can("patch", f"{kind}.{GROUP}/status", ns)
                 assert can("update", f"{kind}.{GROUP}/finalizers", ns)
                 assert not can("create", f"{kind}.{GROUP}", ns)
-            assert can("get", "secrets", ns) and not can("list", "secrets", ns)
+            assert can("get", "secrets", ns) and can("patch", "secrets", ns)
+            assert not can("list", "secrets", ns) and not can("watch", "secrets", ns)
             assert can("create", "events.events.k8s.io", ns)
         assert can("get", "leases.coordination.k8s.io/azure-gallery-operator", namespace)
         assert not can("get", "leases.coordination.k8s.io/someone-elses-lease", namespace)

@@ -58,8 +58,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: ["create", "patch"]
 {{- if .Values.rbac.readSecrets }}
 - apiGroups: [""]
-  # spec.credentialRef and a VM's adminPasswordSecretRef.
+  # spec.credentialRef and a VM's adminPasswordSecretRef, read by name; patch adds and removes
+  # the finalizer compute.gallery.dev/credentials-in-use on a credentialRef Secret in use.
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "patch"]
 {{- end }}
 {{- end }}

@@ -46,6 +46,17 @@ impl<P: Default> Resource<P> {
     }
 }
 
+/// Resources that carry ARM tags.
+pub trait Tagged {
+    fn tags(&self) -> Option<&BTreeMap<String, String>>;
+}
+
+impl<P> Tagged for Resource<P> {
+    fn tags(&self) -> Option<&BTreeMap<String, String>> {
+        self.tags.as_ref()
+    }
+}
+
 /// A `{"id": ...}` reference to another resource.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct SubResource {

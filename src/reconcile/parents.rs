@@ -1,0 +1,59 @@
+//! Parents as their children see them (design.md §5.2). A child is created in Azure only under
+//! a parent that is Ready and not being deleted; a child that exists in Azure keeps being
+//! observed, updated and kept Ready whatever its parent is doing (updating, replicating, being
+//! deleted while something still uses it), as long as the parent's ARM ID is known.
+
+use std::sync::Arc;
+
+use kube::runtime::reflector::Store;
+
+use super::{Error, Managed, is_ready, lookup, parent};
+use crate::arm::ResourceId;
+
+/// A parent object found, with its ARM ID.
+pub struct Parent<P> {
+    pub object: Arc<P>,
+    pub id: ResourceId,
+}
+
+/// The parent `name` of a child in `namespace`. `creating`: the child does not exist in Azure
+/// yet, so the parent must be Ready; otherwise an ARM ID in the parent's status is enough.
+/// Anything less is `WaitingForParent`, naming it.
+pub async fn resolve<P: Managed>(
+    ctx: &super::Context,
+    store: &Store<P>,
+    namespace: &str,
+    name: &str,
+    creating: bool,
+) -> Result<Parent<P>, Error> {
+    // An existing child needs no fresh read: the cache's ID is the parent's ID.
+    let found = match lookup(store, namespace, name) {
+        Some(cached) if !creating => Some(cached),
+        _ => parent(ctx, store, namespace, name).await?,
+    };
+    let Some(object) = found else {
+        return Err(Error::waiting_for_parent(format!(
+            "{} {name} does not exist in namespace {namespace}",
+            P::KIND
+        )));
+    };
+    let ready = is_ready(object.common_status(), object.meta().generation)
+        && object.meta().deletion_timestamp.is_none();
+    let id = object.common_status().and_then(|s| s.id.clone());
+    match id {
+        Some(id) if ready || !creating => Ok(Parent {
+            id: ResourceId::parse(&id)?,
+            object,
+        }),
+        _ => Err(Error::waiting_for_parent(format!(
+            "waiting for {} {name} to be Ready",
+            P::KIND
+        ))),
+    }
+}
+
+/// Whether the object's main Azure resource was seen (its ARM ID is in status): from then on
+/// only creation-time needs (a parent Ready, an image, a source) stop gating it.
+pub fn exists_in_azure<K: Managed>(obj: &K) -> bool {
+    obj.common_status().is_some_and(|s| s.id.is_some())
+}
