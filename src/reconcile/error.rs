@@ -57,6 +57,41 @@ impl Class {
     }
 }
 
+/// Every `Ready` reason the operator writes, with its class (several where ARM's status code
+/// decides). README's troubleshooting table lists exactly these; a test keeps them equal.
+pub const REASONS: &[(&str, &[Class])] = &[
+    ("Succeeded", &[Class::Ready]),
+    ("Creating", &[Class::Progress]),
+    ("Updating", &[Class::Progress]),
+    ("Replicating", &[Class::Progress]),
+    ("Deleting", &[Class::Progress]),
+    ("WaitingForParent", &[Class::Waiting]),
+    ("WaitingForDependency", &[Class::Waiting]),
+    ("CredentialsUnavailable", &[Class::Waiting]),
+    ("DeletingBlocked", &[Class::Waiting]),
+    ("InvalidSpec", &[Class::Stalled]),
+    ("AuthError:<code>", &[Class::Retrying]),
+    ("AuthError:TokenUnavailable", &[Class::Retrying]),
+    (
+        "AzureError:<code>",
+        &[Class::Waiting, Class::Retrying, Class::Stalled],
+    ),
+    ("AzureError:UnexpectedResponse", &[Class::Retrying]),
+    ("Throttled", &[Class::Retrying]),
+    ("InvalidResourceId", &[Class::Stalled]),
+    ("InsecureEndpoint", &[Class::Stalled]),
+];
+
+/// The row of [`REASONS`] a reason falls under: its own, else its family's `<code>` row.
+pub fn reason_row(reason: &str) -> Option<&'static (&'static str, &'static [Class])> {
+    REASONS.iter().find(|(r, _)| *r == reason).or_else(|| {
+        let family = reason.split(':').next()?;
+        REASONS
+            .iter()
+            .find(|(r, _)| r.strip_suffix(":<code>") == Some(family) && reason.contains(':'))
+    })
+}
+
 impl From<kube::Error> for Error {
     fn from(e: kube::Error) -> Self {
         match &e {
@@ -163,6 +198,42 @@ mod tests {
         for (error, class) in cases {
             assert_eq!(error.class(), class, "{}", error.reason());
             assert_eq!(error.is_retryable(), class != Class::Stalled);
+            let (_, classes) = reason_row(&error.reason()).expect("every reason is listed");
+            assert!(classes.contains(&class), "{} is listed as {class:?}", error.reason());
         }
+        let token = Error::Arm(ArmError::Token("x".into()));
+        assert_eq!(reason_row(&token.reason()).unwrap().0, "AuthError:TokenUnavailable");
+    }
+
+    /// README's troubleshooting table: one row per reason, in this order, with its class.
+    #[test]
+    fn the_readme_lists_every_reason_with_its_class() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        let table = readme
+            .split("| Reason | Class | Meaning | What to do |")
+            .nth(1)
+            .expect("README has the troubleshooting table");
+        let rows: Vec<(String, String)> = table
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`').to_string(), cells[2].to_string())
+            })
+            .collect();
+        let expected: Vec<(String, String)> = REASONS
+            .iter()
+            .map(|(reason, classes)| {
+                let names: Vec<&str> = classes.iter().map(|c| c.as_str()).collect();
+                let class = match names.as_slice() {
+                    [one] => one.to_string(),
+                    [init @ .., last] => format!("{} or {last}", init.join(", ")),
+                    [] => String::new(),
+                };
+                (reason.to_string(), class)
+            })
+            .collect();
+        assert_eq!(rows, expected);
     }
 }

@@ -41,7 +41,7 @@ pub mod virtual_machine;
 use std::{future::Future, sync::Arc, time::Duration};
 
 pub use context::{Backoff, Context, InSync, Stores, Synced, jitter};
-pub use error::{Class, Error};
+pub use error::{Class, Error, REASONS, reason_row};
 pub use events::Events;
 use k8s_openapi::{
     NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp,
@@ -174,10 +174,10 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     let namespace = obj.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
     let key = format!("{}/{namespace}/{}", K::KIND, obj.name_any());
-    let mut report = Report::new(obj.status_json().as_ref()).with_persist(persist_created(
-        api.clone(),
-        obj.name_any(),
-    ));
+    let mut report = Report::new(obj.status_json().as_ref()).with_persist(
+        persist_created(api.clone(), obj.name_any()),
+        obj.resource_version(),
+    );
     let deleting = obj.meta().deletion_timestamp.is_some();
 
     let requested_at = obj.annotations().get(REQUESTED_AT).map(String::as_str);
@@ -302,7 +302,7 @@ pub const RECORD_MANAGER: &str = "azure-gallery-operator-record";
 /// Writes `status.createdResources` at once (server-side apply of that one field), before the
 /// create it records is sent and after the delete that ends an entry.
 fn persist_created<K: Managed>(api: Api<K>, name: String) -> report::Persist {
-    Arc::new(move |created: Vec<String>| {
+    Arc::new(move |created: Vec<String>, resource_version: Option<String>| {
         let api = api.clone();
         let name = name.clone();
         Box::pin(async move {
@@ -311,14 +311,19 @@ fn persist_created<K: Managed>(api: Api<K>, name: String) -> report::Persist {
             } else {
                 json!({ report::CREATED: created })
             };
-            let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
-            api.patch_status(
-                &name,
-                &PatchParams::apply(RECORD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
-            Ok(())
+            let patch = json!({
+                "apiVersion": K::api_version(&()), "kind": K::kind(&()),
+                "metadata": {"resourceVersion": resource_version},
+                "status": status,
+            });
+            let written = api
+                .patch_status(
+                    &name,
+                    &PatchParams::apply(RECORD_MANAGER).force(),
+                    &Patch::Apply(&patch),
+                )
+                .await?;
+            Ok(written.resource_version())
         })
     })
 }
@@ -397,6 +402,7 @@ async fn write_status<K: Managed>(
         .unwrap_or_default();
     let generation = obj.meta().generation;
     let conditions = conditions::conditions(outcome, generation, previous, Timestamp::now());
+    let resource_version = report.resource_version().map(str::to_string);
     let mut status = report.into_fields();
     status.insert(
         "conditions".into(),
@@ -405,15 +411,25 @@ async fn write_status<K: Managed>(
     if let Some(g) = generation {
         status.insert("observedGeneration".into(), g.into());
     }
-    let status = Value::Object(status);
-    if obj.status_json().as_ref() == Some(&status) {
+    if obj.status_json().as_ref() == Some(&Value::Object(status.clone())) {
         return Ok(());
     }
     // The record of created resources has its own writer (see `persist_created`).
-    let mut status = status;
-    if let Some(fields) = status.as_object_mut() {
-        fields.remove(report::CREATED);
-    }
+    status.remove(report::CREATED);
+    // Guarded by the version this reconcile started from (or last wrote): one that began from
+    // a cache behind our own latest write fails here (409) and starts again from the new one,
+    // before it publishes anything.
+    let patch = json!({
+        "apiVersion": K::api_version(&()), "kind": K::kind(&()),
+        "metadata": {"resourceVersion": resource_version},
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     // An Event when what users see changes: Ready's state and reason, or Synced's reason.
     let seen = |conditions: &[Condition]| {
         let of = |t: &str| {
@@ -444,13 +460,6 @@ async fn write_status<K: Managed>(
             }
         }
     }
-    let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
     Ok(())
 }
 

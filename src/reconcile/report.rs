@@ -19,9 +19,13 @@ use crate::{
     },
 };
 
-/// Writes `createdResources` to the object's status at once (before the create it records).
+/// Writes `createdResources` to the object's status at once (before the create it records),
+/// guarded by the object's resourceVersion; answers the new resourceVersion.
 pub type Persist = Arc<
-    dyn Fn(Vec<String>) -> Pin<Box<dyn Future<Output = Result<(), super::Error>> + Send>>
+    dyn Fn(
+            Vec<String>,
+            Option<String>,
+        ) -> Pin<Box<dyn Future<Output = Result<Option<String>, super::Error>> + Send>>
         + Send
         + Sync,
 >;
@@ -33,6 +37,10 @@ pub const CREATED: &str = "createdResources";
 pub struct Report {
     fields: Map<String, Value>,
     persist: Option<Persist>,
+    /// The object's resourceVersion as this reconcile last wrote or read it: every status write
+    /// is guarded by it, so a reconcile that started from a cache behind the object's latest
+    /// status (woken by one of our own writes) loses the race instead of undoing it.
+    resource_version: Option<String>,
 }
 
 impl std::fmt::Debug for Report {
@@ -55,13 +63,21 @@ impl Report {
         Self {
             fields,
             persist: None,
+            resource_version: None,
         }
     }
 
-    /// How records of creates reach the API server before the create is sent.
-    pub fn with_persist(mut self, persist: Persist) -> Self {
+    /// How records of creates reach the API server before the create is sent, and the
+    /// resourceVersion the object had when this reconcile began.
+    pub fn with_persist(mut self, persist: Persist, resource_version: Option<String>) -> Self {
         self.persist = Some(persist);
+        self.resource_version = resource_version;
         self
+    }
+
+    /// The resourceVersion every status write of this reconcile is guarded by.
+    pub fn resource_version(&self) -> Option<&str> {
+        self.resource_version.as_deref()
     }
 
     /// The ARM IDs this object created (or took over) and will delete.
@@ -94,7 +110,7 @@ impl Report {
         let mut created = self.created();
         created.push(id.to_string());
         if let Some(persist) = &self.persist {
-            persist(created.clone()).await?;
+            self.resource_version = persist(created.clone(), self.resource_version.clone()).await?;
         }
         self.set(CREATED, &created);
         Ok(())
@@ -111,7 +127,7 @@ impl Report {
             .filter(|c| ResourceId::parse(c).map_or(true, |c| &c != id))
             .collect();
         if let Some(persist) = &self.persist {
-            persist(created.clone()).await?;
+            self.resource_version = persist(created.clone(), self.resource_version.clone()).await?;
         }
         self.set(CREATED, (!created.is_empty()).then_some(created));
         Ok(())
@@ -222,11 +238,12 @@ mod tests {
     async fn creates_are_recorded_before_they_are_sent_and_forgotten_when_gone() {
         let written = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = written.clone();
-        let persist: Persist = Arc::new(move |ids| {
+        let persist: Persist = Arc::new(move |ids, rv: Option<String>| {
             sink.lock().unwrap().push(ids);
-            Box::pin(async { Ok(()) })
+            let next = rv.map(|v| format!("{v}+"));
+            Box::pin(async move { Ok(next) })
         });
-        let mut report = Report::default().with_persist(persist);
+        let mut report = Report::default().with_persist(persist, Some("7".into()));
         assert!(report.never_created());
         let nic = ResourceId::parse(
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/web-nic",
@@ -239,6 +256,7 @@ mod tests {
             1,
             "written once, before the create"
         );
+        assert_eq!(report.resource_version(), Some("7+"), "later writes guarded by the new version");
         assert!(report.is_created(&nic));
         assert!(!report.never_created());
         let upper = ResourceId::parse(&nic.to_string().to_ascii_uppercase()).unwrap();
