@@ -9,7 +9,7 @@ use azure_gallery_operator::{
     api::{Gallery, ImageVersion, VirtualMachine},
     reconcile::Managed,
 };
-use e2e::{ArmProbe, eventually};
+use e2e::{ArmProbe, READY_DEADLINE, Scenario, eventually, image_yaml, wait_reason};
 use kube::{
     Api, Client,
     api::{DeleteParams, Patch, PatchParams},
@@ -20,7 +20,6 @@ const SPEED: f64 = 50.0;
 /// Slow enough that replication (sequential regions, ARM asking for 1–2 s between polls)
 /// shows intermediate progress.
 const QUICKSTART_SPEED: f64 = 8.0;
-const READY_DEADLINE: Duration = Duration::from_secs(180);
 
 /// Every kind has objects in `ns`, all Ready.
 async fn all_ready(client: &Client, ns: &str) -> bool {
@@ -209,114 +208,6 @@ async fn quickstart_reaches_ready_then_deletes_everything() {
     let _ = operator.wait();
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
-}
-
-/// Waits until the object's Ready condition has `reason` (Ready=True when reason is "Ready").
-async fn wait_reason(client: &Client, ns: &str, kind: &str, name: &str, reason: &str) -> String {
-    let what = format!("{kind} {name} to show {reason}");
-    eventually(READY_DEADLINE, &what, || async {
-        let (status, got, message) = e2e::ready_condition(client, ns, kind, name).await?;
-        let wanted = if reason == "Ready" {
-            status == "True"
-        } else {
-            got.starts_with(reason)
-        };
-        wanted.then_some(message)
-    })
-    .await
-}
-
-/// The parts of a test scenario: a namespace, the ARM simulator, and the operator watching
-/// only that namespace. The operator is killed when this is dropped.
-struct Scenario {
-    client: Client,
-    kubeconfig: String,
-    ns: String,
-    arm: e2e::Served,
-    probe: ArmProbe,
-    operator: std::process::Child,
-    args: Vec<String>,
-}
-
-impl Scenario {
-    async fn start(name: &str, speed: f64, extra_args: &[&str]) -> Self {
-        let (client, kubeconfig) = e2e::kube_client().await;
-        let arm = e2e::arm_simulator(speed);
-        let ns = e2e::namespace(&client, name).await;
-        let mut args = vec!["--namespace".to_string(), ns.clone()];
-        args.extend(extra_args.iter().map(|a| a.to_string()));
-        let operator = e2e::operator(
-            &kubeconfig,
-            &arm,
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-        let probe = ArmProbe::new(&arm).await;
-        Self {
-            client,
-            kubeconfig,
-            ns,
-            arm,
-            probe,
-            operator,
-            args,
-        }
-    }
-
-    /// SIGKILLs the operator (a crash) and starts a new one with the same arguments.
-    fn crash_and_restart_operator(&mut self) {
-        let _ = self.operator.kill();
-        let _ = self.operator.wait();
-        self.operator = e2e::operator(
-            &self.kubeconfig,
-            &self.arm,
-            &self.args.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-    }
-
-    fn fact(&self, key: &str) -> String {
-        self.arm.get(key).to_string()
-    }
-
-    async fn apply(&self, yaml: &str) {
-        e2e::apply_yaml(&self.client, &self.ns, yaml).await;
-    }
-}
-
-impl Drop for Scenario {
-    fn drop(&mut self) {
-        let _ = self.operator.kill();
-        let _ = self.operator.wait();
-    }
-}
-
-/// A gallery, a definition and a version from the default world's Linux managed image.
-fn image_yaml(osstate: &str, source: &str, regions: &str) -> String {
-    format!(
-        r#"
-apiVersion: compute.gallery.dev/v1alpha1
-kind: Gallery
-metadata: {{name: images}}
-spec: {{azureName: images, resourceGroup: rg-images, createResourceGroup: true, location: eastus}}
----
-apiVersion: compute.gallery.dev/v1alpha1
-kind: ImageDefinition
-metadata: {{name: linux}}
-spec:
-  galleryRef: {{name: images}}
-  osType: Linux
-  osState: {osstate}
-  identifier: {{publisher: Contoso, offer: Linux, sku: {osstate}}}
----
-apiVersion: compute.gallery.dev/v1alpha1
-kind: ImageVersion
-metadata: {{name: linux-1.0.0}}
-spec:
-  imageDefinitionRef: {{name: linux}}
-  version: 1.0.0
-  source: {source}
-  targetRegions: {regions}
-"#
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -275,7 +275,10 @@ impl Context {
             if Some(secret.as_str()) == keep {
                 continue;
             }
-            match self.secret_in_use(&namespace, &secret, (K::KIND, &obj.name_any())).await {
+            match self
+                .secret_in_use(&namespace, &secret, (K::KIND, &obj.name_any()))
+                .await
+            {
                 Ok(false) => {}
                 Ok(true) => continue,
                 Err(e) => {
@@ -352,10 +355,12 @@ impl Context {
             Ok(false)
         }
         let s = &self.stores;
-        Ok(any_uses(self, &s.galleries, namespace, secret, except).await?
-            || any_uses(self, &s.definitions, namespace, secret, except).await?
-            || any_uses(self, &s.versions, namespace, secret, except).await?
-            || any_uses(self, &s.vms, namespace, secret, except).await?)
+        Ok(
+            any_uses(self, &s.galleries, namespace, secret, except).await?
+                || any_uses(self, &s.definitions, namespace, secret, except).await?
+                || any_uses(self, &s.versions, namespace, secret, except).await?
+                || any_uses(self, &s.vms, namespace, secret, except).await?,
+        )
     }
 }
 

@@ -15,7 +15,10 @@ use super::{
     conditions::Outcome,
     steps::{self, Removal},
 };
-use crate::{api::VirtualMachine, arm::{ArmError, ResourceId}};
+use crate::{
+    api::VirtualMachine,
+    arm::{ArmError, ResourceId},
+};
 
 /// How to leave a deletion that cannot go on: said in every `DeletingBlocked` that only a
 /// change outside Azure's own progress can clear.
@@ -164,7 +167,6 @@ pub async fn vms_using(
     still_exist::<VirtualMachine>(ctx, namespace, names).await
 }
 
-
 /// What a gallery, definition or version is to its users: the VMs that use it must go first.
 pub struct Used<'a> {
     /// The ARM ID of the gallery, definition or version (once known): a VM whose image ID, named
@@ -195,7 +197,11 @@ impl Used<'_> {
             })
         };
         let resolved = vm.status.as_ref().and_then(|s| s.image_version.as_deref());
-        by_ref || [image.image_id.as_deref(), resolved].into_iter().flatten().any(under)
+        by_ref
+            || [image.image_id.as_deref(), resolved]
+                .into_iter()
+                .flatten()
+                .any(under)
     }
 }
 
@@ -232,28 +238,49 @@ mod tests {
         }))
         .unwrap();
         if let Some(r) = resolved {
-            vm.status = Some(serde_json::from_value(serde_json::json!({"imageVersion": r})).unwrap());
+            vm.status =
+                Some(serde_json::from_value(serde_json::json!({"imageVersion": r})).unwrap());
         }
         vm
     }
 
-    const GALLERY: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g";
+    const GALLERY: &str =
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g";
 
     #[test]
     fn a_vm_uses_what_holds_its_image_by_reference_id_or_resolved_latest() {
         let definitions = ["ubuntu".to_string()];
         let versions = ["ubuntu-1".to_string()];
-        let gallery = Used { id: Some(GALLERY), definitions: &definitions, versions: &versions };
-        assert!(gallery.by(&vm(serde_json::json!({"imageDefinitionRef": {"name": "ubuntu"}}), None)));
-        assert!(gallery.by(&vm(serde_json::json!({"imageVersionRef": {"name": "ubuntu-1"}}), None)));
+        let gallery = Used {
+            id: Some(GALLERY),
+            definitions: &definitions,
+            versions: &versions,
+        };
+        assert!(gallery.by(&vm(
+            serde_json::json!({"imageDefinitionRef": {"name": "ubuntu"}}),
+            None
+        )));
+        assert!(gallery.by(&vm(
+            serde_json::json!({"imageVersionRef": {"name": "ubuntu-1"}}),
+            None
+        )));
         let version_id = format!("{}/IMAGES/u/versions/1.0.0", GALLERY.to_uppercase());
-        assert!(gallery.by(&vm(serde_json::json!({"imageId": version_id}), None)), "case-blind");
+        assert!(
+            gallery.by(&vm(serde_json::json!({"imageId": version_id}), None)),
+            "case-blind"
+        );
         assert!(gallery.by(&vm(
             serde_json::json!({"imageDefinitionRef": {"name": "other"}}),
             Some(&format!("{GALLERY}/images/u/versions/1.0.0"))
         )));
         let elsewhere = format!("{GALLERY}2/images/u/versions/1.0.0");
-        assert!(!gallery.by(&vm(serde_json::json!({"imageId": elsewhere}), None)), "a prefix is not a parent");
-        assert!(!gallery.by(&vm(serde_json::json!({"imageDefinitionRef": {"name": "other"}}), None)));
+        assert!(
+            !gallery.by(&vm(serde_json::json!({"imageId": elsewhere}), None)),
+            "a prefix is not a parent"
+        );
+        assert!(!gallery.by(&vm(
+            serde_json::json!({"imageDefinitionRef": {"name": "other"}}),
+            None
+        )));
     }
 }

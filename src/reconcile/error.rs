@@ -199,10 +199,17 @@ mod tests {
             assert_eq!(error.class(), class, "{}", error.reason());
             assert_eq!(error.is_retryable(), class != Class::Stalled);
             let (_, classes) = reason_row(&error.reason()).expect("every reason is listed");
-            assert!(classes.contains(&class), "{} is listed as {class:?}", error.reason());
+            assert!(
+                classes.contains(&class),
+                "{} is listed as {class:?}",
+                error.reason()
+            );
         }
         let token = Error::Arm(ArmError::Token("x".into()));
-        assert_eq!(reason_row(&token.reason()).unwrap().0, "AuthError:TokenUnavailable");
+        assert_eq!(
+            reason_row(&token.reason()).unwrap().0,
+            "AuthError:TokenUnavailable"
+        );
     }
 
     /// README's troubleshooting table: one row per reason, in this order, with its class.

@@ -184,7 +184,11 @@ impl Managed for Gallery {
 
 /// The value of the owner tag on what `obj` creates (`Kind/namespace/name`).
 pub fn owner_of<K: Managed>(obj: &K) -> String {
-    steps::owner_tag(K::KIND, &obj.namespace().unwrap_or_default(), &obj.name_any())
+    steps::owner_tag(
+        K::KIND,
+        &obj.namespace().unwrap_or_default(),
+        &obj.name_any(),
+    )
 }
 
 /// The gallery's ARM ID from its spec.

@@ -5,8 +5,8 @@ use kube::ResourceExt;
 use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
-    ensure_owner,
     deletion::{self, blocked, delete_owned, delete_recorded},
+    ensure_owner,
     gallery::{merged_tags, tags_cover},
     is_ready,
     steps::{self, Observed, Plan},

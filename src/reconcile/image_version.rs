@@ -6,8 +6,8 @@ use serde_json::Value;
 use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
-    ensure_owner,
     deletion::{self, delete_recorded},
+    ensure_owner,
     gallery::{merged_tags, tags_cover},
     image_definition::{enum_str, same_instant},
     steps::{self, Observed, Plan},

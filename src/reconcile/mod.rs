@@ -220,8 +220,16 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         add_finalizer(&api, &*obj).await?;
         // The Secret the credentials come from is recorded (and protected when read); one it
         // no longer uses is let go.
-        let wanted = obj.options().credential_ref.as_ref().map(|r| r.name.clone());
-        if obj.common_status().and_then(|s| s.credentials_secret.as_ref()) != wanted.as_ref() {
+        let wanted = obj
+            .options()
+            .credential_ref
+            .as_ref()
+            .map(|r| r.name.clone());
+        if obj
+            .common_status()
+            .and_then(|s| s.credentials_secret.as_ref())
+            != wanted.as_ref()
+        {
             ctx.release_credentials(&*obj, wanted.as_deref()).await;
             report.set("credentialsSecret", &wanted);
         }
@@ -302,30 +310,32 @@ pub const RECORD_MANAGER: &str = "azure-gallery-operator-record";
 /// Writes `status.createdResources` at once (server-side apply of that one field), before the
 /// create it records is sent and after the delete that ends an entry.
 fn persist_created<K: Managed>(api: Api<K>, name: String) -> report::Persist {
-    Arc::new(move |created: Vec<String>, resource_version: Option<String>| {
-        let api = api.clone();
-        let name = name.clone();
-        Box::pin(async move {
-            let status = if created.is_empty() {
-                json!({})
-            } else {
-                json!({ report::CREATED: created })
-            };
-            let patch = json!({
-                "apiVersion": K::api_version(&()), "kind": K::kind(&()),
-                "metadata": {"resourceVersion": resource_version},
-                "status": status,
-            });
-            let written = api
-                .patch_status(
-                    &name,
-                    &PatchParams::apply(RECORD_MANAGER).force(),
-                    &Patch::Apply(&patch),
-                )
-                .await?;
-            Ok(written.resource_version())
-        })
-    })
+    Arc::new(
+        move |created: Vec<String>, resource_version: Option<String>| {
+            let api = api.clone();
+            let name = name.clone();
+            Box::pin(async move {
+                let status = if created.is_empty() {
+                    json!({})
+                } else {
+                    json!({ report::CREATED: created })
+                };
+                let patch = json!({
+                    "apiVersion": K::api_version(&()), "kind": K::kind(&()),
+                    "metadata": {"resourceVersion": resource_version},
+                    "status": status,
+                });
+                let written = api
+                    .patch_status(
+                        &name,
+                        &PatchParams::apply(RECORD_MANAGER).force(),
+                        &Patch::Apply(&patch),
+                    )
+                    .await?;
+                Ok(written.resource_version())
+            })
+        },
+    )
 }
 
 /// Requeue soon after a failure to write to Kubernetes (conflicts, API server restarts).

@@ -256,13 +256,20 @@ mod tests {
             1,
             "written once, before the create"
         );
-        assert_eq!(report.resource_version(), Some("7+"), "later writes guarded by the new version");
+        assert_eq!(
+            report.resource_version(),
+            Some("7+"),
+            "later writes guarded by the new version"
+        );
         assert!(report.is_created(&nic));
         assert!(!report.never_created());
         let upper = ResourceId::parse(&nic.to_string().to_ascii_uppercase()).unwrap();
         assert!(report.is_created(&upper), "IDs compare case-blind");
         report.forget_created(&nic).await.unwrap();
-        assert_eq!(written.lock().unwrap().last().unwrap(), &Vec::<String>::new());
+        assert_eq!(
+            written.lock().unwrap().last().unwrap(),
+            &Vec::<String>::new()
+        );
         assert!(report.never_created());
         assert!(report.into_fields().get(CREATED).is_none());
     }

@@ -207,9 +207,21 @@ impl Managed for VirtualMachine {
         let vm_known = report.get("id").is_some() || report.is_created(&owned.vm);
         for (what, id, ours) in [
             ("VM", &owned.vm, vm_known),
-            ("network interface", &owned.nic, report.is_created(&owned.nic)),
-            ("public IP", &owned.public_ip, report.is_created(&owned.public_ip)),
-            ("network security group", &owned.nsg, report.is_created(&owned.nsg)),
+            (
+                "network interface",
+                &owned.nic,
+                report.is_created(&owned.nic),
+            ),
+            (
+                "public IP",
+                &owned.public_ip,
+                report.is_created(&owned.public_ip),
+            ),
+            (
+                "network security group",
+                &owned.nsg,
+                report.is_created(&owned.nsg),
+            ),
         ] {
             if !ours {
                 continue;
@@ -387,7 +399,10 @@ async fn resolve_image(
             definition.object = std::sync::Arc::new(fresh);
         }
         let object = &definition.object;
-        let mut latest = object.status.as_ref().and_then(|s| s.latest_version.clone());
+        let mut latest = object
+            .status
+            .as_ref()
+            .and_then(|s| s.latest_version.clone());
         if latest.is_none() {
             // The definition's status may not have caught up with a version that just became
             // Ready: ask the API server for the versions themselves.
@@ -551,7 +566,11 @@ fn public_ip_plan(
 ) -> Plan<models::PublicIpAddress> {
     let body = models::PublicIpAddress {
         location: Some(location.into()),
-        tags: Some(owned_tags(tags, owner, observed.and_then(|o| o.tags.as_ref()))),
+        tags: Some(owned_tags(
+            tags,
+            owner,
+            observed.and_then(|o| o.tags.as_ref()),
+        )),
         sku: Some(models::Sku {
             name: Some("Standard".into()),
             tier: None,
@@ -611,7 +630,11 @@ pub fn nsg_plan(
     });
     let body = models::NetworkSecurityGroup {
         location: Some(location.into()),
-        tags: Some(owned_tags(tags, owner, observed.and_then(|o| o.tags.as_ref()))),
+        tags: Some(owned_tags(
+            tags,
+            owner,
+            observed.and_then(|o| o.tags.as_ref()),
+        )),
         properties: Some(models::NetworkSecurityGroupProperties {
             security_rules: Some(rules),
             provisioning_state: None,

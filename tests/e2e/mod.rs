@@ -20,6 +20,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// How long any object may take to reach a state in these tests.
+pub const READY_DEADLINE: Duration = Duration::from_secs(180);
+
 /// A started child process and the `KEY=VALUE` facts it printed before `READY`.
 pub struct Served {
     child: Child,
@@ -295,6 +298,49 @@ impl ArmProbe {
 }
 
 impl ArmProbe {
+    /// PUTs an ARM resource as someone other than the operator would (a user's own resource,
+    /// or one created in the same GitOps wave), and waits until ARM reports it Succeeded.
+    pub async fn put(&self, path: &str, api_version: &str, body: serde_json::Value) {
+        let response = self
+            .http
+            .put(format!("{}{path}?api-version={api_version}", self.endpoint))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status.is_success(),
+            "PUT {path}: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
+        eventually(READY_DEADLINE, &format!("{path} Succeeded"), || async {
+            let got = self.get(path, api_version).await?;
+            let state = got["properties"]["provisioningState"].as_str();
+            state.is_none_or(|s| s == "Succeeded").then_some(())
+        })
+        .await;
+    }
+
+    /// Writes (PUT, PATCH, POST, DELETE) the principal `client_id` sent to ARM since the log
+    /// was last cleared, as `METHOD path`.
+    pub async fn writes_by(&self, client_id: &str) -> Vec<String> {
+        self.requests()
+            .await
+            .iter()
+            .filter(|r| r["principal"] == client_id && r["method"] != "GET")
+            .filter(|r| r["resourceType"] != "token" && r["resourceType"] != "openid")
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["method"].as_str().unwrap_or(""),
+                    r["path"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
     /// The simulator's request log (`GET /_sim/counters`): method, path, resourceType, status.
     pub async fn requests(&self) -> Vec<serde_json::Value> {
         let counters: serde_json::Value = self
@@ -552,4 +598,118 @@ pub fn target_regions(version: &serde_json::Value) -> std::collections::BTreeSet
         .iter()
         .map(|r| r["name"].as_str().unwrap().to_lowercase().replace(' ', ""))
         .collect()
+}
+
+/// Waits until the object's Ready condition has `reason` (Ready=True when reason is "Ready").
+pub async fn wait_reason(
+    client: &kube::Client,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    reason: &str,
+) -> String {
+    let what = format!("{kind} {name} to show {reason}");
+    eventually(READY_DEADLINE, &what, || async {
+        let (status, got, message) = ready_condition(client, ns, kind, name).await?;
+        let wanted = if reason == "Ready" {
+            status == "True"
+        } else {
+            got.starts_with(reason)
+        };
+        wanted.then_some(message)
+    })
+    .await
+}
+
+/// The parts of a test scenario: a namespace, the ARM simulator, and the operator watching
+/// only that namespace. The operator is killed when this is dropped.
+pub struct Scenario {
+    pub client: kube::Client,
+    pub kubeconfig: String,
+    pub ns: String,
+    pub arm: Served,
+    pub probe: ArmProbe,
+    pub operator: std::process::Child,
+    pub args: Vec<String>,
+}
+
+impl Scenario {
+    pub async fn start(name: &str, speed: f64, extra_args: &[&str]) -> Self {
+        let (client, kubeconfig) = kube_client().await;
+        let arm = arm_simulator(speed);
+        let ns = namespace(&client, name).await;
+        let mut args = vec!["--namespace".to_string(), ns.clone()];
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let operator = operator(
+            &kubeconfig,
+            &arm,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let probe = ArmProbe::new(&arm).await;
+        Self {
+            client,
+            kubeconfig,
+            ns,
+            arm,
+            probe,
+            operator,
+            args,
+        }
+    }
+
+    /// SIGKILLs the operator (a crash) and starts a new one with the same arguments.
+    pub fn crash_and_restart_operator(&mut self) {
+        let _ = self.operator.kill();
+        let _ = self.operator.wait();
+        self.operator = operator(
+            &self.kubeconfig,
+            &self.arm,
+            &self.args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
+
+    pub fn fact(&self, key: &str) -> String {
+        self.arm.get(key).to_string()
+    }
+
+    pub async fn apply(&self, yaml: &str) {
+        apply_yaml(&self.client, &self.ns, yaml).await;
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        let _ = self.operator.kill();
+        let _ = self.operator.wait();
+    }
+}
+
+/// A gallery, a definition and a version from the default world's Linux managed image.
+pub fn image_yaml(osstate: &str, source: &str, regions: &str) -> String {
+    format!(
+        r#"
+apiVersion: compute.gallery.dev/v1alpha1
+kind: Gallery
+metadata: {{name: images}}
+spec: {{azureName: images, resourceGroup: rg-images, createResourceGroup: true, location: eastus}}
+---
+apiVersion: compute.gallery.dev/v1alpha1
+kind: ImageDefinition
+metadata: {{name: linux}}
+spec:
+  galleryRef: {{name: images}}
+  osType: Linux
+  osState: {osstate}
+  identifier: {{publisher: Contoso, offer: Linux, sku: {osstate}}}
+---
+apiVersion: compute.gallery.dev/v1alpha1
+kind: ImageVersion
+metadata: {{name: linux-1.0.0}}
+spec:
+  imageDefinitionRef: {{name: linux}}
+  version: 1.0.0
+  source: {source}
+  targetRegions: {regions}
+"#
+    )
 }
