@@ -570,6 +570,7 @@ async fn handle(
     );
     seen.remaining = Some(remaining);
     if let Some(e) = refused {
+        tracing::warn!(subscription = sub, principal = %caller.oid, "sim arm: {}", e.message);
         return Err(e);
     }
     let scope = uri.path().to_string();
