@@ -303,3 +303,101 @@ def test_the_sdk_sees_arms_rate_limits_and_a_dry_bucket_raises_subscription_requ
         assert int(raised.value.response.headers["Retry-After"]) >= 1
     finally:
         arm_sim.admin("PUT", "/_sim/throttling", {})
+
+
+def test_every_gallery_shape_round_trips_lists_and_updates(arm_sim):
+    # A definition and a version with every field the operator sets, listed and patched: the
+    # oav check (test_oav.py) validates these shapes against the GalleryRP swagger.
+    resources, compute, _ = clients(arm_sim)
+    rg = unique("rg-shapes-")
+    resources.resource_groups.create_or_update(rg, {"location": "eastus"})
+    compute.galleries.begin_create_or_update(
+        rg, "shapes", {"location": "eastus", "tags": {"team": "images"}, "properties": {"description": "all fields"}}, **GALLERY
+    ).result()
+    full = linux_definition(sku="full")
+    full["properties"].update(
+        {
+            "description": "every field",
+            "eula": "https://example.com/eula",
+            "privacyStatementUri": "https://example.com/privacy",
+            "releaseNoteUri": "https://example.com/notes",
+            "endOfLifeDate": "2030-01-01T00:00:00Z",
+            "recommended": {"vCPUs": {"min": 2, "max": 16}, "memory": {"min": 4, "max": 64}},
+            "disallowed": {"diskTypes": ["Standard_LRS"]},
+            "purchasePlan": {"name": "plan", "publisher": "contoso", "product": "golden"},
+            "features": [{"name": "IsAcceleratedNetworkSupported", "value": "True"}],
+            "architecture": "x64",
+        }
+    )
+    definition = compute.gallery_images.begin_create_or_update(rg, "shapes", "full", full, **GALLERY).result()
+    assert definition.recommended.v_cp_us.max == 16
+    compute.gallery_images.begin_create_or_update(rg, "shapes", "special", linux_definition(sku="special") | {
+        "properties": {**linux_definition(sku="special")["properties"], "osState": "Specialized"}}, **GALLERY).result()
+    # The swagger's update bodies reuse the resource's properties, required fields included.
+    required = {k: full["properties"][k] for k in ("osType", "osState", "identifier")}
+    patched = compute.gallery_images.begin_update(
+        rg, "shapes", "full", {"properties": {**required, "description": "patched"}}, **GALLERY
+    ).result()
+    assert patched.description == "patched"
+    assert sorted(d.name for d in compute.gallery_images.list_by_gallery(rg, "shapes", api_version=GALLERY_API)) == ["full", "special"]
+
+    version = compute.gallery_image_versions.begin_create_or_update(
+        rg,
+        "shapes",
+        "full",
+        "1.2.3",
+        {
+            "location": "eastus",
+            "tags": {"build": "42"},
+            "properties": {
+                "publishingProfile": {
+                    "targetRegions": [
+                        {"name": "eastus", "regionalReplicaCount": 2, "storageAccountType": "Standard_ZRS"},
+                        {"name": "westeurope", "regionalReplicaCount": 1, "excludeFromLatest": True},
+                    ],
+                    "replicaCount": 1,
+                    "excludeFromLatest": False,
+                    "endOfLifeDate": "2029-12-31T00:00:00Z",
+                    "storageAccountType": "Standard_LRS",
+                    "replicationMode": "Full",
+                },
+                "storageProfile": {"source": {"id": arm_sim["SOURCE_LINUX_IMAGE_ID"]}},
+                "safetyProfile": {"allowDeletionOfReplicatedLocations": True},
+            },
+        },
+        **GALLERY,
+    ).result()
+    assert version.publishing_profile.target_regions[0].regional_replica_count == 2
+    special = compute.gallery_image_versions.begin_create_or_update(
+        rg,
+        "shapes",
+        "special",
+        "1.0.0",
+        {
+            "location": "eastus",
+            "properties": {
+                "storageProfile": {
+                    "osDiskImage": {"source": {"id": arm_sim["SOURCE_SPECIALIZED_SNAPSHOT_ID"]}, "hostCaching": "ReadOnly"}
+                }
+            },
+        },
+        **GALLERY,
+    ).result()
+    assert special.storage_profile.os_disk_image.host_caching == "ReadOnly"
+    updated = compute.gallery_image_versions.begin_update(
+        rg,
+        "shapes",
+        "full",
+        "1.2.3",
+        {
+            "properties": {
+                "publishingProfile": {"excludeFromLatest": True},
+                "storageProfile": {"source": {"id": arm_sim["SOURCE_LINUX_IMAGE_ID"]}},
+            }
+        },
+        **GALLERY,
+    ).result()
+    assert updated.publishing_profile.exclude_from_latest is True
+    listed = list(compute.gallery_image_versions.list_by_gallery_image(rg, "shapes", "full", api_version=GALLERY_API))
+    assert [v.name for v in listed] == ["1.2.3"]
+    assert "shapes" in [g.name for g in compute.galleries.list(api_version=GALLERY_API)]
