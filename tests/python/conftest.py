@@ -4,19 +4,30 @@
 $AGO_BIN, else $CARGO_TARGET_DIR/debug, CARGO_TARGET_DIR defaulting to
 ~/.cache/azure-gallery-operator/target), reads its KEY=VALUE facts until READY, and stops it at
 the end of the session. The child dies with the test process (PR_SET_PDEATHSIG).
+
+With $AGO_TRAFFIC_DIR set, every ARM request an Azure SDK client sends to the simulator and its
+answer are written there, one file per pair in the traffic format of Microsoft's `oav
+validate-traffic` (`{"liveRequest": {method, url, headers, body}, "liveResponse": {statusCode,
+headers, body}}`, lib/liveValidation of the oav package), for test_oav.py to validate.
 """
 
 import ctypes
+import itertools
 import json
 import os
 import signal
 import ssl
 import subprocess
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+TRAFFIC_DIR_ENV = "AGO_TRAFFIC_DIR"
+# Credentials never reach the recorded files.
+SECRET_HEADERS = {"authorization", "x-ms-authorization-auxiliary"}
 
 PR_SET_PDEATHSIG = 1
 
@@ -60,6 +71,56 @@ class ArmSim:
             return json.loads(text) if text else None
 
 
+def _json_or_none(data):
+    if data is None or data in (b"", ""):
+        return None
+    if isinstance(data, (bytes, bytearray)):
+        data = data.decode("utf-8")
+    try:
+        return json.loads(data)
+    except (TypeError, ValueError):
+        return None
+
+
+def record_traffic(directory, endpoint):
+    """Wraps azure-core's requests transport (the one every azure-mgmt client uses) so each ARM
+    request to `endpoint` is written to `directory` with its answer."""
+    from azure.core.pipeline.transport import RequestsTransport
+
+    os.makedirs(directory, exist_ok=True)
+    original = RequestsTransport.send
+    numbers = itertools.count(1)
+
+    def send(self, request, **kwargs):
+        response = original(self, request, **kwargs)
+        url = urllib.parse.urlsplit(request.url)
+        if request.url.startswith(endpoint) and url.path.lower().startswith("/subscriptions/"):
+            # Reading the body here leaves it cached for the SDK (requests keeps `content`).
+            body = response.internal_response.content
+            request_body = getattr(request, "content", None)
+            if request_body is None:
+                request_body = getattr(request, "data", None)
+            pair = {
+                "liveRequest": {
+                    "method": request.method,
+                    "url": request.url,
+                    "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
+                    "body": _json_or_none(request_body),
+                },
+                "liveResponse": {
+                    "statusCode": str(response.status_code),
+                    "headers": dict(response.headers.items()),
+                    "body": _json_or_none(body),
+                },
+            }
+            name = url.path.rstrip("/").rsplit("/", 1)[-1]
+            path = Path(directory) / f"{next(numbers):05d}-{request.method}-{name}.json"
+            path.write_text(json.dumps(pair, indent=2))
+        return response
+
+    RequestsTransport.send = send
+
+
 @pytest.fixture(scope="session")
 def arm_sim():
     tmp = tempfile.mkdtemp(prefix="arm-sim-")
@@ -80,6 +141,8 @@ def arm_sim():
             facts[key] = value
         else:
             raise RuntimeError(f"sim arm exited before READY (code {proc.wait()})")
+        if os.environ.get(TRAFFIC_DIR_ENV):
+            record_traffic(os.environ[TRAFFIC_DIR_ENV], facts["ARM_ENDPOINT"])
         yield ArmSim(facts)
     finally:
         proc.kill()

@@ -16,6 +16,10 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 SCOPE = "https://management.azure.com/.default"
 FAST = {"polling_interval": 0.05}
+# Gallery calls use GalleryRP 2025-03-03, the operator's version and the swagger test_oav.py
+# validates the recorded traffic against (the SDK's default is 2026-03-03).
+GALLERY_API = "2025-03-03"
+GALLERY = {**FAST, "api_version": GALLERY_API}
 PASSWORD = "S1mulated-Passw0rd!"
 
 
@@ -105,14 +109,14 @@ def test_pollers_create_update_and_delete_gallery_definition_version_nic_and_vm(
     resources.resource_groups.create_or_update(rg, {"location": "eastus"})
 
     gallery = compute.galleries.begin_create_or_update(
-        rg, "sdk_gallery", {"location": "East US", "properties": {"description": "from the SDK"}}, **FAST
+        rg, "sdk_gallery", {"location": "East US", "properties": {"description": "from the SDK"}}, **GALLERY
     ).result()
     assert gallery.provisioning_state == "Succeeded"
     assert gallery.location == "eastus"
     assert gallery.identifier.unique_name.endswith("-SDK_GALLERY")
 
     definition = compute.gallery_images.begin_create_or_update(
-        rg, "sdk_gallery", "ubuntu", linux_definition(), **FAST
+        rg, "sdk_gallery", "ubuntu", linux_definition(), **GALLERY
     ).result()
     assert definition.provisioning_state == "Succeeded"
     assert definition.architecture == "x64"
@@ -129,11 +133,11 @@ def test_pollers_create_update_and_delete_gallery_definition_version_nic_and_vm(
                 "storageProfile": {"source": {"id": arm_sim["SOURCE_LINUX_IMAGE_ID"]}},
             },
         },
-        **FAST,
+        **GALLERY,
     ).result()
     assert version.provisioning_state == "Succeeded"
     status = compute.gallery_image_versions.get(
-        rg, "sdk_gallery", "ubuntu", "1.0.0", expand="ReplicationStatus"
+        rg, "sdk_gallery", "ubuntu", "1.0.0", expand="ReplicationStatus", api_version=GALLERY_API
     ).replication_status
     assert status.aggregated_state == "Completed"
     assert sorted(s.region for s in status.summary) == ["East US", "West Europe"]
@@ -157,7 +161,7 @@ def test_pollers_create_update_and_delete_gallery_definition_version_nic_and_vm(
     assert vm.vm_id
     assert vm.os_profile.admin_password is None
 
-    updated = compute.galleries.begin_update(rg, "sdk_gallery", {"properties": {"description": "updated"}}, **FAST).result()
+    updated = compute.galleries.begin_update(rg, "sdk_gallery", {"properties": {"description": "updated"}}, **GALLERY).result()
     assert updated.description == "updated"
     tagged = compute.virtual_machines.begin_update(rg, "vm1", {"tags": {"env": "test"}}, **FAST).result()
     assert tagged.tags == {"env": "test"}
@@ -165,11 +169,11 @@ def test_pollers_create_update_and_delete_gallery_definition_version_nic_and_vm(
 
     compute.virtual_machines.begin_delete(rg, "vm1", **FAST).result()
     network.network_interfaces.begin_delete(rg, "vm1-nic", **FAST).result()
-    compute.gallery_image_versions.begin_delete(rg, "sdk_gallery", "ubuntu", "1.0.0", **FAST).result()
-    retry_while_blocked(lambda: compute.gallery_images.begin_delete(rg, "sdk_gallery", "ubuntu", **FAST).result())
-    retry_while_blocked(lambda: compute.galleries.begin_delete(rg, "sdk_gallery", **FAST).result())
+    compute.gallery_image_versions.begin_delete(rg, "sdk_gallery", "ubuntu", "1.0.0", **GALLERY).result()
+    retry_while_blocked(lambda: compute.gallery_images.begin_delete(rg, "sdk_gallery", "ubuntu", **GALLERY).result())
+    retry_while_blocked(lambda: compute.galleries.begin_delete(rg, "sdk_gallery", **GALLERY).result())
     with pytest.raises(ResourceNotFoundError):
-        compute.galleries.get(rg, "sdk_gallery")
+        compute.galleries.get(rg, "sdk_gallery", api_version=GALLERY_API)
     with pytest.raises(ResourceNotFoundError):
         compute.virtual_machines.get(rg, "vm1")
 
@@ -180,8 +184,8 @@ def test_paging_iterates_lists_longer_than_a_page(arm_sim):
     resources.resource_groups.create_or_update(rg, {"location": "eastus"})
     names = [f"g{i:02}" for i in range(23)]
     for name in names:
-        compute.galleries.begin_create_or_update(rg, name, {"location": "eastus"}, **FAST)
-    listed = [g.name for g in compute.galleries.list_by_resource_group(rg)]
+        compute.galleries.begin_create_or_update(rg, name, {"location": "eastus"}, **GALLERY)
+    listed = [g.name for g in compute.galleries.list_by_resource_group(rg, api_version=GALLERY_API)]
     assert sorted(listed) == names
     groups = [g.name for g in resources.resource_groups.list()]
     assert rg in groups and "rg-image-sources" in groups
@@ -191,10 +195,10 @@ def test_deleting_a_gallery_with_definitions_raises_cannot_delete_resource(arm_s
     resources, compute, _ = clients(arm_sim)
     rg = unique("rg-nonempty-")
     resources.resource_groups.create_or_update(rg, {"location": "eastus"})
-    compute.galleries.begin_create_or_update(rg, "full", {"location": "eastus"}, **FAST).result()
-    compute.gallery_images.begin_create_or_update(rg, "full", "def", linux_definition(), **FAST).result()
+    compute.galleries.begin_create_or_update(rg, "full", {"location": "eastus"}, **GALLERY).result()
+    compute.gallery_images.begin_create_or_update(rg, "full", "def", linux_definition(), **GALLERY).result()
     with pytest.raises(HttpResponseError) as raised:
-        compute.galleries.begin_delete(rg, "full", **FAST).result()
+        compute.galleries.begin_delete(rg, "full", **GALLERY).result()
     assert raised.value.status_code == 409
     assert raised.value.error.code == "CannotDeleteResource"
 
@@ -203,12 +207,12 @@ def test_definition_immutable_property_change_is_refused(arm_sim):
     resources, compute, _ = clients(arm_sim)
     rg = unique("rg-immutable-")
     resources.resource_groups.create_or_update(rg, {"location": "eastus"})
-    compute.galleries.begin_create_or_update(rg, "imm", {"location": "eastus"}, **FAST).result()
-    compute.gallery_images.begin_create_or_update(rg, "imm", "def", linux_definition(), **FAST).result()
+    compute.galleries.begin_create_or_update(rg, "imm", {"location": "eastus"}, **GALLERY).result()
+    compute.gallery_images.begin_create_or_update(rg, "imm", "def", linux_definition(), **GALLERY).result()
     changed = linux_definition()
     changed["properties"]["osType"] = "Windows"
     with pytest.raises(HttpResponseError) as raised:
-        compute.gallery_images.begin_create_or_update(rg, "imm", "def", changed, **FAST).result()
+        compute.gallery_images.begin_create_or_update(rg, "imm", "def", changed, **GALLERY).result()
     assert raised.value.error.code == "PropertyChangeNotAllowed"
 
 
@@ -219,15 +223,15 @@ def test_cross_tenant_vm_create_needs_the_auxiliary_token(arm_sim):
     resources1, compute1, _ = clients(arm_sim)
     rg1 = unique("rg-shared-")
     resources1.resource_groups.create_or_update(rg1, {"location": "eastus"})
-    compute1.galleries.begin_create_or_update(rg1, "shared", {"location": "eastus"}, **FAST).result()
-    compute1.gallery_images.begin_create_or_update(rg1, "shared", "ubuntu", linux_definition(), **FAST).result()
+    compute1.galleries.begin_create_or_update(rg1, "shared", {"location": "eastus"}, **GALLERY).result()
+    compute1.gallery_images.begin_create_or_update(rg1, "shared", "ubuntu", linux_definition(), **GALLERY).result()
     version = compute1.gallery_image_versions.begin_create_or_update(
         rg1,
         "shared",
         "ubuntu",
         "1.0.0",
         {"location": "eastus", "properties": {"storageProfile": {"source": {"id": arm_sim["SOURCE_LINUX_IMAGE_ID"]}}}},
-        **FAST,
+        **GALLERY,
     ).result()
 
     cred2 = credential(arm_sim, "AZURE_TENANT_ID_2")
@@ -258,3 +262,142 @@ def test_cross_tenant_vm_create_needs_the_auxiliary_token(arm_sim):
     ).result()
     assert vm.provisioning_state == "Succeeded"
     assert vm.storage_profile.image_reference.id.lower() == version.id.lower()
+
+
+def test_disk_and_snapshot_creates_answer_as_the_disk_service_does(arm_sim):
+    # The SDK accepts only 200 and 202 for these PUTs (DiskRP lists no 201): a 201 would raise.
+    resources, compute, _ = clients(arm_sim)
+    rg = unique("rg-disks-")
+    resources.resource_groups.create_or_update(rg, {"location": "eastus"})
+    body = {"location": "eastus", "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 32}}
+    disk = compute.disks.begin_create_or_update(rg, "data1", body, **FAST).result()
+    assert disk.provisioning_state == "Succeeded"
+    snapshot = compute.snapshots.begin_create_or_update(rg, "snap1", body, **FAST).result()
+    assert snapshot.provisioning_state == "Succeeded"
+
+
+def test_the_sdk_sees_arms_rate_limits_and_a_dry_bucket_raises_subscription_requests_throttled(arm_sim):
+    cred = credential(arm_sim)
+    sub = arm_sim["AZURE_SUBSCRIPTION_ID"]
+    seen = []
+
+    def headers(response):
+        seen.append(response.http_response.headers)
+
+    vm_rg, vm_name = "rg-image-sources", "build-vm"
+    compute = client(ComputeManagementClient, arm_sim, cred, sub)
+    compute.virtual_machines.get(vm_rg, vm_name, raw_response_hook=headers)
+    assert int(seen[-1]["x-ms-ratelimit-remaining-subscription-reads"]) < 250
+    assert int(seen[-1]["x-ms-ratelimit-remaining-subscription-global-reads"]) < 3750
+
+    # No SDK retries, so the 429 surfaces; a bucket of 2 that barely refills runs dry at once.
+    strict = client(ComputeManagementClient, arm_sim, cred, sub, retry_total=0)
+    arm_sim.admin("PUT", "/_sim/throttling", {"reads": {"burst": 2, "perSecond": 0.01}})
+    try:
+        with pytest.raises(HttpResponseError) as raised:
+            for _ in range(3):
+                strict.virtual_machines.get(vm_rg, vm_name)
+        assert raised.value.status_code == 429
+        assert raised.value.error.code == "SubscriptionRequestsThrottled"
+        assert raised.value.error.message.startswith(f"Number of 'read' requests for subscription '{sub}' actor '")
+        assert int(raised.value.response.headers["Retry-After"]) >= 1
+    finally:
+        arm_sim.admin("PUT", "/_sim/throttling", {})
+
+
+def test_every_gallery_shape_round_trips_lists_and_updates(arm_sim):
+    # A definition and a version with every field the operator sets, listed and patched: the
+    # oav check (test_oav.py) validates these shapes against the GalleryRP swagger.
+    resources, compute, _ = clients(arm_sim)
+    rg = unique("rg-shapes-")
+    resources.resource_groups.create_or_update(rg, {"location": "eastus"})
+    compute.galleries.begin_create_or_update(
+        rg, "shapes", {"location": "eastus", "tags": {"team": "images"}, "properties": {"description": "all fields"}}, **GALLERY
+    ).result()
+    full = linux_definition(sku="full")
+    full["properties"].update(
+        {
+            "description": "every field",
+            "eula": "https://example.com/eula",
+            "privacyStatementUri": "https://example.com/privacy",
+            "releaseNoteUri": "https://example.com/notes",
+            "endOfLifeDate": "2030-01-01T00:00:00Z",
+            "recommended": {"vCPUs": {"min": 2, "max": 16}, "memory": {"min": 4, "max": 64}},
+            "disallowed": {"diskTypes": ["Standard_LRS"]},
+            "purchasePlan": {"name": "plan", "publisher": "contoso", "product": "golden"},
+            "features": [{"name": "IsAcceleratedNetworkSupported", "value": "True"}],
+            "architecture": "x64",
+        }
+    )
+    definition = compute.gallery_images.begin_create_or_update(rg, "shapes", "full", full, **GALLERY).result()
+    assert definition.recommended.v_cp_us.max == 16
+    compute.gallery_images.begin_create_or_update(rg, "shapes", "special", linux_definition(sku="special") | {
+        "properties": {**linux_definition(sku="special")["properties"], "osState": "Specialized"}}, **GALLERY).result()
+    # The swagger's update bodies reuse the resource's properties, required fields included.
+    required = {k: full["properties"][k] for k in ("osType", "osState", "identifier")}
+    patched = compute.gallery_images.begin_update(
+        rg, "shapes", "full", {"properties": {**required, "description": "patched"}}, **GALLERY
+    ).result()
+    assert patched.description == "patched"
+    assert sorted(d.name for d in compute.gallery_images.list_by_gallery(rg, "shapes", api_version=GALLERY_API)) == ["full", "special"]
+
+    version = compute.gallery_image_versions.begin_create_or_update(
+        rg,
+        "shapes",
+        "full",
+        "1.2.3",
+        {
+            "location": "eastus",
+            "tags": {"build": "42"},
+            "properties": {
+                "publishingProfile": {
+                    "targetRegions": [
+                        {"name": "eastus", "regionalReplicaCount": 2, "storageAccountType": "Standard_ZRS"},
+                        {"name": "westeurope", "regionalReplicaCount": 1, "excludeFromLatest": True},
+                    ],
+                    "replicaCount": 1,
+                    "excludeFromLatest": False,
+                    "endOfLifeDate": "2029-12-31T00:00:00Z",
+                    "storageAccountType": "Standard_LRS",
+                    "replicationMode": "Full",
+                },
+                "storageProfile": {"source": {"id": arm_sim["SOURCE_LINUX_IMAGE_ID"]}},
+                "safetyProfile": {"allowDeletionOfReplicatedLocations": True},
+            },
+        },
+        **GALLERY,
+    ).result()
+    assert version.publishing_profile.target_regions[0].regional_replica_count == 2
+    special = compute.gallery_image_versions.begin_create_or_update(
+        rg,
+        "shapes",
+        "special",
+        "1.0.0",
+        {
+            "location": "eastus",
+            "properties": {
+                "storageProfile": {
+                    "osDiskImage": {"source": {"id": arm_sim["SOURCE_SPECIALIZED_SNAPSHOT_ID"]}, "hostCaching": "ReadOnly"}
+                }
+            },
+        },
+        **GALLERY,
+    ).result()
+    assert special.storage_profile.os_disk_image.host_caching == "ReadOnly"
+    updated = compute.gallery_image_versions.begin_update(
+        rg,
+        "shapes",
+        "full",
+        "1.2.3",
+        {
+            "properties": {
+                "publishingProfile": {"excludeFromLatest": True},
+                "storageProfile": {"source": {"id": arm_sim["SOURCE_LINUX_IMAGE_ID"]}},
+            }
+        },
+        **GALLERY,
+    ).result()
+    assert updated.publishing_profile.exclude_from_latest is True
+    listed = list(compute.gallery_image_versions.list_by_gallery_image(rg, "shapes", "full", api_version=GALLERY_API))
+    assert [v.name for v in listed] == ["1.2.3"]
+    assert "shapes" in [g.name for g in compute.galleries.list(api_version=GALLERY_API)]

@@ -15,7 +15,7 @@ use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{errors::ArmError, server::Sim};
+use super::{errors::ArmError, server::Sim, throttle};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -333,4 +333,27 @@ pub async fn tokens(State(sim): State<Arc<Sim>>, Json(t): Json<Tokens>) -> Statu
     state.settings.token_lifetime_seconds = t.lifetime_seconds.max(1);
     sim.save(&state);
     StatusCode::NO_CONTENT
+}
+
+pub async fn throttling(State(sim): State<Arc<Sim>>) -> Json<throttle::Limits> {
+    Json(sim.throttle.lock().expect("throttle lock").limits)
+}
+
+/// New limits with every bucket full (omitted classes take ARM's defaults).
+pub async fn set_throttling(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
+    let limits: throttle::Limits = match serde_json::from_slice(&body) {
+        Ok(l) => l,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("invalid throttling limits: {e}")})),
+            )
+                .into_response();
+        }
+    };
+    if let Err(e) = limits.validate() {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response();
+    }
+    *sim.throttle.lock().expect("throttle lock") = throttle::Buckets::new(limits);
+    StatusCode::NO_CONTENT.into_response()
 }

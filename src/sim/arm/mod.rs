@@ -33,8 +33,39 @@
 //! `--world F` (YAML) replaces the default world: `tenants: [{id, subscriptions: [..]}]`,
 //! `apps: [{name, clientId, clientSecret, tenants: [..], deniedSubscriptions: [..]}]`,
 //! `regions: [..]`, optional `pageSize` (default 20), `tokenLifetimeSeconds` (default 3600),
-//! `seedSources` (default true). Facts name the first tenant/subscription, the second if any, the
-//! first app registered in several tenants and the first registered in one.
+//! `seedSources` (default true), `throttling` (below). Facts name the first tenant/subscription,
+//! the second if any, the first app registered in several tenants and the first registered in one.
+//!
+//! # Throttling (Learn, "Understand how Azure Resource Manager throttles requests", section
+//! "Regional throttling and token bucket algorithm")
+//! Every authenticated ARM request takes a token from its bucket: one per subscription,
+//! principal (the token's `oid`) and operation type — reads (GET, HEAD) 250 refilled 25/s,
+//! writes (PUT, PATCH, POST) 200 refilled 10/s, deletes 200 refilled 10/s — and from the
+//! subscription's global bucket of that type, 15 × as large and as fast, shared by every
+//! principal. Operation-status polls are reads, as they go through ARM. The answer carries
+//! `x-ms-ratelimit-remaining-subscription-{reads|writes|deletes}` and
+//! `x-ms-ratelimit-remaining-subscription-global-{reads|writes|deletes}` for the request's type
+//! (Learn: the reads header "is returned on read operations"; recorded traffic shows
+//! `…-writes: 199` with `…-global-writes: 2999` on a write), the tokens left after it. An empty
+//! bucket answers 429 `SubscriptionRequestsThrottled` "Number of 'read' requests for subscription
+//! '{sub}' actor '{oid}' exceeded. Please try again after '{n}' seconds." (azure-today §E.16) with
+//! `Retry-After: n`, n the whole seconds until a token is back (at least 1); a refused request
+//! takes no token. The message for an empty global bucket ("… for subscription '{sub}' exceeded
+//! the global limit …") is inferred: no source shows it. Sizes and rates come from the world's
+//! `throttling: {reads: {burst, perSecond}, writes: {..}, deletes: {..}, globalFactor}` (each
+//! optional, ARM's values by default) and `PUT /_sim/throttling` (below). Injected `throttle`
+//! faults are separate and unchanged.
+//!
+//! # Status codes the specs fix
+//! - Disk and snapshot creates answer 202 Accepted with the body and `Azure-AsyncOperation`,
+//!   updates 200: Disks_CreateOrUpdate and Snapshots_CreateOrUpdate list only 200 and 202
+//!   (DiskRP 2025-01-02 `disk.json`, a long-running operation without `final-state-via`, so the
+//!   client GETs the resource when done; azure-mgmt-compute 39.0.0 accepts exactly `[200, 202]`).
+//!   Every other create answers 201.
+//! - `ParentResourceNotFound` "Can not perform requested operation on nested resource. Parent
+//!   resource '{n}' not found." names the immediate parent as the request path wrote it, case
+//!   and all (Learn, "Resolve errors for parent resources": `'exampleserver'`; recorded
+//!   deployments show names like `'NetworkWatcher_northeurope'` as given).
 //!
 //! # Timing (base durations, divided by `--speed`)
 //! Galleries and definitions 3 s; versions 5 s, then 15 s per region (the version's own region
@@ -89,6 +120,10 @@
 //!   DELETE is still refused with CannotDeleteResource after its last child's delete finished
 //!   (default 2000 ms / speed, at least 200 ms).
 //! - `PUT /_sim/tokens` `{"lifetimeSeconds": 3600}` → 204: lifetime of tokens issued from now on.
+//! - `PUT /_sim/throttling` `{"reads": {"burst": 3, "perSecond": 0.5}, "writes": {..},
+//!   "deletes": {..}, "globalFactor": 15}` → 204: new bucket sizes and rates (omitted ones take
+//!   ARM's values), every bucket full; 400 for a burst below 1 or a rate not above 0.
+//!   `GET /_sim/throttling` → the limits in force. `POST /_sim/reset` restores the world's.
 
 mod errors;
 mod faults;
@@ -97,6 +132,7 @@ mod lro;
 mod resources;
 mod server;
 mod store;
+mod throttle;
 mod tls;
 pub mod world;
 

@@ -25,6 +25,7 @@ use super::{
     lro::{self, Action, Family, Operation},
     resources::{self, Kind, PutCtx, RESOURCE_GROUP, RESOURCES_VERSIONS},
     store::{Meta, Persist, Resource, State, key, parent_key},
+    throttle::{self, Buckets, Remaining},
     world::{self, World},
 };
 
@@ -37,6 +38,7 @@ pub struct Sim {
     state: Mutex<State>,
     pub faults: Mutex<Faults>,
     pub counters: Mutex<Counters>,
+    pub throttle: Mutex<Buckets>,
     persist: Option<Persist>,
     save_seq: AtomicU64,
 }
@@ -60,6 +62,7 @@ impl Sim {
         let fresh = loaded.is_none();
         let sim = Self {
             state: Mutex::new(loaded.unwrap_or_default()),
+            throttle: Mutex::new(Buckets::new(world.throttling)),
             world,
             endpoint,
             speed,
@@ -75,7 +78,8 @@ impl Sim {
         Ok(sim)
     }
 
-    /// The seeded world, default settings, no faults, no counters.
+    /// The seeded world, default settings, no faults, no counters, the world's throttling
+    /// limits with every bucket full.
     pub fn reset(&self) {
         let mut seeded = world::seed(&self.world, now_ms());
         seeded.settings.delete_block_ms = ((2000.0 / self.speed) as i64).max(200);
@@ -85,6 +89,7 @@ impl Sim {
         drop(state);
         *self.faults.lock().expect("faults lock") = Faults::default();
         *self.counters.lock().expect("counters lock") = Counters::default();
+        *self.throttle.lock().expect("throttle lock") = Buckets::new(self.world.throttling);
     }
 
     /// The state with every due operation completed.
@@ -150,6 +155,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/faults/{id}", delete(faults::delete_fault))
         .route("/_sim/consistency", put(faults::consistency))
         .route("/_sim/tokens", put(faults::tokens))
+        .route(
+            "/_sim/throttling",
+            get(faults::throttling).put(faults::set_throttling),
+        )
         .layer(middleware::from_fn(faults::loopback_only));
     Router::new()
         .merge(admin)
@@ -285,6 +294,8 @@ struct Item {
     scope_key: String,
     nested: bool,
     name: String,
+    /// The parent's name as the request wrote it (ARM's ParentResourceNotFound names it so).
+    parent_name: String,
     rg: Option<String>,
     /// `Microsoft.Compute/galleries/g/images/i` for not-found messages.
     display: String,
@@ -294,6 +305,8 @@ struct List {
     kind: &'static Kind,
     scope_key: String,
     level: ListLevel,
+    /// For lists under a parent: its name as the request wrote it.
+    parent_name: String,
 }
 
 #[derive(PartialEq)]
@@ -355,6 +368,7 @@ fn parse(path: &str) -> Result<(String, Target), ArmError> {
                     kind,
                     scope_key,
                     level: ListLevel::Scope,
+                    parent_name: String::new(),
                 }),
             )),
             4 => Ok((
@@ -365,6 +379,7 @@ fn parse(path: &str) -> Result<(String, Target), ArmError> {
                     scope_key,
                     nested: true,
                     name: segs[i + 3].to_string(),
+                    parent_name: String::new(),
                     rg,
                     display: format!("Microsoft.Authorization/roleAssignments/{}", segs[i + 3]),
                 }),
@@ -398,6 +413,7 @@ fn parse(path: &str) -> Result<(String, Target), ArmError> {
             kind: kind_of(ns, &[t])?,
             scope_key: lower(&segs[..2]),
             level: ListLevel::Subscription,
+            parent_name: String::new(),
         }),
         [r, _rg, p, ns, typed @ ..]
             if eq(r, "resourcegroups") && eq(p, "providers") && !typed.is_empty() =>
@@ -418,6 +434,11 @@ fn parse(path: &str) -> Result<(String, Target), ArmError> {
                     scope_key,
                     nested,
                     name: segs[segs.len() - 1].to_string(),
+                    parent_name: if nested {
+                        segs[segs.len() - 3].to_string()
+                    } else {
+                        String::new()
+                    },
                     rg,
                     display: format!("{ns}/{}", typed.join("/")),
                 })
@@ -431,6 +452,11 @@ fn parse(path: &str) -> Result<(String, Target), ArmError> {
                     kind,
                     scope_key,
                     level,
+                    parent_name: if nested {
+                        segs[segs.len() - 2].to_string()
+                    } else {
+                        String::new()
+                    },
                 })
             }
         }
@@ -457,7 +483,7 @@ async fn arm(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut principal = None;
+    let mut seen = Seen::default();
     let (response, resource_type) = match parse(uri.path()) {
         Ok((sub, target)) => {
             let resource_type = match &target {
@@ -482,14 +508,33 @@ async fn arm(
                 &sub,
                 target,
                 &resource_type,
-                &mut principal,
+                &mut seen,
             )
             .await;
             (r.unwrap_or_else(IntoResponse::into_response), resource_type)
         }
         Err(e) => (e.into_response(), "unknown".to_string()),
     };
-    with_info(response, &resource_type, principal)
+    let mut response = with_info(response, &resource_type, seen.principal);
+    if let Some(remaining) = seen.remaining {
+        for (name, value) in remaining.headers() {
+            if let (Ok(n), Ok(v)) = (
+                axum::http::HeaderName::try_from(name),
+                HeaderValue::from_str(&value),
+            ) {
+                response.headers_mut().insert(n, v);
+            }
+        }
+    }
+    response
+}
+
+/// What the request flow learnt for the answer's bookkeeping: the caller (counters) and its
+/// throttling buckets (headers).
+#[derive(Default)]
+struct Seen {
+    principal: Option<String>,
+    remaining: Option<Remaining>,
 }
 
 fn action(method: &Method, arm_type: &str) -> String {
@@ -512,11 +557,22 @@ async fn handle(
     sub: &str,
     target: Target,
     resource_type: &str,
-    principal_out: &mut Option<String>,
+    seen: &mut Seen,
 ) -> Result<Response, ArmError> {
     let caller =
         identity::authenticate(&sim.signer, headers, &sim.endpoint, &sim.home_tenant(sub))?;
-    *principal_out = Some(caller.app.clone());
+    seen.principal = Some(caller.app.clone());
+    let (remaining, refused) = sim.throttle.lock().expect("throttle lock").take(
+        sub,
+        &caller.oid,
+        throttle::Class::of(method.as_str()),
+        now_ms(),
+    );
+    seen.remaining = Some(remaining);
+    if let Some(e) = refused {
+        tracing::warn!(subscription = sub, principal = %caller.oid, "sim arm: {}", e.message);
+        return Err(e);
+    }
     let scope = uri.path().to_string();
     identity::authorize(
         &sim.world,
@@ -730,9 +786,7 @@ fn list_items(ctx: &Request0<'_>, state: &State, list: &List) -> Result<Response
             ));
         }
         ListLevel::Parent if !state.resources.contains_key(&list.scope_key) => {
-            return Err(ArmError::parent_not_found(
-                list.scope_key.rsplit('/').next().unwrap_or_default(),
-            ));
+            return Err(ArmError::parent_not_found(&list.parent_name));
         }
         _ => {}
     }
@@ -791,7 +845,7 @@ fn missing(state: &State, item: &Item) -> ArmError {
         && !state.resources.contains_key(&item.scope_key)
         && item.kind.arm_type != "Microsoft.Authorization/roleAssignments"
     {
-        return ArmError::parent_not_found(item.scope_key.rsplit('/').next().unwrap_or_default());
+        return ArmError::parent_not_found(&item.parent_name);
     }
     if item.kind.arm_type == "Microsoft.Authorization/roleAssignments" {
         return ArmError::new(
@@ -1049,7 +1103,7 @@ fn put_item(
     };
     let created = existing.is_none();
     let status = if created {
-        StatusCode::CREATED
+        item.kind.created_status()
     } else {
         StatusCode::OK
     };

@@ -49,6 +49,9 @@ pub struct World {
     /// Seed `rg-image-sources` in every subscription.
     #[serde(default = "yes")]
     pub seed_sources: bool,
+    /// ARM's throttling buckets (defaults: ARM's published limits).
+    #[serde(default)]
+    pub throttling: super::throttle::Limits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +127,7 @@ impl Default for World {
             page_size: default_page_size(),
             token_lifetime_seconds: default_token_lifetime(),
             seed_sources: true,
+            throttling: Default::default(),
         }
     }
 }
@@ -147,6 +151,10 @@ impl World {
             "the world needs at least one region"
         );
         anyhow::ensure!(world.page_size > 0, "pageSize must be positive");
+        world
+            .throttling
+            .validate()
+            .map_err(|e| anyhow::anyhow!("throttling: {e}"))?;
         for t in &mut world.tenants {
             t.id = t.id.to_ascii_lowercase();
             for s in &mut t.subscriptions {

@@ -62,6 +62,22 @@ pub struct Kind {
     pub tracked: bool,
 }
 
+/// Types whose create answers 202 Accepted, never 201: the disk service's Disks and Snapshots
+/// CreateOrUpdate list only 200 and 202 (DiskRP 2025-01-02 disk.json / snapshot.json; the
+/// Python SDK's azure-mgmt-compute 39.0.0 accepts exactly [200, 202] there).
+const ACCEPTED_ON_CREATE: &[&str] = &["Microsoft.Compute/disks", "Microsoft.Compute/snapshots"];
+
+impl Kind {
+    /// The status of a PUT that creates: 201 Created where the type's spec lists it.
+    pub fn created_status(&self) -> axum::http::StatusCode {
+        if ACCEPTED_ON_CREATE.contains(&self.arm_type) {
+            axum::http::StatusCode::ACCEPTED
+        } else {
+            axum::http::StatusCode::CREATED
+        }
+    }
+}
+
 pub const RESOURCE_GROUP: Kind = Kind {
     arm_type: "Microsoft.Resources/resourceGroups",
     versions: RESOURCES_VERSIONS,
