@@ -124,9 +124,9 @@ pub struct CommonStatus {
     /// resumes polling it instead of writing again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_operation: Option<PendingOperation>,
-    /// ARM IDs of what this object created in Azure (its resource group, a VM's network
-    /// interface, public IP and security group...), recorded before each create is sent. Only
-    /// these are deleted with it: nothing is deleted by its name alone.
+    /// ARM IDs of what this object created in Azure (its own resource, its resource group, a
+    /// VM's network interface, public IP and security group), recorded before each create is
+    /// sent. Besides `id`, only these are deleted with it: nothing is deleted by its name alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub created_resources: Vec<String>,
