@@ -23,7 +23,7 @@ use crate::{
         ApiVersions, ArmClient,
         auth::{Credentials, IdentitySource},
     },
-    reconcile::{self, Context, Managed, Stores},
+    reconcile::{self, Context, Managed, Stores, tenancy::Tenancy},
 };
 
 /// Everything the controllers share, whatever namespace they watch.
@@ -36,6 +36,7 @@ pub struct Settings {
     pub namespaces: Vec<String>,
     pub concurrency: u16,
     pub resync: Duration,
+    pub tenancy: Tenancy,
 }
 
 /// How to start the operator: what `run`'s flags and environment say, or what the sandbox
@@ -55,6 +56,8 @@ pub struct Startup {
     pub concurrency: u16,
     pub resync: Duration,
     pub leader_elect: bool,
+    /// Whose identity objects act as, and where each namespace may act.
+    pub tenancy: Tenancy,
 }
 
 /// Connects to Kubernetes and ARM, checks the CRDs, optionally wins the leader Lease, then
@@ -136,6 +139,7 @@ pub async fn operate(
         namespaces: startup.namespaces,
         concurrency: startup.concurrency,
         resync: startup.resync,
+        tenancy: startup.tenancy,
     };
     run(settings, shutdown, ready).await;
     if let Some(health) = health {
@@ -464,15 +468,18 @@ async fn run_namespace(
         controller: CONTROLLER_NAME.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        settings.arm.clone(),
-        settings.credentials.clone(),
-        settings.default_subscription.clone(),
-        reconcile::Events::new(client.clone(), reporter),
-        settings.resync,
-        stores,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            settings.arm.clone(),
+            settings.credentials.clone(),
+            settings.default_subscription.clone(),
+            reconcile::Events::new(client.clone(), reporter),
+            settings.resync,
+            stores,
+        )
+        .with_tenancy(settings.tenancy.clone()),
+    );
     info!(namespace = ns.unwrap_or("<all>"), "starting controllers");
     // The feeds end when their subscribers (the controllers) have shut down.
     let feeds = futures::future::join4(

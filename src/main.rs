@@ -76,6 +76,15 @@ struct RunArgs {
     /// Log format: plain for a terminal, json for a cluster's log pipeline.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "plain")]
     log_format: LogFormat,
+    /// Whose identity objects without credentials of their own act as: shared (the
+    /// operator's), or namespaced (only the object's credentialRef or its namespace's Secret
+    /// azure-gallery-credentials; without them: CredentialsRequired).
+    #[arg(long, env = "TENANCY", value_enum, default_value = "shared")]
+    tenancy: azure_gallery_operator::reconcile::tenancy::Mode,
+    /// YAML naming the subscriptions, resource groups and subnets each namespace's objects may
+    /// use (README "Sharing one operator between teams"); default: no limit.
+    #[arg(long, env = "SCOPES_FILE", value_name = "FILE")]
+    scopes: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -197,7 +206,11 @@ fn main() -> ExitCode {
 
 /// The operator until SIGTERM.
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    use azure_gallery_operator::{arm::auth::IdentitySource, controllers};
+    use azure_gallery_operator::{
+        arm::auth::IdentitySource,
+        controllers,
+        reconcile::tenancy::{Scopes, Tenancy},
+    };
     let startup = controllers::Startup {
         kubeconfig: args.kubeconfig,
         arm_endpoint: args.arm_endpoint,
@@ -213,6 +226,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         resync: std::time::Duration::from_secs(args.resync),
         leader_elect: args.leader_elect,
+        tenancy: Tenancy {
+            mode: args.tenancy,
+            scopes: args
+                .scopes
+                .as_deref()
+                .map(Scopes::load)
+                .transpose()?
+                .map(std::sync::Arc::new),
+        },
     };
     controllers::operate(startup, controllers::shutdown_signal()).await
 }

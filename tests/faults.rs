@@ -1131,7 +1131,12 @@ spec:
     // rest only an edit can fix.
     for (kind, name, want, says) in [
         ("ImageVersion", "unknown-region", "InvalidSpec", "moonbase1"),
-        ("ImageVersion", "missing-source", "WaitingForDependency", "does not exist"),
+        (
+            "ImageVersion",
+            "missing-source",
+            "WaitingForDependency",
+            "does not exist",
+        ),
         ("ImageVersion", "wrong-os", "InvalidSpec", "Windows"),
         ("VirtualMachine", "weak-password", "InvalidSpec", "password"),
     ] {

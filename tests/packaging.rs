@@ -109,7 +109,11 @@ fn base_crds_are_copies_of_crds_dir() {
 
 #[test]
 fn rendered_crds_are_the_checked_in_ones() {
-    for dir in ["deploy/base", "deploy/overlays/example"] {
+    for dir in [
+        "deploy/base",
+        "deploy/overlays/example",
+        "deploy/overlays/multi-team",
+    ] {
         let objects = kustomize(dir);
         let mut rendered: Vec<&Value> = of_kind(&objects, "CustomResourceDefinition");
         rendered.sort_by_key(|c| c["metadata"]["name"].as_str().unwrap().to_owned());
@@ -132,7 +136,11 @@ fn rendered_crds_are_the_checked_in_ones() {
 
 #[test]
 fn rbac_has_no_wildcards_and_secrets_are_read_by_name_only() {
-    for dir in ["deploy/base", "deploy/overlays/example"] {
+    for dir in [
+        "deploy/base",
+        "deploy/overlays/example",
+        "deploy/overlays/multi-team",
+    ] {
         let objects = kustomize(dir);
         let roles: Vec<&Value> = objects
             .iter()
@@ -215,8 +223,37 @@ fn example_overlay_sets_namespace_image_and_workload_identity() {
 }
 
 #[test]
+fn multi_team_overlay_lends_no_identity_and_mounts_the_scopes() {
+    let objects = kustomize("deploy/overlays/multi-team");
+    let pod = &the_deployment(&objects)["spec"]["template"]["spec"];
+    let args = strings(&pod["containers"][0]["args"]);
+    assert!(args.contains(&"--tenancy=namespaced"), "{args:?}");
+    let scopes = of_kind(&objects, "ConfigMap")
+        .into_iter()
+        .find(|c| c["data"]["scopes.yaml"].is_string())
+        .expect("the scopes ConfigMap");
+    let mounted = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "scopes")
+        .expect("a scopes volume");
+    assert_eq!(
+        mounted["configMap"]["name"], scopes["metadata"]["name"],
+        "the pod mounts the generated ConfigMap (its hashed name)"
+    );
+    let parsed: azure_gallery_operator::reconcile::tenancy::Scopes =
+        serde_yaml::from_str(scopes["data"]["scopes.yaml"].as_str().unwrap()).unwrap();
+    assert!(parsed.namespaces.contains_key("team-a"));
+}
+
+#[test]
 fn pod_is_hardened() {
-    for dir in ["deploy/base", "deploy/overlays/example"] {
+    for dir in [
+        "deploy/base",
+        "deploy/overlays/example",
+        "deploy/overlays/multi-team",
+    ] {
         let objects = kustomize(dir);
         let pod = &the_deployment(&objects)["spec"]["template"]["spec"];
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{dir}");
@@ -238,7 +275,11 @@ fn pod_is_hardened() {
 /// parsing and fails only on the kubeconfig. A clap usage error would exit with 2.
 #[test]
 fn deployment_args_are_accepted_by_run() {
-    for dir in ["deploy/base", "deploy/overlays/example"] {
+    for dir in [
+        "deploy/base",
+        "deploy/overlays/example",
+        "deploy/overlays/multi-team",
+    ] {
         let objects = kustomize(dir);
         let c = &the_deployment(&objects)["spec"]["template"]["spec"]["containers"][0];
         let args = strings(&c["args"]);
@@ -253,6 +294,16 @@ fn deployment_args_are_accepted_by_run() {
             .unwrap()
             .iter()
             .filter_map(|e| Some((e["name"].as_str()?, e["value"].as_str()?)))
+            .collect();
+        // The scopes file the pod mounts from its ConfigMap is the overlay's own: the binary
+        // reads and checks it as it would in the cluster.
+        let scopes = root().join(dir).join("scopes.yaml");
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| match a.strip_prefix("--scopes=") {
+                Some(_) => format!("--scopes={}", scopes.display()),
+                None => a.to_string(),
+            })
             .collect();
         let out = Command::new(env!("CARGO_BIN_EXE_azure-gallery-operator"))
             .args(&args)

@@ -182,6 +182,25 @@ impl Credentials {
         self.cached(("app", key), || self.client_secret(app, tenant_id))
     }
 
+    /// An app registration that trusts the operator's own service account (a federated
+    /// credential), signed in with the operator's federated token: a namespace's identity
+    /// without a secret. Only an operator running with workload identity has that token.
+    pub fn for_federated_app(
+        &self,
+        client_id: &str,
+        tenant_id: &str,
+    ) -> Result<Arc<dyn TokenCredential>, ArmError> {
+        let IdentitySource::WorkloadIdentity { token_file, .. } = &self.source else {
+            return Err(ArmError::Token(format!(
+                "the Secret for client {client_id} has no AZURE_CLIENT_SECRET, and the operator runs without workload identity (AZURE_FEDERATED_TOKEN_FILE) to sign in with a federated token"
+            )));
+        };
+        let key = hash(&(tenant_id, client_id));
+        self.cached(("federated", key), || {
+            self.workload_identity_as(client_id, token_file, tenant_id)
+        })
+    }
+
     fn cached(
         &self,
         key: (&str, u64),
@@ -235,13 +254,22 @@ impl Credentials {
         else {
             unreachable!("only called for workload identity")
         };
+        self.workload_identity_as(client_id, token_file, tenant_id)
+    }
+
+    fn workload_identity_as(
+        &self,
+        client_id: &str,
+        token_file: &std::path::Path,
+        tenant_id: &str,
+    ) -> azure_core::Result<Arc<dyn TokenCredential>> {
         WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
             credential_options: ClientAssertionCredentialOptions {
                 client_options: self.client_options(),
             },
-            client_id: Some(client_id.clone()),
+            client_id: Some(client_id.to_string()),
             tenant_id: Some(tenant_id.to_string()),
-            token_file_path: Some(token_file.clone()),
+            token_file_path: Some(token_file.to_path_buf()),
         }))
         .map(|c| c as Arc<dyn TokenCredential>)
     }

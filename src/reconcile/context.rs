@@ -11,7 +11,10 @@ use azure_core::credentials::{Secret, TokenCredential};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::{Api, Client, runtime::reflector::Store};
 
-use super::Error;
+use super::{
+    Error,
+    tenancy::{Mode, NAMESPACE_SECRET},
+};
 use crate::{
     api::{AzureResourceOptions, Gallery, ImageDefinition, ImageVersion, VirtualMachine},
     arm::{
@@ -43,6 +46,8 @@ pub struct Context {
     pub stores: Stores,
     pub backoff: Backoff,
     pub in_sync: InSync,
+    /// Whose identity objects act as, and where each namespace may act.
+    pub tenancy: super::tenancy::Tenancy,
     regions: Mutex<HashMap<String, KnownRegions>>,
 }
 
@@ -80,8 +85,15 @@ impl Context {
             stores,
             backoff: Backoff::default(),
             in_sync: InSync::default(),
+            tenancy: Default::default(),
             regions: Mutex::default(),
         }
+    }
+
+    /// How the operator is shared between teams (default: one team, no limits).
+    pub fn with_tenancy(mut self, tenancy: super::tenancy::Tenancy) -> Self {
+        self.tenancy = tenancy;
+        self
     }
 
     /// Refuses region names the subscription does not offer, before any write, so a typo is an
@@ -143,22 +155,24 @@ impl Context {
         })
     }
 
-    /// The ARM client for an object: its own credentials when `spec.credentialRef` names a
-    /// Secret, else the operator's.
+    /// The ARM client for an object, as the identity [`Context::app_for`] finds; without one,
+    /// the operator's (in `--tenancy shared`).
     pub async fn arm_for(
         &self,
         namespace: &str,
         options: &AzureResourceOptions,
     ) -> Result<ArmClient, Error> {
-        let Some(app) = self.app_for(namespace, options).await? else {
+        let Some((_, app)) = self.app_for(namespace, options).await? else {
             return Ok(self.arm.clone());
         };
-        let credential = self.credentials.for_app(&app, &app.tenant_id)?;
-        Ok(self.arm.with_credential(credential))
+        let tenant = app.tenant_id.clone();
+        Ok(self
+            .arm
+            .with_credential(self.app_credential(&app, &tenant)?))
     }
 
-    /// The object's app (its `credentialRef`, else the operator's) signed in to another tenant:
-    /// for reading an image there and for `x-ms-authorization-auxiliary`.
+    /// The object's identity signed in to another tenant: for reading an image there and for
+    /// `x-ms-authorization-auxiliary`.
     pub async fn credential_in_tenant(
         &self,
         namespace: &str,
@@ -166,46 +180,107 @@ impl Context {
         tenant_id: &str,
     ) -> Result<Arc<dyn TokenCredential>, Error> {
         Ok(match self.app_for(namespace, options).await? {
-            Some(app) => self.credentials.for_app(&app, tenant_id)?,
+            Some((_, app)) => self.app_credential(&app, tenant_id)?,
             None => self.credentials.for_tenant(tenant_id)?,
         })
     }
 
-    /// The app registration named by `spec.credentialRef`, if any.
+    /// A token credential for an app from a Secret: its client secret, or (none given) the
+    /// operator's federated token, for an app that trusts the operator's service account.
+    fn app_credential(
+        &self,
+        app: &AppIdentity,
+        tenant_id: &str,
+    ) -> Result<Arc<dyn TokenCredential>, Error> {
+        Ok(match &app.secret {
+            Some(secret) => self.credentials.for_app(
+                &ClientSecretIdentity {
+                    tenant_id: app.tenant_id.clone(),
+                    client_id: app.client_id.clone(),
+                    secret: secret.clone(),
+                },
+                tenant_id,
+            )?,
+            None => self
+                .credentials
+                .for_federated_app(&app.client_id, tenant_id)?,
+        })
+    }
+
+    /// Which Secret an object's credentials come from, and the app it holds: the object's
+    /// `credentialRef`; else its namespace's `azure-gallery-credentials`; else none (the
+    /// operator's identity), which `--tenancy namespaced` refuses (`CredentialsRequired`).
+    /// Secrets are read by name, in the object's own namespace only, and protected while used.
     pub async fn app_for(
         &self,
         namespace: &str,
         options: &AzureResourceOptions,
-    ) -> Result<Option<ClientSecretIdentity>, Error> {
-        let Some(secret_ref) = &options.credential_ref else {
-            return Ok(None);
-        };
+    ) -> Result<Option<(String, AppIdentity)>, Error> {
         let secrets: Api<KubeSecret> = Api::namespaced(self.kube.clone(), namespace);
-        let secret = secrets.get_opt(&secret_ref.name).await?.ok_or_else(|| {
-            Error::Credentials(format!(
-                "Secret {namespace}/{} named by spec.credentialRef does not exist",
-                secret_ref.name
-            ))
-        })?;
+        let (name, secret) = match &options.credential_ref {
+            Some(secret_ref) => {
+                let secret = secrets.get_opt(&secret_ref.name).await?.ok_or_else(|| {
+                    Error::Credentials(format!(
+                        "Secret {namespace}/{} named by spec.credentialRef does not exist",
+                        secret_ref.name
+                    ))
+                })?;
+                (secret_ref.name.clone(), secret)
+            }
+            None => match secrets.get_opt(NAMESPACE_SECRET).await? {
+                Some(secret) => (NAMESPACE_SECRET.to_string(), secret),
+                None if self.tenancy.mode == Mode::Namespaced => {
+                    return Err(Error::CredentialsRequired(format!(
+                        "this operator lends its own identity to no object: set spec.credentialRef, or create the Secret {NAMESPACE_SECRET} in namespace {namespace} (AZURE_TENANT_ID, AZURE_CLIENT_ID, and AZURE_CLIENT_SECRET or workload identity)"
+                    )));
+                }
+                None => return Ok(None),
+            },
+        };
         self.protect_secret(namespace, &secret).await?;
         let data = secret.data.unwrap_or_default();
         let value = |key: &str| {
             data.get(key)
                 .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    Error::Credentials(format!(
-                        "Secret {namespace}/{} has no {key}",
-                        secret_ref.name
-                    ))
-                })
         };
-        Ok(Some(ClientSecretIdentity {
-            tenant_id: value("AZURE_TENANT_ID")?,
-            client_id: value("AZURE_CLIENT_ID")?,
-            secret: Secret::new(value("AZURE_CLIENT_SECRET")?),
-        }))
+        let required = |key: &str| {
+            value(key).ok_or_else(|| {
+                Error::Credentials(format!("Secret {namespace}/{name} has no {key}"))
+            })
+        };
+        let app = AppIdentity {
+            tenant_id: required("AZURE_TENANT_ID")?,
+            client_id: required("AZURE_CLIENT_ID")?,
+            secret: value("AZURE_CLIENT_SECRET").map(Secret::new),
+        };
+        Ok(Some((name, app)))
     }
+
+    /// The Secret an object's credentials come from now (see [`Context::app_for`]), without
+    /// reading its data.
+    pub async fn credentials_secret(
+        &self,
+        namespace: &str,
+        options: &AzureResourceOptions,
+    ) -> Result<Option<String>, Error> {
+        if let Some(r) = &options.credential_ref {
+            return Ok(Some(r.name.clone()));
+        }
+        let secrets: Api<KubeSecret> = Api::namespaced(self.kube.clone(), namespace);
+        Ok(secrets
+            .get_metadata_opt(NAMESPACE_SECRET)
+            .await?
+            .map(|_| NAMESPACE_SECRET.to_string()))
+    }
+}
+
+/// An app registration from a Secret: with a client secret, or (none) signing in with the
+/// operator's federated token (workload identity).
+pub struct AppIdentity {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub secret: Option<Secret>,
 }
 
 /// Finalizer on a Secret that objects of ours take their credentials from: the Secret stays

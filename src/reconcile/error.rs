@@ -19,6 +19,13 @@ pub enum Error {
     /// The credentials named by `spec.credentialRef` are missing or incomplete.
     #[error("{0}")]
     Credentials(String),
+    /// `--tenancy namespaced`: the object has no credentials of its own or of its namespace,
+    /// and the operator's identity is not lent to objects.
+    #[error("{0}")]
+    CredentialsRequired(String),
+    /// The object would act outside what its namespace may use (`--scopes`).
+    #[error("{0}")]
+    OutOfScope(String),
     #[error(transparent)]
     Arm(#[from] ArmError),
     /// The object changed while we worked on it (a guarded write lost a race); the next
@@ -68,8 +75,10 @@ pub const REASONS: &[(&str, &[Class])] = &[
     ("WaitingForParent", &[Class::Waiting]),
     ("WaitingForDependency", &[Class::Waiting]),
     ("CredentialsUnavailable", &[Class::Waiting]),
+    ("CredentialsRequired", &[Class::Waiting]),
     ("DeletingBlocked", &[Class::Waiting]),
     ("InvalidSpec", &[Class::Stalled]),
+    ("OutOfScope", &[Class::Stalled]),
     ("AuthError:<code>", &[Class::Retrying]),
     ("AuthError:TokenUnavailable", &[Class::Retrying]),
     (
@@ -132,6 +141,8 @@ impl Error {
             Self::InvalidSpec(_) => "InvalidSpec".into(),
             Self::Waiting { reason, .. } => (*reason).into(),
             Self::Credentials(_) => "CredentialsUnavailable".into(),
+            Self::CredentialsRequired(_) => "CredentialsRequired".into(),
+            Self::OutOfScope(_) => "OutOfScope".into(),
             Self::Arm(e) => e.reason(),
             Self::Stale(_) => "Conflict".into(),
             Self::Kube(_) => "KubernetesError".into(),
@@ -143,8 +154,10 @@ impl Error {
     /// need a role granted outside this object, so they are retried, not stalled.
     pub fn class(&self) -> Class {
         match self {
-            Self::InvalidSpec(_) => Class::Stalled,
-            Self::Waiting { .. } | Self::Credentials(_) => Class::Waiting,
+            Self::InvalidSpec(_) | Self::OutOfScope(_) => Class::Stalled,
+            Self::Waiting { .. } | Self::Credentials(_) | Self::CredentialsRequired(_) => {
+                Class::Waiting
+            }
             Self::Stale(_) | Self::Kube(_) => Class::Retrying,
             Self::Arm(ArmError::NotFound { .. }) => Class::Waiting,
             Self::Arm(ArmError::Auth { .. }) => Class::Retrying,
@@ -181,6 +194,8 @@ mod tests {
             (Error::waiting_for_parent("x"), Class::Waiting),
             (Error::waiting_for_dependency("x"), Class::Waiting),
             (Error::Credentials("x".into()), Class::Waiting),
+            (Error::CredentialsRequired("x".into()), Class::Waiting),
+            (Error::OutOfScope("x".into()), Class::Stalled),
             (arm(404, "ResourceGroupNotFound"), Class::Waiting),
             (arm(404, "GalleryImageNotFound"), Class::Waiting),
             (arm(403, "AuthorizationFailed"), Class::Retrying),

@@ -10,6 +10,7 @@ use super::{
     conditions::Outcome,
     deletion::{self, blocked, delete_owned, refused},
     steps::{self, Observed, Plan, Removal},
+    tenancy::Target,
 };
 use crate::{
     api::{
@@ -25,6 +26,16 @@ use crate::{
 
 impl Managed for Gallery {
     common_accessors!("Gallery");
+
+    fn targets(&self) -> Vec<(&'static str, Target)> {
+        vec![(
+            "spec.resourceGroup",
+            Target::ResourceGroup {
+                subscription: self.spec.subscription_id.clone(),
+                name: self.spec.resource_group.clone(),
+            },
+        )]
+    }
 
     async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let id = gallery_id(ctx, self)?;

@@ -10,6 +10,7 @@ use super::{
     gallery::{merged_tags, tags_cover},
     is_ready,
     steps::{self, Observed, Plan},
+    tenancy::Target,
 };
 use crate::{
     api::{
@@ -21,6 +22,14 @@ use crate::{
 
 impl Managed for ImageDefinition {
     common_accessors!("ImageDefinition");
+
+    fn targets(&self) -> Vec<(&'static str, Target)> {
+        let gallery = self.spec.gallery_id.clone();
+        gallery
+            .map(|id| ("spec.galleryId", Target::Resource(id)))
+            .into_iter()
+            .collect()
+    }
 
     fn refresh(&self, ctx: &Context, report: &mut Report) {
         report.set("latestVersion", latest_version(ctx, self));

@@ -11,6 +11,7 @@ use super::{
     gallery::{merged_tags, tags_cover},
     image_definition::{enum_str, same_instant},
     steps::{self, Observed, Plan},
+    tenancy::Target,
 };
 use crate::{
     api::{
@@ -26,6 +27,14 @@ const EXPAND: [(&str, &str); 1] = [("$expand", "ReplicationStatus")];
 
 impl Managed for ImageVersion {
     common_accessors!("ImageVersion");
+
+    fn targets(&self) -> Vec<(&'static str, Target)> {
+        let definition = self.spec.image_definition_id.clone();
+        definition
+            .map(|id| ("spec.imageDefinitionId", Target::Resource(id)))
+            .into_iter()
+            .collect()
+    }
 
     async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let version = self.spec.version.clone().unwrap_or_else(|| self.name_any());

@@ -36,6 +36,7 @@ pub mod image_version;
 mod parents;
 mod report;
 mod steps;
+pub mod tenancy;
 pub mod virtual_machine;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -113,6 +114,12 @@ pub trait Managed:
     /// Status fields derived from our caches alone, recomputed on every wake-up (also those
     /// that need no ARM read).
     fn refresh(&self, _ctx: &Context, _report: &mut Report) {}
+    /// What the object acts on in Azure, from its spec alone (pure), with the field that names
+    /// it: checked against its namespace's scopes before any ARM call. Parents in the same
+    /// namespace are checked as themselves.
+    fn targets(&self) -> Vec<(&'static str, tenancy::Target)> {
+        Vec::new()
+    }
 }
 
 /// Whether the object's `Ready` condition is True for its current generation.
@@ -200,6 +207,15 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     }
     ctx.in_sync.forget(&key);
 
+    // Outside its namespace's scopes nothing is sent to Azure, for creation or deletion.
+    let in_scope = match &ctx.tenancy.scopes {
+        Some(scopes) => scopes.check(
+            &namespace,
+            ctx.default_subscription.as_deref(),
+            &obj.targets(),
+        ),
+        None => Ok(()),
+    };
     let result = if deleting {
         if !obj.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
@@ -213,9 +229,13 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
             Ok(Step::Done(Outcome::ready(
                 "nothing was created in Azure: released without calling Azure",
             )))
+        } else if let Err(e) = in_scope {
+            Err(e)
         } else {
             obj.cleanup(&ctx, &mut report).await
         }
+    } else if let Err(e) = in_scope {
+        Err(e)
     } else {
         add_finalizer(&api, &*obj).await?;
         // The Secret the credentials come from is recorded (and protected when read); one it

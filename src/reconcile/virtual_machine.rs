@@ -13,6 +13,7 @@ use super::{
     image_definition::enum_str,
     lookup, parents,
     steps::{self, Observed, Plan, Removal},
+    tenancy::Target,
 };
 use crate::{
     api::{
@@ -45,6 +46,22 @@ pub struct Owned {
 
 impl Managed for VirtualMachine {
     common_accessors!("VirtualMachine");
+
+    fn targets(&self) -> Vec<(&'static str, Target)> {
+        vec![
+            (
+                "spec.resourceGroup",
+                Target::ResourceGroup {
+                    subscription: self.spec.subscription_id.clone(),
+                    name: self.spec.resource_group.clone(),
+                },
+            ),
+            (
+                "spec.network.subnetId",
+                Target::Subnet(self.spec.network.subnet_id.clone()),
+            ),
+        ]
+    }
 
     async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         let namespace = self.namespace().unwrap_or_default();

@@ -104,6 +104,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         concurrency: 8,
         resync: Duration::from_secs(600),
         leader_elect: false,
+        tenancy: Default::default(),
     };
     let (stop, stopped) = futures::channel::oneshot::channel::<()>();
     let shutdown = async move {
