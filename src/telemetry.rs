@@ -21,12 +21,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global tracing subscriber; `RUST_LOG` filters (default `info`).
+/// Installs the global tracing subscriber, writing to stderr; `RUST_LOG` filters (default
+/// `info`). Colours only when stderr is a terminal: files, pipes and log collectors get plain
+/// text.
 pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second init (tests, the sandbox) keeps the first subscriber.
     let _ = match format {

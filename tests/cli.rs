@@ -72,3 +72,22 @@ fn run_without_a_cluster_fails_naming_the_kubeconfig() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/kubeconfig"), "{stderr}");
 }
+
+#[test]
+fn plain_logs_into_a_pipe_carry_no_colour_codes() {
+    let out = ago(&[
+        "run",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--log-format",
+        "plain",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ERROR"), "the failure is logged: {stderr}");
+    assert!(
+        !stderr.contains("\x1b["),
+        "colour codes in a pipe: {stderr:?}"
+    );
+}

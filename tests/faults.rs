@@ -926,26 +926,12 @@ async fn compacted_watches_relist_and_converge() {
 /// before it.
 fn compacted_watch_in_log(log: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
-    text.lines().map(without_colours).find(|line| {
+    text.lines().find(|line| {
         let line = line.to_ascii_lowercase();
         line.contains("error returned by apiserver during watch")
             && (line.contains("too old resource version") || line.contains("expired"))
     })
-}
-
-/// `line` without terminal colour codes (ESC `[` ... `m`): the operator colours its log even
-/// into a file.
-fn without_colours(line: &str) -> String {
-    let mut plain = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            chars.by_ref().find(|&c| c == 'm');
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
+    .map(str::to_string)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
