@@ -269,9 +269,8 @@ struct Run {
     proxy: Option<Proxy>,
     /// Objects expected to end with a failure naming this text instead of Ready.
     expected_failures: BTreeMap<&'static str, &'static str>,
-    /// The simulator's last request `seq` at each operator restart: a new process cannot know
-    /// the Retry-After its predecessor was given.
-    restarts: Vec<u64>,
+    /// How often the operator was killed and started again.
+    restarts: usize,
 }
 
 impl Run {
@@ -311,7 +310,7 @@ impl Run {
             _dir: dir,
             proxy,
             expected_failures: BTreeMap::new(),
-            restarts: Vec::new(),
+            restarts: 0,
         }
     }
 
@@ -326,19 +325,15 @@ impl Run {
             arm,
             &["--namespace", ns, "--resync", "3"],
             Some(log),
+            // The client logs each send and each 429 (check_request_log reads them).
+            &[("RUST_LOG", "info,kube=warn,azure_gallery_operator::arm::client=debug")],
         )
     }
 
     async fn kill_and_restart_operator(&mut self) {
         let _ = self.operator.kill();
         let _ = self.operator.wait();
-        let last = self
-            .probe
-            .requests()
-            .await
-            .last()
-            .map(|r| r["seq"].as_u64().unwrap_or(0));
-        self.restarts.push(last.unwrap_or(0));
+        self.restarts += 1;
         self.operator = Self::spawn(&self.operator_kubeconfig, &self.arm, &self.ns, &self.log);
     }
 
@@ -572,32 +567,50 @@ impl Run {
         let twice: Vec<_> = created.iter().filter(|(_, n)| **n > 1).collect();
         assert!(twice.is_empty(), "created more than once: {twice:?}");
         if let Some(wait) = retry_after {
-            // After a 429, the client sends nothing more to that subscription until Retry-After
-            // has passed. Requests already in flight when the 429 came back (arriving within
-            // IN_FLIGHT of it) were sent before the client could know, and a restarted operator
-            // cannot know either.
-            const IN_FLIGHT: u64 = 400;
-            let wait = wait.as_millis() as u64;
-            for r in arm_calls.iter().filter(|r| r["status"] == 429) {
-                let (at, seq) = (r["atMs"].as_u64().unwrap(), r["seq"].as_u64().unwrap());
-                let early = arm_calls.iter().find(|n| {
-                    let (n_at, n_seq) = (n["atMs"].as_u64().unwrap(), n["seq"].as_u64().unwrap());
-                    n["principal"] == r["principal"]
-                        && n_at > at + IN_FLIGHT
-                        && n_at + 50 < at + wait
-                        && !self.restarts.iter().any(|s| (seq..n_seq).contains(s))
-                });
-                if let Some(n) = early {
-                    panic!(
-                        "{} {} sent {} ms after a 429 ({} {}) asking for {wait} ms",
-                        n["method"],
-                        path_of(n),
-                        n["atMs"].as_u64().unwrap() - at,
-                        r["method"],
-                        path_of(r)
-                    );
-                }
+            self.check_throttling_honoured(&arm_calls, wait);
+        }
+    }
+
+    /// After a 429, the client sends nothing more to that subscription until the latest
+    /// Retry-After (`wait`, as the faults ask) has passed, requests already waiting included.
+    /// Read from the operator's own log of each send and each 429 (its monotonic clock, exact):
+    /// no request goes out between a 429's arrival and the end of the wait it set; one logged
+    /// before the 429 arrived was sent before the client could know. A restarted operator
+    /// cannot know its predecessor's 429s, so each process is checked on its own.
+    fn check_throttling_honoured(&self, arm_calls: &[&Value], wait: Duration) {
+        let log = std::fs::read_to_string(&self.log).unwrap();
+        let (throttles, sends) = client_log(&log);
+        for t in &throttles {
+            assert!(
+                t.until_us - t.received_us >= wait.as_micros() as u64,
+                "a 429 asking for {wait:?} held the subscription for {} µs",
+                t.until_us - t.received_us
+            );
+            let early = sends.iter().find(|s| {
+                (&s.pid, &s.subscription) == (&t.pid, &t.subscription)
+                    && t.received_us < s.at_us
+                    && s.at_us < t.until_us
+            });
+            if let Some(s) = early {
+                panic!(
+                    "{} sent {} µs after a 429 that held the subscription for {} µs",
+                    s.what,
+                    s.at_us - t.received_us,
+                    t.until_us - t.received_us
+                );
             }
+        }
+        // The log is the client's view of what ARM answered: every 429 is in it.
+        let answered = arm_calls.iter().filter(|r| r["status"] == 429).count();
+        assert!(answered > 0, "the run injected throttling but ARM sent no 429");
+        if self.restarts == 0 {
+            assert_eq!(
+                throttles.len(),
+                answered,
+                "the operator logged every 429 ARM sent"
+            );
+        } else {
+            assert!(!throttles.is_empty(), "the operator logged no 429");
         }
     }
 
@@ -932,6 +945,59 @@ fn compacted_watch_in_log(log: &std::path::Path) -> Option<String> {
             && (line.contains("too old resource version") || line.contains("expired"))
     })
     .map(str::to_string)
+}
+
+/// A 429 as the operator's ARM client logged it: the subscription was held from
+/// `received_us` to `until_us` (microseconds on that process's monotonic clock).
+struct Throttle {
+    pid: String,
+    subscription: String,
+    received_us: u64,
+    until_us: u64,
+}
+
+/// A request as the operator's ARM client logged it, at the moment it let it go.
+struct Send {
+    pid: String,
+    subscription: String,
+    at_us: u64,
+    what: String,
+}
+
+/// The 429s and sends in the operator's debug log of `azure_gallery_operator::arm::client`.
+fn client_log(log: &str) -> (Vec<Throttle>, Vec<Send>) {
+    let (mut throttles, mut sends) = (Vec::new(), Vec::new());
+    for line in log.lines() {
+        let Some((_, rest)) = line.split_once("azure_gallery_operator::arm::client: ") else {
+            continue;
+        };
+        let fields: BTreeMap<&str, &str> = rest
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
+        let field = |k: &str| fields.get(k).map(|v| v.to_string());
+        let micros = |k: &str| fields.get(k).and_then(|v| v.parse::<u64>().ok());
+        let (Some(pid), Some(subscription)) = (field("pid"), field("subscription")) else {
+            continue;
+        };
+        if let (Some(received_us), Some(until_us)) = (micros("received_us"), micros("until_us")) {
+            throttles.push(Throttle {
+                pid,
+                subscription,
+                received_us,
+                until_us,
+            });
+        } else if let Some(at_us) = micros("at_us") {
+            let what = rest.split(" subscription=").next().unwrap_or(rest).to_string();
+            sends.push(Send {
+                pid,
+                subscription,
+                at_us,
+                what,
+            });
+        }
+    }
+    (throttles, sends)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
