@@ -6,7 +6,8 @@
 //! steady state, bounded calls, Retry-After honoured, no secret anywhere, and after deleting
 //! everything: no Azure resource of ours and no object stuck on a finalizer.
 //!
-//! The faults: ARM 500/503, 429 with Retry-After, added latency and token endpoint outages;
+//! The faults: ARM 500/503, 429 with Retry-After, added latency and token endpoint outages
+//! (also one lasting from the operator's start: unready, not crashed, until a token comes);
 //! long-running operations ending Failed and replication failing in one region; the
 //! operator's connections to the API server cut (watches broken mid-stream) while writes
 //! cause 409 conflicts; the operator SIGKILLed and restarted; watches resumed from a compacted
@@ -326,7 +327,10 @@ impl Run {
             &["--namespace", ns, "--resync", "3"],
             Some(log),
             // The client logs each send and each 429 (check_request_log reads them).
-            &[("RUST_LOG", "info,kube=warn,azure_gallery_operator::arm::client=debug")],
+            &[(
+                "RUST_LOG",
+                "info,kube=warn,azure_gallery_operator::arm::client=debug",
+            )],
         )
     }
 
@@ -602,7 +606,10 @@ impl Run {
         }
         // The log is the client's view of what ARM answered: every 429 is in it.
         let answered = arm_calls.iter().filter(|r| r["status"] == 429).count();
-        assert!(answered > 0, "the run injected throttling but ARM sent no 429");
+        assert!(
+            answered > 0,
+            "the run injected throttling but ARM sent no 429"
+        );
         if self.restarts == 0 {
             assert_eq!(
                 throttles.len(),
@@ -939,12 +946,13 @@ async fn compacted_watches_relist_and_converge() {
 /// before it.
 fn compacted_watch_in_log(log: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
-    text.lines().find(|line| {
-        let line = line.to_ascii_lowercase();
-        line.contains("error returned by apiserver during watch")
-            && (line.contains("too old resource version") || line.contains("expired"))
-    })
-    .map(str::to_string)
+    text.lines()
+        .find(|line| {
+            let line = line.to_ascii_lowercase();
+            line.contains("error returned by apiserver during watch")
+                && (line.contains("too old resource version") || line.contains("expired"))
+        })
+        .map(str::to_string)
 }
 
 /// A 429 as the operator's ARM client logged it: the subscription was held from
@@ -988,7 +996,11 @@ fn client_log(log: &str) -> (Vec<Throttle>, Vec<Send>) {
                 until_us,
             });
         } else if let Some(at_us) = micros("at_us") {
-            let what = rest.split(" subscription=").next().unwrap_or(rest).to_string();
+            let what = rest
+                .split(" subscription=")
+                .next()
+                .unwrap_or(rest)
+                .to_string();
             sends.push(Send {
                 pid,
                 subscription,
@@ -1048,6 +1060,89 @@ async fn everything_at_once_still_converges() {
     run.check_steady_state().await;
     run.delete_all_and_check_nothing_remains().await;
     run.check_no_secret_leaked().await;
+}
+
+/// Entra ID down when the operator starts: it says which identity it uses (and which sources
+/// it passed over), keeps running healthy but not ready while getting a token fails and is tried
+/// again, and turns ready once Entra ID answers, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entra_outage_at_start_keeps_the_operator_running_but_unready_until_a_token_comes() {
+    let (client, kubeconfig) = e2e::kube_client().await;
+    let arm = e2e::arm_simulator(SPEED);
+    // The probe has its token before the outage.
+    let probe = ArmProbe::new(&arm).await;
+    probe
+        .fault(json!({"kind": "tokenOutage", "resourceType": "token", "fraction": 1.0, "seed": 31}))
+        .await;
+    let ns = e2e::namespace(&client, "entra-outage").await;
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("faults-entra-outage-{}.log", std::process::id()));
+    eprintln!("operator log: {}", log.display());
+    let mut operator =
+        e2e::operator_logging_to(&kubeconfig, &arm, &["--namespace", &ns], Some(&log), &[]);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let addr = eventually(
+        Duration::from_secs(60),
+        "the health endpoints served",
+        || {
+            let text = read_log();
+            async move {
+                text.lines()
+                    .filter(|l| l.contains("serving /metrics, /healthz and /readyz"))
+                    .find_map(|l| l.split("addr=").nth(1))
+                    .map(|a| a.trim().to_string())
+            }
+        },
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let status = |path: &'static str| {
+        let (http, url) = (http.clone(), format!("http://{addr}{path}"));
+        async move { Some(http.get(url).send().await.ok()?.status().as_u16()) }
+    };
+    // Entra ID's failure, after its client's own retries, is logged and tried again.
+    eventually(
+        Duration::from_secs(180),
+        "a failed token request logged",
+        || {
+            let text = read_log();
+            async move {
+                text.contains("no token for the operator's identity yet, trying again")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(status("/healthz").await, Some(200), "alive");
+    assert_eq!(
+        status("/readyz").await,
+        Some(503),
+        "not ready without a token"
+    );
+    assert!(operator.try_wait().unwrap().is_none(), "still running");
+
+    probe.clear_faults().await;
+    eventually(
+        Duration::from_secs(60),
+        "/readyz once Entra ID answers",
+        || async { (status("/readyz").await == Some(200)).then_some(()) },
+    )
+    .await;
+    assert!(operator.try_wait().unwrap().is_none(), "never restarted");
+    let text = read_log();
+    for said in [
+        "Azure identity: workload identity does not apply: AZURE_FEDERATED_TOKEN_FILE not set",
+        "identity=client secret (client ",
+        "got a token for the operator's identity",
+    ] {
+        assert!(text.contains(said), "the log says {said:?}:\n{text}");
+    }
+    assert!(
+        !text.contains(arm.get("AZURE_CLIENT_SECRET")),
+        "the secret is in the log"
+    );
+    let _ = operator.kill();
+    let _ = operator.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
