@@ -324,8 +324,8 @@ async fn remove_finalizer<K: Managed>(api: &Api<K>, obj: &K) -> Result<(), Error
     }
 }
 
-/// Writes the status (server-side apply, fixed field manager) unless nothing changed, and
-/// publishes an Event when the `Ready` reason changes.
+/// Writes the status (server-side apply, fixed field manager) unless nothing changed, then
+/// publishes an Event when what users see changed (once per change, see `Events::is_news`).
 async fn write_status<K: Managed>(
     api: &Api<K>,
     ctx: &Context,
@@ -361,7 +361,17 @@ async fn write_status<K: Managed>(
         };
         (of("Ready"), of("Synced").map(|(_, reason)| reason))
     };
-    if seen(previous) != seen(&conditions) {
+    let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    if ctx
+        .events
+        .is_news(&obj.object_ref(&()), &seen(previous), &seen(&conditions))
+    {
         let type_ = match outcome.state {
             State::RetryableError | State::Stalled => EventType::Warning,
             State::Ready | State::Progressing => EventType::Normal,
@@ -381,13 +391,6 @@ async fn write_status<K: Managed>(
             }
         }
     }
-    let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
     Ok(())
 }
 
