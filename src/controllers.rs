@@ -120,6 +120,8 @@ pub async fn operate(
         ApiVersions::default(),
         credential.clone(),
     )?;
+
+    check_crds(&kube, &startup.namespaces).await?;
     let readiness = Arc::new(Readiness::default());
     let token = tokio::spawn({
         let (scope, readiness, shutdown) = (
@@ -134,8 +136,6 @@ pub async fn operate(
             }
         }
     });
-
-    check_crds(&kube, &startup.namespaces).await?;
     let health = startup.metrics_addr.map(|addr| {
         tokio::spawn(crate::telemetry::serve_health(
             addr,
