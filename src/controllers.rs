@@ -21,9 +21,10 @@ use crate::{
     api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine},
     arm::{
         ApiVersions, ArmClient,
-        auth::{Credentials, IdentitySource},
+        auth::{Credentials, Selection},
     },
     reconcile::{self, Context, Managed, Stores, tenancy::Tenancy},
+    telemetry::Readiness,
 };
 
 /// Everything the controllers share, whatever namespace they watch.
@@ -48,7 +49,7 @@ pub struct Startup {
     pub authority_host: String,
     pub ca_bundle: Option<std::path::PathBuf>,
     pub arm_scope: String,
-    pub identity: IdentitySource,
+    pub identity: Selection,
     pub default_subscription: Option<String>,
     pub namespaces: Vec<String>,
     /// None: no /metrics, /healthz, /readyz listener.
@@ -61,13 +62,14 @@ pub struct Startup {
 }
 
 /// Connects to Kubernetes and ARM, checks the CRDs, optionally wins the leader Lease, then
-/// runs the controllers until `shutdown` resolves.
+/// runs the controllers until `shutdown` resolves. Fails at once when no identity source
+/// applies; a token that cannot be had yet (Entra ID down, say) is tried again in the
+/// background, `/readyz` false until it comes.
 pub async fn operate(
     startup: Startup,
     shutdown: Shared<futures::future::BoxFuture<'static, ()>>,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    use std::sync::atomic::AtomicBool;
 
     let kube_config = match &startup.kubeconfig {
         Some(path) => {
@@ -94,26 +96,53 @@ pub async fn operate(
         );
     }
     let http = http.build()?;
-    info!(identity = %startup.identity.describe(), arm = %startup.arm_endpoint, "Azure identity");
+    for skipped in &startup.identity.skipped {
+        info!(
+            "Azure identity: {} does not apply: {}",
+            skipped.source, skipped.reason
+        );
+    }
+    let Some(identity) = startup.identity.chosen else {
+        anyhow::bail!(
+            "no Azure identity for the operator: {}. Configure workload identity, a client secret or managed identity (README: Identity)",
+            startup.identity.why_none()
+        );
+    };
+    let described = identity.describe();
+    info!(identity = %described, arm = %startup.arm_endpoint, "Azure identity");
     let credentials = Arc::new(Credentials::new(
-        startup.identity,
+        identity,
         &startup.authority_host,
         http.clone(),
     )?);
+    let credential = credentials.default_credential()?;
     let arm = ArmClient::new(
         http,
         &startup.arm_endpoint,
         &startup.arm_scope,
         ApiVersions::default(),
-        credentials.default_credential()?,
+        credential.clone(),
     )?;
 
     check_crds(&kube, &startup.namespaces).await?;
-    let ready = Arc::new(AtomicBool::new(false));
+    let readiness = Arc::new(Readiness::default());
+    let token = tokio::spawn({
+        let (scope, readiness, shutdown) = (
+            startup.arm_scope.clone(),
+            readiness.clone(),
+            shutdown.clone(),
+        );
+        async move {
+            tokio::select! {
+                _ = first_token(credential, scope, described, readiness) => {}
+                _ = shutdown => {}
+            }
+        }
+    });
     let health = startup.metrics_addr.map(|addr| {
         tokio::spawn(crate::telemetry::serve_health(
             addr,
-            ready.clone(),
+            readiness.clone(),
             shutdown.clone(),
         ))
     });
@@ -121,7 +150,7 @@ pub async fn operate(
     // A standby replica waiting for the Lease is healthy and ready: readiness gating on
     // leadership would keep rollouts of more than one replica from ever completing.
     if startup.leader_elect {
-        ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        readiness.set_started();
     }
     // Keep the Lease for as long as the controllers run; losing it ends the process, so a
     // replica that is no longer leader can never write.
@@ -141,11 +170,53 @@ pub async fn operate(
         resync: startup.resync,
         tenancy: startup.tenancy,
     };
-    run(settings, shutdown, ready).await;
+    run(settings, shutdown, readiness).await;
+    token.abort();
     if let Some(health) = health {
         health.abort();
     }
     Ok(())
+}
+
+/// Longest wait between two attempts to get the operator's first token.
+const TOKEN_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Gets a first token for the operator's own identity, trying again with capped backoff until
+/// one comes (an Entra ID outage at start passes; the process keeps running), then marks the
+/// operator ready. Each failure is logged with Entra's reason, which never holds a secret.
+async fn first_token(
+    credential: Arc<dyn azure_core::credentials::TokenCredential>,
+    scope: String,
+    identity: String,
+    readiness: Arc<Readiness>,
+) {
+    let attempt = || {
+        let (credential, scope) = (credential.clone(), scope.clone());
+        async move { credential.get_token(&[&scope], None).await.map(drop) }
+    };
+    retry_until_ok(attempt, TOKEN_RETRY_MAX, |e, wait| {
+        warn!(identity = %identity, "no token for the operator's identity yet, trying again in {wait:?}: {e}");
+    })
+    .await;
+    info!(identity = %identity, "got a token for the operator's identity");
+    readiness.set_identity();
+}
+
+/// Calls `attempt` until it succeeds, waiting a second after the first failure and twice as
+/// long after each next one, at most `max`; `failed` hears of each failure and the wait.
+async fn retry_until_ok<E, Fut>(
+    mut attempt: impl FnMut() -> Fut,
+    max: Duration,
+    mut failed: impl FnMut(&E, Duration),
+) where
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    let mut wait = Duration::from_secs(1).min(max);
+    while let Err(e) = attempt().await {
+        failed(&e, wait);
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(max);
+    }
 }
 
 /// The name the operator reports Events under.
@@ -322,7 +393,7 @@ fn slim<K: Managed>(obj: &mut K) {
 pub async fn run(
     settings: Settings,
     shutdown: Shared<futures::future::BoxFuture<'static, ()>>,
-    ready: Arc<std::sync::atomic::AtomicBool>,
+    readiness: Arc<Readiness>,
 ) {
     let namespaces: Vec<Option<String>> = if settings.namespaces.is_empty() {
         vec![None]
@@ -333,7 +404,7 @@ pub async fn run(
         .into_iter()
         .map(|ns| run_namespace(&settings, ns, shutdown.clone()));
     let all = futures::future::join_all(sets);
-    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    readiness.set_started();
     all.await;
 }
 
@@ -574,4 +645,51 @@ pub async fn acquire_leadership(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_token_is_tried_again_with_capped_backoff_until_it_comes() {
+        let start = tokio::time::Instant::now();
+        let attempts = std::sync::Mutex::new(Vec::new());
+        let mut waits = Vec::new();
+        retry_until_ok(
+            || {
+                let mut attempts = attempts.lock().unwrap();
+                attempts.push(start.elapsed());
+                let result = if attempts.len() < 8 {
+                    Err("Entra ID is down")
+                } else {
+                    Ok(())
+                };
+                async move { result }
+            },
+            TOKEN_RETRY_MAX,
+            |_, wait| waits.push(wait.as_secs()),
+        )
+        .await;
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        let at: Vec<u64> = attempts
+            .into_inner()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_secs())
+            .collect();
+        assert_eq!(at, [0, 1, 3, 7, 15, 31, 61, 91]);
+    }
+
+    #[test]
+    fn ready_needs_both_a_token_and_the_controllers() {
+        let r = Readiness::default();
+        r.set_started();
+        assert!(r.waiting_for().unwrap().contains("token"));
+        r.set_identity();
+        assert_eq!(r.waiting_for(), None);
+        let r = Readiness::default();
+        r.set_identity();
+        assert_eq!(r.waiting_for(), Some("starting"));
+    }
 }

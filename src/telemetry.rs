@@ -4,7 +4,13 @@
 //! reconciles by kind and reason, ARM requests by method, resource type and status, and
 //! long-running operations in flight.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -21,12 +27,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global tracing subscriber; `RUST_LOG` filters (default `info`).
+/// Installs the global tracing subscriber, writing to stderr; `RUST_LOG` filters (default
+/// `info`). Colours only when stderr is a terminal: files, pipes and log collectors get plain
+/// text.
 pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second init (tests, the sandbox) keeps the first subscriber.
     let _ = match format {
@@ -162,11 +172,41 @@ pub fn render() -> String {
     out
 }
 
-/// Serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (controllers running)
+/// What `/readyz` waits for: the controllers started (or, with leader election, waiting for
+/// the Lease: a standby replica is ready to take over) and a token for the operator's own
+/// identity (until Entra ID has issued one, nothing it does could reach Azure).
+#[derive(Debug, Default)]
+pub struct Readiness {
+    started: AtomicBool,
+    identity: AtomicBool,
+}
+
+impl Readiness {
+    pub fn set_started(&self) {
+        self.started.store(true, Ordering::Relaxed);
+    }
+
+    pub fn set_identity(&self) {
+        self.identity.store(true, Ordering::Relaxed);
+    }
+
+    /// None when ready, else what it still waits for.
+    pub fn waiting_for(&self) -> Option<&'static str> {
+        if !self.identity.load(Ordering::Relaxed) {
+            Some("no token for the operator's Azure identity yet")
+        } else if !self.started.load(Ordering::Relaxed) {
+            Some("starting")
+        } else {
+            None
+        }
+    }
+}
+
+/// Serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (see [`Readiness`])
 /// until `shutdown` resolves.
 pub async fn serve_health(
     addr: std::net::SocketAddr,
-    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    readiness: std::sync::Arc<Readiness>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::{Router, http::StatusCode, routing::get};
@@ -179,14 +219,14 @@ pub async fn serve_health(
         .route(
             "/readyz",
             get(move || async move {
-                if ready.load(std::sync::atomic::Ordering::Relaxed) {
-                    (StatusCode::OK, "ok")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                match readiness.waiting_for() {
+                    None => (StatusCode::OK, "ok"),
+                    Some(what) => (StatusCode::SERVICE_UNAVAILABLE, what),
                 }
             }),
         );
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -72,3 +72,69 @@ fn run_without_a_cluster_fails_naming_the_kubeconfig() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/kubeconfig"), "{stderr}");
 }
+
+#[test]
+fn plain_logs_into_a_pipe_carry_no_colour_codes() {
+    let out = ago(&[
+        "run",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--log-format",
+        "plain",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ERROR"), "the failure is logged: {stderr}");
+    assert!(
+        !stderr.contains("\x1b["),
+        "colour codes in a pipe: {stderr:?}"
+    );
+}
+
+/// A kubeconfig that parses but names no reachable server: `run` gets past reading it.
+fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn run_without_any_identity_stops_at_start_saying_why_each_source_does_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = unreachable_kubeconfig(dir.path());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_azure-gallery-operator"));
+    cmd.arg("run")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        // No `az` anywhere on PATH, and no Azure variable but a client ID.
+        .env("PATH", dir.path())
+        .env("AZURE_CLIENT_ID", "7d1e2f3a-4b5c-4d6e-8f70-112233445566");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AZURE_") && key != "AZURE_CLIENT_ID" {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for why in [
+        "workload identity: AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID not set",
+        "client secret: AZURE_CLIENT_SECRET, AZURE_TENANT_ID not set",
+        "managed identity: AZURE_USE_MANAGED_IDENTITY not set",
+        "Azure CLI: `az` is not on PATH",
+    ] {
+        assert!(stderr.contains(why), "says {why:?}:\n{stderr}");
+    }
+    // One log line per source tried, then the error.
+    assert_eq!(stderr.matches("Azure identity: ").count(), 4, "{stderr}");
+    assert!(
+        stderr.contains("no Azure identity for the operator"),
+        "{stderr}"
+    );
+}

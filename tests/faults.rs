@@ -6,7 +6,8 @@
 //! steady state, bounded calls, Retry-After honoured, no secret anywhere, and after deleting
 //! everything: no Azure resource of ours and no object stuck on a finalizer.
 //!
-//! The faults: ARM 500/503, 429 with Retry-After, added latency and token endpoint outages;
+//! The faults: ARM 500/503, 429 with Retry-After, added latency and token endpoint outages
+//! (also one lasting from the operator's start: unready, not crashed, until a token comes);
 //! long-running operations ending Failed and replication failing in one region; the
 //! operator's connections to the API server cut (watches broken mid-stream) while writes
 //! cause 409 conflicts; the operator SIGKILLed and restarted; watches resumed from a compacted
@@ -269,9 +270,8 @@ struct Run {
     proxy: Option<Proxy>,
     /// Objects expected to end with a failure naming this text instead of Ready.
     expected_failures: BTreeMap<&'static str, &'static str>,
-    /// The simulator's last request `seq` at each operator restart: a new process cannot know
-    /// the Retry-After its predecessor was given.
-    restarts: Vec<u64>,
+    /// How often the operator was killed and started again.
+    restarts: usize,
 }
 
 impl Run {
@@ -311,7 +311,7 @@ impl Run {
             _dir: dir,
             proxy,
             expected_failures: BTreeMap::new(),
-            restarts: Vec::new(),
+            restarts: 0,
         }
     }
 
@@ -326,19 +326,18 @@ impl Run {
             arm,
             &["--namespace", ns, "--resync", "3"],
             Some(log),
+            // The client logs each send and each 429 (check_request_log reads them).
+            &[(
+                "RUST_LOG",
+                "info,kube=warn,azure_gallery_operator::arm::client=debug",
+            )],
         )
     }
 
     async fn kill_and_restart_operator(&mut self) {
         let _ = self.operator.kill();
         let _ = self.operator.wait();
-        let last = self
-            .probe
-            .requests()
-            .await
-            .last()
-            .map(|r| r["seq"].as_u64().unwrap_or(0));
-        self.restarts.push(last.unwrap_or(0));
+        self.restarts += 1;
         self.operator = Self::spawn(&self.operator_kubeconfig, &self.arm, &self.ns, &self.log);
     }
 
@@ -572,32 +571,53 @@ impl Run {
         let twice: Vec<_> = created.iter().filter(|(_, n)| **n > 1).collect();
         assert!(twice.is_empty(), "created more than once: {twice:?}");
         if let Some(wait) = retry_after {
-            // After a 429, the client sends nothing more to that subscription until Retry-After
-            // has passed. Requests already in flight when the 429 came back (arriving within
-            // IN_FLIGHT of it) were sent before the client could know, and a restarted operator
-            // cannot know either.
-            const IN_FLIGHT: u64 = 400;
-            let wait = wait.as_millis() as u64;
-            for r in arm_calls.iter().filter(|r| r["status"] == 429) {
-                let (at, seq) = (r["atMs"].as_u64().unwrap(), r["seq"].as_u64().unwrap());
-                let early = arm_calls.iter().find(|n| {
-                    let (n_at, n_seq) = (n["atMs"].as_u64().unwrap(), n["seq"].as_u64().unwrap());
-                    n["principal"] == r["principal"]
-                        && n_at > at + IN_FLIGHT
-                        && n_at + 50 < at + wait
-                        && !self.restarts.iter().any(|s| (seq..n_seq).contains(s))
-                });
-                if let Some(n) = early {
-                    panic!(
-                        "{} {} sent {} ms after a 429 ({} {}) asking for {wait} ms",
-                        n["method"],
-                        path_of(n),
-                        n["atMs"].as_u64().unwrap() - at,
-                        r["method"],
-                        path_of(r)
-                    );
-                }
+            self.check_throttling_honoured(&arm_calls, wait);
+        }
+    }
+
+    /// After a 429, the client sends nothing more to that subscription until the latest
+    /// Retry-After (`wait`, as the faults ask) has passed, requests already waiting included.
+    /// Read from the operator's own log of each send and each 429 (its monotonic clock, exact):
+    /// no request goes out between a 429's arrival and the end of the wait it set; one logged
+    /// before the 429 arrived was sent before the client could know. A restarted operator
+    /// cannot know its predecessor's 429s, so each process is checked on its own.
+    fn check_throttling_honoured(&self, arm_calls: &[&Value], wait: Duration) {
+        let log = std::fs::read_to_string(&self.log).unwrap();
+        let (throttles, sends) = client_log(&log);
+        for t in &throttles {
+            assert!(
+                t.until_us - t.received_us >= wait.as_micros() as u64,
+                "a 429 asking for {wait:?} held the subscription for {} µs",
+                t.until_us - t.received_us
+            );
+            let early = sends.iter().find(|s| {
+                (&s.pid, &s.subscription) == (&t.pid, &t.subscription)
+                    && t.received_us < s.at_us
+                    && s.at_us < t.until_us
+            });
+            if let Some(s) = early {
+                panic!(
+                    "{} sent {} µs after a 429 that held the subscription for {} µs",
+                    s.what,
+                    s.at_us - t.received_us,
+                    t.until_us - t.received_us
+                );
             }
+        }
+        // The log is the client's view of what ARM answered: every 429 is in it.
+        let answered = arm_calls.iter().filter(|r| r["status"] == 429).count();
+        assert!(
+            answered > 0,
+            "the run injected throttling but ARM sent no 429"
+        );
+        if self.restarts == 0 {
+            assert_eq!(
+                throttles.len(),
+                answered,
+                "the operator logged every 429 ARM sent"
+            );
+        } else {
+            assert!(!throttles.is_empty(), "the operator logged no 429");
         }
     }
 
@@ -926,26 +946,70 @@ async fn compacted_watches_relist_and_converge() {
 /// before it.
 fn compacted_watch_in_log(log: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
-    text.lines().map(without_colours).find(|line| {
-        let line = line.to_ascii_lowercase();
-        line.contains("error returned by apiserver during watch")
-            && (line.contains("too old resource version") || line.contains("expired"))
-    })
+    text.lines()
+        .find(|line| {
+            let line = line.to_ascii_lowercase();
+            line.contains("error returned by apiserver during watch")
+                && (line.contains("too old resource version") || line.contains("expired"))
+        })
+        .map(str::to_string)
 }
 
-/// `line` without terminal colour codes (ESC `[` ... `m`): the operator colours its log even
-/// into a file.
-fn without_colours(line: &str) -> String {
-    let mut plain = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            chars.by_ref().find(|&c| c == 'm');
-        } else {
-            plain.push(c);
+/// A 429 as the operator's ARM client logged it: the subscription was held from
+/// `received_us` to `until_us` (microseconds on that process's monotonic clock).
+struct Throttle {
+    pid: String,
+    subscription: String,
+    received_us: u64,
+    until_us: u64,
+}
+
+/// A request as the operator's ARM client logged it, at the moment it let it go.
+struct Send {
+    pid: String,
+    subscription: String,
+    at_us: u64,
+    what: String,
+}
+
+/// The 429s and sends in the operator's debug log of `azure_gallery_operator::arm::client`.
+fn client_log(log: &str) -> (Vec<Throttle>, Vec<Send>) {
+    let (mut throttles, mut sends) = (Vec::new(), Vec::new());
+    for line in log.lines() {
+        let Some((_, rest)) = line.split_once("azure_gallery_operator::arm::client: ") else {
+            continue;
+        };
+        let fields: BTreeMap<&str, &str> = rest
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
+        let field = |k: &str| fields.get(k).map(|v| v.to_string());
+        let micros = |k: &str| fields.get(k).and_then(|v| v.parse::<u64>().ok());
+        let (Some(pid), Some(subscription)) = (field("pid"), field("subscription")) else {
+            continue;
+        };
+        if let (Some(received_us), Some(until_us)) = (micros("received_us"), micros("until_us")) {
+            throttles.push(Throttle {
+                pid,
+                subscription,
+                received_us,
+                until_us,
+            });
+        } else if let Some(at_us) = micros("at_us") {
+            let what = rest
+                .split(" subscription=")
+                .next()
+                .unwrap_or(rest)
+                .to_string();
+            sends.push(Send {
+                pid,
+                subscription,
+                at_us,
+                what,
+            });
         }
     }
-    plain
+    (throttles, sends)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -996,6 +1060,89 @@ async fn everything_at_once_still_converges() {
     run.check_steady_state().await;
     run.delete_all_and_check_nothing_remains().await;
     run.check_no_secret_leaked().await;
+}
+
+/// Entra ID down when the operator starts: it says which identity it uses (and which sources
+/// it passed over), keeps running healthy but not ready while getting a token fails and is tried
+/// again, and turns ready once Entra ID answers, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entra_outage_at_start_keeps_the_operator_running_but_unready_until_a_token_comes() {
+    let (client, kubeconfig) = e2e::kube_client().await;
+    let arm = e2e::arm_simulator(SPEED);
+    // The probe has its token before the outage.
+    let probe = ArmProbe::new(&arm).await;
+    probe
+        .fault(json!({"kind": "tokenOutage", "resourceType": "token", "fraction": 1.0, "seed": 31}))
+        .await;
+    let ns = e2e::namespace(&client, "entra-outage").await;
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("faults-entra-outage-{}.log", std::process::id()));
+    eprintln!("operator log: {}", log.display());
+    let mut operator =
+        e2e::operator_logging_to(&kubeconfig, &arm, &["--namespace", &ns], Some(&log), &[]);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let addr = eventually(
+        Duration::from_secs(60),
+        "the health endpoints served",
+        || {
+            let text = read_log();
+            async move {
+                text.lines()
+                    .filter(|l| l.contains("serving /metrics, /healthz and /readyz"))
+                    .find_map(|l| l.split("addr=").nth(1))
+                    .map(|a| a.trim().to_string())
+            }
+        },
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let status = |path: &'static str| {
+        let (http, url) = (http.clone(), format!("http://{addr}{path}"));
+        async move { Some(http.get(url).send().await.ok()?.status().as_u16()) }
+    };
+    // Entra ID's failure, after its client's own retries, is logged and tried again.
+    eventually(
+        Duration::from_secs(180),
+        "a failed token request logged",
+        || {
+            let text = read_log();
+            async move {
+                text.contains("no token for the operator's identity yet, trying again")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(status("/healthz").await, Some(200), "alive");
+    assert_eq!(
+        status("/readyz").await,
+        Some(503),
+        "not ready without a token"
+    );
+    assert!(operator.try_wait().unwrap().is_none(), "still running");
+
+    probe.clear_faults().await;
+    eventually(
+        Duration::from_secs(60),
+        "/readyz once Entra ID answers",
+        || async { (status("/readyz").await == Some(200)).then_some(()) },
+    )
+    .await;
+    assert!(operator.try_wait().unwrap().is_none(), "never restarted");
+    let text = read_log();
+    for said in [
+        "Azure identity: workload identity does not apply: AZURE_FEDERATED_TOKEN_FILE not set",
+        "identity=client secret (client ",
+        "got a token for the operator's identity",
+    ] {
+        assert!(text.contains(said), "the log says {said:?}:\n{text}");
+    }
+    assert!(
+        !text.contains(arm.get("AZURE_CLIENT_SECRET")),
+        "the secret is in the log"
+    );
+    let _ = operator.kill();
+    let _ = operator.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,6 +118,11 @@ async fn quickstart_reaches_ready_then_deletes_everything() {
             "describe shows the {event} event:\n{described}"
         );
     }
+    let repeated = repeated_events(&client, &ns).await;
+    assert!(
+        repeated.is_empty(),
+        "each change is announced once; repeated: {repeated:?}"
+    );
 
     // What the operator built in Azure.
     let probe = ArmProbe::new(&arm).await;
@@ -208,6 +213,34 @@ async fn quickstart_reaches_ready_then_deletes_everything() {
     let _ = operator.wait();
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+}
+
+/// Changes of one object announced more than once in `ns`: an Event counted again as a series
+/// (kubectl's `x2`), or a second Event with the same object and reason.
+async fn repeated_events(client: &Client, ns: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let mut counts = std::collections::BTreeMap::new();
+    for e in events.list(&Default::default()).await.unwrap() {
+        let object = e
+            .regarding
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.kind.unwrap_or_default(),
+                    r.name.unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        let count = e.series.map_or(1, |s| s.count);
+        *counts
+            .entry(format!("{object} {}", e.reason.unwrap_or_default()))
+            .or_insert(0) += count;
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(what, n)| format!("{what} x{n}"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

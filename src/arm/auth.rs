@@ -7,7 +7,10 @@
 //! 2. Client secret: `AZURE_CLIENT_SECRET` with `AZURE_CLIENT_ID` and `AZURE_TENANT_ID`.
 //! 3. Managed identity: `AZURE_USE_MANAGED_IDENTITY=true` (optionally `AZURE_CLIENT_ID` for a
 //!    user-assigned identity).
-//! 4. Azure CLI (`az login`), for running the operator on a workstation.
+//! 4. Azure CLI (`az login`) when `az` is on PATH, for running the operator on a workstation.
+//!
+//! The sources before the chosen one are reported with what they lack ([`Selection`]); when
+//! none applies, `run` stops at start (nothing in a running process could change that).
 //!
 //! A custom resource may name a Secret (`spec.credentialRef`) with `AZURE_TENANT_ID`,
 //! `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET`; it is used instead, for that object only.
@@ -55,39 +58,113 @@ pub struct ClientSecretIdentity {
     pub secret: Secret,
 }
 
+/// The operator's identity as chosen from the environment, and why each source before it
+/// does not apply (for the log at start: what was tried and why it did not work).
+pub struct Selection {
+    /// None: no source applies.
+    pub chosen: Option<IdentitySource>,
+    /// The sources looked at before the chosen one (or all of them), in order.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A source that does not apply, and why (names of variables, never their values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub source: &'static str,
+    pub reason: String,
+}
+
+impl Selection {
+    /// Why no source applies, one clause per source.
+    pub fn why_none(&self) -> String {
+        self.skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.source, s.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 impl IdentitySource {
-    /// Reads the environment (see the module docs).
-    pub fn from_env() -> Self {
-        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    /// Reads the environment (see the module docs); the Azure CLI counts when `az` is on PATH.
+    pub fn from_env() -> Selection {
+        Self::select(
+            |k| std::env::var(k).ok().filter(|v| !v.is_empty()),
+            azure_cli_on_path(),
+        )
     }
 
     /// Like [`Self::from_env`], from any variable lookup (the sandbox passes its simulator's).
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
+    pub fn select(var: impl Fn(&str) -> Option<String>, azure_cli: bool) -> Selection {
+        let mut skipped = Vec::new();
+        let mut skip = |source, reason: String| skipped.push(Skipped { source, reason });
+        let unset = |names: &[&str]| {
+            let missing: Vec<&str> = names.iter().copied().filter(|n| var(n).is_none()).collect();
+            (!missing.is_empty()).then(|| format!("{} not set", missing.join(", ")))
+        };
         let (tenant, client) = (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"));
-        if let (Some(token_file), Some(tenant_id), Some(client_id)) = (
-            var("AZURE_FEDERATED_TOKEN_FILE"),
-            tenant.clone(),
-            client.clone(),
-        ) {
-            return Self::WorkloadIdentity {
-                tenant_id,
-                client_id,
-                token_file: token_file.into(),
+
+        const WORKLOAD: [&str; 3] = [
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "AZURE_CLIENT_ID",
+            "AZURE_TENANT_ID",
+        ];
+        match unset(&WORKLOAD) {
+            None => {
+                let chosen = Self::WorkloadIdentity {
+                    tenant_id: tenant.unwrap_or_default(),
+                    client_id: client.unwrap_or_default(),
+                    token_file: var("AZURE_FEDERATED_TOKEN_FILE").unwrap_or_default().into(),
+                };
+                return Selection {
+                    chosen: Some(chosen),
+                    skipped,
+                };
+            }
+            Some(reason) => skip("workload identity", reason),
+        }
+        const SECRET: [&str; 3] = ["AZURE_CLIENT_SECRET", "AZURE_CLIENT_ID", "AZURE_TENANT_ID"];
+        match unset(&SECRET) {
+            None => {
+                let chosen = Self::ClientSecret(ClientSecretIdentity {
+                    tenant_id: tenant.unwrap_or_default(),
+                    client_id: client.unwrap_or_default(),
+                    secret: Secret::new(var("AZURE_CLIENT_SECRET").unwrap_or_default()),
+                });
+                return Selection {
+                    chosen: Some(chosen),
+                    skipped,
+                };
+            }
+            Some(reason) => skip("client secret", reason),
+        }
+        match var("AZURE_USE_MANAGED_IDENTITY") {
+            Some(v) if v.eq_ignore_ascii_case("true") => {
+                return Selection {
+                    chosen: Some(Self::ManagedIdentity { client_id: client }),
+                    skipped,
+                };
+            }
+            Some(_) => skip(
+                "managed identity",
+                "AZURE_USE_MANAGED_IDENTITY is not true".into(),
+            ),
+            None => skip(
+                "managed identity",
+                "AZURE_USE_MANAGED_IDENTITY not set".into(),
+            ),
+        }
+        if azure_cli {
+            return Selection {
+                chosen: Some(Self::AzureCli),
+                skipped,
             };
         }
-        if let (Some(secret), Some(tenant_id), Some(client_id)) =
-            (var("AZURE_CLIENT_SECRET"), tenant, client.clone())
-        {
-            return Self::ClientSecret(ClientSecretIdentity {
-                tenant_id,
-                client_id,
-                secret: Secret::new(secret),
-            });
+        skip("Azure CLI", "`az` is not on PATH".into());
+        Selection {
+            chosen: None,
+            skipped,
         }
-        if var("AZURE_USE_MANAGED_IDENTITY").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-            return Self::ManagedIdentity { client_id: client };
-        }
-        Self::AzureCli
     }
 
     /// A short description for logs (never the secret).
@@ -275,6 +352,17 @@ impl Credentials {
     }
 }
 
+/// Whether an executable `az` is in one of PATH's directories.
+fn azure_cli_on_path() -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join("az"))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
 fn hash<T: Hash + ?Sized>(value: &T) -> u64 {
     let mut h = DefaultHasher::new();
     value.hash(&mut h);
@@ -285,26 +373,37 @@ fn hash<T: Hash + ?Sized>(value: &T) -> u64 {
 mod tests {
     use super::*;
 
-    fn source(vars: &[(&str, &str)]) -> IdentitySource {
+    fn select(vars: &[(&str, &str)], azure_cli: bool) -> Selection {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        IdentitySource::from_lookup(|k| vars.get(k).cloned())
+        IdentitySource::select(|k| vars.get(k).cloned(), azure_cli)
+    }
+
+    fn source(vars: &[(&str, &str)]) -> Option<IdentitySource> {
+        select(vars, true).chosen
     }
 
     #[test]
     fn workload_identity_wins_over_a_client_secret() {
-        let s = source(&[
-            (
-                "AZURE_FEDERATED_TOKEN_FILE",
-                "/var/run/secrets/azure/tokens/azure-identity-token",
-            ),
-            ("AZURE_CLIENT_SECRET", "s3cret"),
-            ("AZURE_TENANT_ID", "t"),
-            ("AZURE_CLIENT_ID", "c"),
-        ]);
-        assert!(matches!(s, IdentitySource::WorkloadIdentity { .. }));
+        let s = select(
+            &[
+                (
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    "/var/run/secrets/azure/tokens/azure-identity-token",
+                ),
+                ("AZURE_CLIENT_SECRET", "s3cret"),
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+            ],
+            true,
+        );
+        assert!(matches!(
+            s.chosen,
+            Some(IdentitySource::WorkloadIdentity { .. })
+        ));
+        assert!(s.skipped.is_empty(), "nothing was tried before it");
     }
 
     #[test]
@@ -315,11 +414,11 @@ mod tests {
                 ("AZURE_TENANT_ID", "t"),
                 ("AZURE_CLIENT_ID", "c")
             ]),
-            IdentitySource::ClientSecret(_)
+            Some(IdentitySource::ClientSecret(_))
         ));
         assert!(matches!(
             source(&[("AZURE_CLIENT_SECRET", "s3cret"), ("AZURE_TENANT_ID", "t")]),
-            IdentitySource::AzureCli
+            Some(IdentitySource::AzureCli)
         ));
     }
 
@@ -330,9 +429,44 @@ mod tests {
                 ("AZURE_USE_MANAGED_IDENTITY", "true"),
                 ("AZURE_CLIENT_ID", "c")
             ]),
-            IdentitySource::ManagedIdentity { client_id: Some(_) }
+            Some(IdentitySource::ManagedIdentity { client_id: Some(_) })
         ));
-        assert!(matches!(source(&[]), IdentitySource::AzureCli));
+        assert!(matches!(source(&[]), Some(IdentitySource::AzureCli)));
+    }
+
+    #[test]
+    fn each_source_tried_says_which_variables_it_lacks() {
+        let s = select(
+            &[
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_CLIENT_SECRET", "s3cret"),
+                ("AZURE_USE_MANAGED_IDENTITY", "false"),
+            ],
+            false,
+        );
+        assert!(s.chosen.is_none());
+        let skipped: Vec<(&str, &str)> = s
+            .skipped
+            .iter()
+            .map(|k| (k.source, k.reason.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (
+                    "workload identity",
+                    "AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID not set"
+                ),
+                ("client secret", "AZURE_TENANT_ID not set"),
+                ("managed identity", "AZURE_USE_MANAGED_IDENTITY is not true"),
+                ("Azure CLI", "`az` is not on PATH"),
+            ]
+        );
+        assert!(!s.why_none().contains("s3cret"));
+        assert!(
+            s.why_none()
+                .starts_with("workload identity: AZURE_FEDERATED_TOKEN_FILE")
+        );
     }
 
     #[test]
@@ -341,7 +475,8 @@ mod tests {
             ("AZURE_CLIENT_SECRET", "s3cret"),
             ("AZURE_TENANT_ID", "t"),
             ("AZURE_CLIENT_ID", "c"),
-        ]);
+        ])
+        .unwrap();
         assert!(!s.describe().contains("s3cret"));
     }
 }

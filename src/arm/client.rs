@@ -11,6 +11,7 @@ use azure_core::credentials::TokenCredential;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use reqwest::{Method, StatusCode, Url, header::HeaderMap};
 use serde::{Serialize, de::DeserializeOwned};
+use tokio::time::Instant;
 
 use super::{
     error::ArmError,
@@ -88,7 +89,9 @@ struct Limits {
     /// When ARM answered 429 with Retry-After for a subscription: no request to it before.
     /// ARM throttles per subscription, so every object's reconcile waits, not just the one that
     /// was refused (other objects' triggers would otherwise retry at once).
-    throttled_until: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
+    throttled_until: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    /// Origin of the offsets in the debug log of sends and 429s (tests compare them).
+    created: Instant,
 }
 
 impl Limits {
@@ -101,7 +104,46 @@ impl Limits {
             reads: DefaultKeyedRateLimiter::keyed(quota(20, 200)),
             writes: DefaultKeyedRateLimiter::keyed(quota(8, 150)),
             throttled_until: std::sync::Mutex::default(),
+            created: Instant::now(),
         }
+    }
+
+    /// Waits until no 429 holds `key`, and returns the moment it found none. A later 429 may
+    /// push the deadline out while we wait (ARM asking for longer), so the deadline is read
+    /// again after every wait: requests already waiting wait for the latest one too.
+    async fn unthrottled(&self, key: &str) -> Instant {
+        loop {
+            let until = {
+                let throttled = self.throttled_until.lock().expect("throttle lock");
+                let now = Instant::now();
+                match throttled.get(key).filter(|until| **until > now) {
+                    Some(until) => *until,
+                    None => return now,
+                }
+            };
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// Holds every request to `key` for `wait` from now, or longer if an earlier 429 asked
+    /// for longer.
+    fn throttle(&self, key: &str, wait: Duration) {
+        let mut throttled = self.throttled_until.lock().expect("throttle lock");
+        let now = Instant::now();
+        let entry = throttled.entry(key.to_string()).or_insert(now + wait);
+        *entry = (*entry).max(now + wait);
+        tracing::debug!(
+            subscription = %key,
+            pid = std::process::id(),
+            received_us = self.offset(now),
+            until_us = self.offset(*entry),
+            "ARM throttled the subscription"
+        );
+    }
+
+    /// Microseconds since these limits were made.
+    fn offset(&self, at: Instant) -> u64 {
+        at.duration_since(self.created).as_micros() as u64
     }
 }
 
@@ -372,16 +414,8 @@ impl ArmClient {
             &self.limits.writes
         };
         let key = subscription.to_ascii_lowercase();
-        let until = self
-            .limits
-            .throttled_until
-            .lock()
-            .expect("throttle lock")
-            .get(&key)
-            .copied();
-        if let Some(until) = until {
-            tokio::time::sleep_until(until).await;
-        }
+        // A throttled request holds no budget while it waits.
+        self.limits.unthrottled(&key).await;
         limiter.until_key_ready(&key).await;
 
         let mut request = self
@@ -401,6 +435,16 @@ impl ArmClient {
         if let Some(body) = body {
             request = request.json(body);
         }
+        // Again at the moment of sending: a 429 that came back while this one waited for its
+        // budget or its token holds it too.
+        let admitted = self.limits.unthrottled(&key).await;
+        tracing::debug!(
+            subscription = %key,
+            pid = std::process::id(),
+            at_us = self.limits.offset(admitted),
+            "{method} {}",
+            url.path()
+        );
         let started = std::time::Instant::now();
         let response = request.send().await.map_err(|e| ArmError::Transient {
             code: "ConnectionFailed".into(),
@@ -421,11 +465,8 @@ impl ArmClient {
             retry_after: None,
         })?;
         if status == StatusCode::TOO_MANY_REQUESTS {
-            let wait = retry_after(&headers).unwrap_or(std::time::Duration::from_secs(1));
-            let until = tokio::time::Instant::now() + wait;
-            let mut throttled = self.limits.throttled_until.lock().expect("throttle lock");
-            let entry = throttled.entry(key).or_insert(until);
-            *entry = (*entry).max(until);
+            let wait = retry_after(&headers).unwrap_or(Duration::from_secs(1));
+            self.limits.throttle(&key, wait);
         }
         if status.is_success() {
             Ok((status, headers, body))
@@ -506,6 +547,43 @@ mod tests {
         assert_eq!(
             v.for_type("Microsoft.Resources/resourceGroups"),
             "2021-04-01"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_429_holds_requests_already_waiting_for_an_earlier_one() {
+        let limits = Arc::new(Limits::new());
+        let start = Instant::now();
+        limits.throttle("sub", Duration::from_secs(1));
+        let waiting = tokio::spawn({
+            let limits = limits.clone();
+            async move { limits.unthrottled("sub").await }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // A second 429, half a second later, asks for two seconds.
+        limits.throttle("sub", Duration::from_secs(2));
+        assert_eq!(
+            waiting.await.unwrap() - start,
+            Duration::from_millis(2500),
+            "the waiting request goes when the latest Retry-After ends"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shorter_429_does_not_cut_a_longer_wait_and_other_subscriptions_go_on() {
+        let limits = Limits::new();
+        let start = Instant::now();
+        limits.throttle("sub", Duration::from_secs(3));
+        limits.throttle("sub", Duration::from_secs(1));
+        assert_eq!(limits.unthrottled("other").await, start);
+        assert_eq!(
+            limits.unthrottled("sub").await - start,
+            Duration::from_secs(3)
+        );
+        // Once the wait is over, nothing more holds it.
+        assert_eq!(
+            limits.unthrottled("sub").await - start,
+            Duration::from_secs(3)
         );
     }
 

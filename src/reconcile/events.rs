@@ -2,7 +2,8 @@
 //! first Event as a series. kube's `Recorder` does the same but keeps every Event it published
 //! for those six minutes, whole and keyed by the object's resourceVersion (so repeats never
 //! match): at 1,000 objects that was over half the operator's heap. This keeps a name and a
-//! count per (object, type, reason, note).
+//! count per (object, type, reason, note), and per object a hash of the state last announced,
+//! so that each change is announced once (see [`Events::is_news`]).
 
 use std::{
     collections::HashMap,
@@ -66,6 +67,23 @@ impl Events {
         Ok(())
     }
 
+    /// Whether `state` (what users see of an object, say Ready's status and reason) is a change
+    /// to announce: unlike the state last announced for the object, or, when none was lately,
+    /// unlike `shown`, the state of the copy the reconcile read. Records `state` as announced.
+    /// The copy may be older than our own last status write (a reconcile woken by something
+    /// else before the watch delivered that write): comparing with it alone announced the same
+    /// change twice.
+    pub fn is_news(
+        &self,
+        regarding: &ObjectReference,
+        shown: &impl Hash,
+        state: &impl Hash,
+    ) -> bool {
+        let object = hash(&(&regarding.uid, &regarding.namespace, &regarding.name));
+        self.lock()
+            .news(object, hash(shown), hash(state), Instant::now())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
         self.recent.lock().expect("events lock")
     }
@@ -111,24 +129,36 @@ impl Events {
 /// What makes two Events the same: the object (by UID, whatever its resourceVersion), type,
 /// reason and note.
 fn series_key(ev: &Event, regarding: &ObjectReference) -> u64 {
-    let mut h = DefaultHasher::new();
-    (
+    hash(&(
         &regarding.uid,
         &regarding.namespace,
         &regarding.name,
         matches!(ev.type_, EventType::Warning),
         &ev.reason,
         &ev.note,
-    )
-        .hash(&mut h);
+    ))
+}
+
+fn hash(value: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    value.hash(&mut h);
     h.finish()
 }
 
-/// Events published lately: name and count, by series key.
+/// Events published lately: name and count, by series key; and the state last announced, by
+/// object.
 #[derive(Default)]
 struct Recent {
     series: HashMap<u64, Series>,
+    announced: HashMap<u64, Announced>,
     pruned: Option<Instant>,
+}
+
+/// The state last announced for an object, and when. Kept as long as a series: a cached copy
+/// is never minutes behind our own writes, so after that the copy itself is the reference.
+struct Announced {
+    state: u64,
+    at: Instant,
 }
 
 struct Series {
@@ -165,6 +195,14 @@ impl Recent {
         self.series.remove(&key);
     }
 
+    /// See [`Events::is_news`].
+    fn news(&mut self, object: u64, shown: u64, state: u64, now: Instant) -> bool {
+        self.prune(now);
+        let last = self.announced.get(&object).map_or(shown, |a| a.state);
+        self.announced.insert(object, Announced { state, at: now });
+        last != state
+    }
+
     /// Drops series older than the TTL, at most once a minute (so publishing stays O(1)).
     fn prune(&mut self, now: Instant) {
         if self
@@ -175,6 +213,8 @@ impl Recent {
         }
         self.series
             .retain(|_, s| now.duration_since(s.last) < SERIES_TTL);
+        self.announced
+            .retain(|_, a| now.duration_since(a.at) < SERIES_TTL);
         self.pruned = Some(now);
     }
 }
@@ -226,5 +266,41 @@ mod tests {
         // Six minutes after the last repeat, a new Event; old series are dropped.
         assert_eq!(recent.repeat(7, start + 8 * minute), None);
         assert!(recent.series.is_empty());
+    }
+
+    #[test]
+    fn a_change_read_again_from_a_copy_older_than_its_status_write_is_not_news() {
+        let (waiting, creating, ready) = (1, 2, 3);
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut recent = Recent::default();
+        // Nothing announced yet: the copy read is the reference.
+        assert!(!recent.news(9, waiting, waiting, start));
+        assert!(recent.news(9, waiting, creating, start));
+        // Woken again before the watch delivered that write: the copy still says Waiting.
+        assert!(!recent.news(9, waiting, creating, start + second));
+        assert!(recent.news(9, waiting, ready, start + 2 * second));
+        assert!(!recent.news(9, creating, ready, start + 3 * second));
+        // A real change back is news even when the stale copy happens to show it.
+        assert!(recent.news(9, creating, creating, start + 4 * second));
+        // Other objects have their own history.
+        assert!(recent.news(10, waiting, ready, start + 4 * second));
+    }
+
+    #[test]
+    fn what_was_announced_is_forgotten_after_six_minutes() {
+        let start = Instant::now();
+        let mut recent = Recent::default();
+        assert!(recent.news(9, 1, 2, start));
+        let later = start + Duration::from_secs(8 * 60);
+        assert!(
+            !recent.news(9, 2, 2, later),
+            "the copy is the reference again"
+        );
+        assert_eq!(
+            recent.announced.len(),
+            1,
+            "the old entry was dropped, a new one kept"
+        );
     }
 }

@@ -417,8 +417,8 @@ async fn remove_finalizer<K: Managed>(api: &Api<K>, obj: &K) -> Result<(), Error
     }
 }
 
-/// Writes the status (server-side apply, fixed field manager) unless nothing changed, and
-/// publishes an Event when the `Ready` reason changes.
+/// Writes the status (server-side apply, fixed field manager) unless nothing changed, then
+/// publishes an Event when what users see changed (once per change, see `Events::is_news`).
 async fn write_status<K: Managed>(
     api: &Api<K>,
     ctx: &Context,
@@ -470,7 +470,10 @@ async fn write_status<K: Managed>(
         };
         (of("Ready"), of("Synced").map(|(_, reason)| reason))
     };
-    if seen(previous) != seen(&conditions) {
+    if ctx
+        .events
+        .is_news(&obj.object_ref(&()), &seen(previous), &seen(&conditions))
+    {
         let type_ = match outcome.state {
             State::RetryableError | State::Stalled => EventType::Warning,
             State::Ready | State::Progressing => EventType::Normal,

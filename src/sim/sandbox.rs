@@ -90,14 +90,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         authority_host: fact("AUTHORITY_HOST")?,
         ca_bundle: Some(PathBuf::from(fact("CA_FILE")?)),
         arm_scope: crate::arm::client::DEFAULT_SCOPE.to_string(),
-        identity: IdentitySource::from_lookup(|k| {
-            matches!(
-                k,
-                "AZURE_TENANT_ID" | "AZURE_CLIENT_ID" | "AZURE_CLIENT_SECRET"
-            )
-            .then(|| arm_facts.get(k).cloned())
-            .flatten()
-        }),
+        identity: IdentitySource::select(
+            |k| {
+                matches!(
+                    k,
+                    "AZURE_TENANT_ID" | "AZURE_CLIENT_ID" | "AZURE_CLIENT_SECRET"
+                )
+                .then(|| arm_facts.get(k).cloned())
+                .flatten()
+            },
+            false,
+        ),
         default_subscription: arm_facts.get("AZURE_SUBSCRIPTION_ID").cloned(),
         namespaces: Vec::new(),
         metrics_addr: None,

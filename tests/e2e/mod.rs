@@ -142,15 +142,17 @@ pub fn operator(kubeconfig: &str, arm: &Served, extra_args: &[&str]) -> Child {
     let log = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("operator-{}-{n}.log", std::process::id()));
     eprintln!("operator log: {}", log.display());
-    operator_logging_to(kubeconfig, arm, extra_args, Some(&log))
+    operator_logging_to(kubeconfig, arm, extra_args, Some(&log), &[])
 }
 
-/// Like [`operator`], with its log appended to `log` (for tests that read it).
+/// Like [`operator`], with its log appended to `log` (for tests that read it) and `env` added
+/// to (or overriding) its environment, e.g. `RUST_LOG`.
 pub fn operator_logging_to(
     kubeconfig: &str,
     arm: &Served,
     extra_args: &[&str],
     log: Option<&Path>,
+    env: &[(&str, &str)],
 ) -> Child {
     let mut cmd = Command::new(binary());
     cmd.args([
@@ -179,6 +181,7 @@ pub fn operator_logging_to(
     .env("AZURE_CLIENT_SECRET", arm.get("AZURE_CLIENT_SECRET"))
     .env("AZURE_SUBSCRIPTION_ID", arm.get("AZURE_SUBSCRIPTION_ID"))
     .env("RUST_LOG", "info,kube=warn")
+    .envs(env.iter().copied())
     .stdin(Stdio::null());
     if let Some(log) = log {
         let file = std::fs::OpenOptions::new()

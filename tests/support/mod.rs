@@ -386,3 +386,64 @@ where
         }
     }
 }
+
+/// kstatus's verdict on an object: what Flux and Argo CD (sigs.k8s.io/cli-utils'
+/// `status.Compute`) make of its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+pub enum Verdict {
+    Current,
+    InProgress,
+    Failed,
+    Terminating,
+    NotFound,
+    Unknown,
+}
+
+/// One object's kstatus verdict and kstatus's message for it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct KStatus {
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    pub name: String,
+    pub status: Verdict,
+    pub message: String,
+}
+
+/// kstatus's verdict on `obj` (one object as the API server returns it), from the Go program
+/// of tests/kstatus (built on first use, cached).
+pub fn kstatus(obj: &serde_json::Value) -> KStatus {
+    let mut all = kstatus_all(obj);
+    assert_eq!(all.len(), 1, "one verdict for one object: {all:?}");
+    all.remove(0)
+}
+
+/// kstatus's verdicts on every object of a List (as `kubectl get -o json` prints it), or on
+/// one object.
+pub fn kstatus_all(objects: &serde_json::Value) -> Vec<KStatus> {
+    use std::io::Write;
+    let run = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kstatus/run");
+    let mut child = Command::new(&run)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {}: {e}", run.display()));
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(&serde_json::to_vec(objects).expect("JSON"))
+        .expect("writing to kstatus");
+    let out = child.wait_with_output().expect("kstatus ran");
+    assert!(
+        out.status.success(),
+        "tests/kstatus/run failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("kstatus printed {l:?}: {e}")))
+        .collect()
+}
