@@ -8,7 +8,7 @@ mod e2e;
 use std::time::Duration;
 
 use azure_gallery_operator::api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine};
-use e2e::{READY_DEADLINE, Scenario, eventually, image_yaml, wait_reason};
+use e2e::{READY_DEADLINE, Scenario, eventually, image_yaml, support::Verdict, wait_reason};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api,
@@ -54,6 +54,11 @@ async fn kstatus_conditions(s: &Scenario, kind: &str, name: &str) -> (String, St
             .to_string()
     };
     (of("Ready"), of("Reconciling"), of("Stalled"))
+}
+
+/// Flux's kstatus verdict on the object as the API server has it now.
+fn verdict(s: &Scenario, kind: &str, name: &str) -> Verdict {
+    e2e::support::kstatus(&kubectl_json(s, kind, name)).status
 }
 
 fn kubectl_json(s: &Scenario, kind: &str, name: &str) -> serde_json::Value {
@@ -253,6 +258,7 @@ async fn a_vm_applied_before_its_image_and_its_subnet_waits_then_starts_by_itsel
         )
         .await;
     wait_reason(&s.client, &s.ns, "VirtualMachine", "early", "Ready").await;
+    assert_eq!(verdict(&s, "virtualmachine", "early"), Verdict::Current);
 }
 
 /// A Secret holding the single-tenant app's credentials (tenant 1), as `credentialRef` names it.
@@ -440,6 +446,11 @@ async fn orphan_then_adopt_then_delete_removes_the_resource_group_the_first_obje
 
     s.apply(&yaml("Delete")).await;
     wait_reason(&s.client, &s.ns, "Gallery", "adopted", "Ready").await;
+    assert_eq!(
+        verdict(&s, "gallery", "adopted"),
+        Verdict::Current,
+        "adopted"
+    );
     galleries
         .delete("adopted", &DeleteParams::default())
         .await
@@ -597,6 +608,7 @@ async fn a_vm_without_public_ip_or_nsg_writes_nothing_at_resync_and_leaves_looka
         (s.probe.count("GET", vm).await >= 2).then_some(())
     })
     .await;
+    assert_eq!(verdict(&s, "virtualmachine", "quiet"), Verdict::Current);
     let writes = s.probe.writes_by(&s.fact("AZURE_CLIENT_ID")).await;
     assert!(writes.is_empty(), "no write in steady state: {writes:?}");
     assert!(

@@ -5,7 +5,7 @@
 
 mod e2e;
 
-use e2e::{Scenario, wait_reason};
+use e2e::{Scenario, support::Verdict, wait_reason};
 
 const SPEED: f64 = 50.0;
 
@@ -59,6 +59,7 @@ async fn namespaced_mode_waits_for_the_namespaces_own_identity_and_then_acts_as_
         ("True", "False"),
         "waiting, not failed"
     );
+    assert_eq!(verdict(&s, "gallery", "teamgallery"), Verdict::InProgress);
     assert!(
         requests_about(&s, "rg-team-ns").await.is_empty(),
         "nothing was sent to Azure for it"
@@ -82,6 +83,24 @@ async fn namespaced_mode_waits_for_the_namespaces_own_identity_and_then_acts_as_
             "every call as the namespace's app, none as the operator's: {calls:#?}"
         );
     }
+}
+
+fn verdict(s: &Scenario, kind: &str, name: &str) -> Verdict {
+    let out = std::process::Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            &s.kubeconfig,
+            "-n",
+            &s.ns,
+            "get",
+            kind,
+            name,
+            "-o",
+            "json",
+        ])
+        .output()
+        .expect("kubectl is installed");
+    e2e::support::kstatus(&serde_json::from_slice(&out.stdout).unwrap()).status
 }
 
 fn kubectl_condition(s: &Scenario, kind: &str, name: &str, condition: &str) -> String {
@@ -147,6 +166,11 @@ spec:
     assert_eq!(
         kubectl_condition(&s, "gallery", "outside", "Stalled"),
         "True"
+    );
+    assert_eq!(
+        verdict(&s, "gallery", "outside"),
+        Verdict::Failed,
+        "only an edit or the installer can help"
     );
     let message = wait_reason(
         &s.client,

@@ -351,6 +351,8 @@ def test_more_than_one_replica_needs_leader_election() -> None:
         ({"armEndpoint": "http://management.azure.com"}, "/armEndpoint"),
         ({"credentials": {"clientId": "not-a-guid"}}, "/credentials/clientId"),
         ({"replica": 2}, "additional properties"),
+        ({"tenancy": {"mode": "per-team"}}, "/tenancy/mode"),
+        ({"tenancy": {"mode": "shared", "scopes": {"team-a": {"scopes": ["rg-team-a"]}}}}, "/tenancy/scopes"),
     ],
 )
 def test_values_schema_rejects_bad_values(values: dict, complaint: str) -> None:
@@ -358,6 +360,63 @@ def test_values_schema_rejects_bad_values(values: dict, complaint: str) -> None:
         render(values)
     report = helm.lint(CHART, values, namespace=NAMESPACE)
     assert report["errors"], "helm lint reports the schema violation too"
+
+
+TEAM_SCOPES = {
+    "team-a": {
+        "scopes": [f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/rg-team-a"],
+        "subnets": [
+            f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/rg-net/providers/"
+            "Microsoft.Network/virtualNetworks/hub/subnets/team-a"
+        ],
+    },
+    "*": {"scopes": []},
+}
+
+
+def test_tenancy_values_become_flags_and_a_scopes_file_the_binary_accepts(
+    tmp_path: pathlib.Path,
+) -> None:
+    assert "--tenancy=shared" in container(render())["args"], "shared by default"
+    assert not [o for o in render() if o["kind"] == "ConfigMap"], "no scopes, no ConfigMap"
+
+    objects = render({"tenancy": {"mode": "namespaced", "scopes": TEAM_SCOPES}})
+    c = container(objects)
+    assert "--tenancy=namespaced" in c["args"]
+    scopes_arg = next(a for a in c["args"] if a.startswith("--scopes="))
+    (config,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "scopes")
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "scopes")
+    assert volume["configMap"]["name"] == config["metadata"]["name"]
+    assert scopes_arg == f"--scopes={mount['mountPath']}/scopes.yaml"
+    assert yaml.safe_load(config["data"]["scopes.yaml"]) == {"namespaces": TEAM_SCOPES}
+    checksum = pod["metadata"]["annotations"]["checksum/scopes"]
+    wider = {**TEAM_SCOPES, "team-b": {"scopes": [f"/subscriptions/{SUBSCRIPTION_ID}"]}}
+    changed = next(
+        o
+        for o in render({"tenancy": {"mode": "namespaced", "scopes": wider}})
+        if o["kind"] == "Deployment"
+    )
+    assert changed["spec"]["template"]["metadata"]["annotations"]["checksum/scopes"] != checksum, (
+        "a change of scopes rolls the pod, which reads them at start"
+    )
+
+    # The binary reads the file the ConfigMap mounts and gets as far as the kubeconfig.
+    file = tmp_path / "scopes.yaml"
+    file.write_text(config["data"]["scopes.yaml"])
+    args = [f"--scopes={file}" if a.startswith("--scopes=") else a for a in c["args"]]
+    plain_env = {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}
+    result = subprocess.run(
+        [str(binary()), *args, "--kubeconfig", "/nonexistent/kubeconfig"],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **plain_env, "AZURE_CLIENT_ID": CLIENT_ID,
+             "AZURE_TENANT_ID": TENANT_ID, "AZURE_CLIENT_SECRET": "x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and "/nonexistent/kubeconfig" in result.stderr, result.stderr
 
 
 def test_notes_tell_what_to_do_next() -> None:
