@@ -538,6 +538,36 @@ async fn vms_follow_the_image_security_type_size_and_confidential_requirements()
         cvm["properties"]["securityProfile"]["securityType"],
         "ConfidentialVM"
     );
+
+    // An update keeps the security profile it leaves out, and cannot change the type.
+    let nic7 = tl_vm["properties"]["networkProfile"]["networkInterfaces"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let same = sim
+        .put(
+            &get(7),
+            &token,
+            vm_body(&tl, &nic7, "Standard_D2s_v5", None, None),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+    assert_eq!(
+        same.body["properties"]["securityProfile"],
+        tl_vm["properties"]["securityProfile"]
+    );
+    sim.wait_terminal(&get(7), &token).await;
+    let other = sim
+        .put(
+            &get(7),
+            &token,
+            vm_body(&tl, &nic7, "Standard_D2s_v5", Some(cvm_profile), None),
+        )
+        .await;
+    assert_eq!(
+        (other.status, other.code()),
+        (StatusCode::CONFLICT, "PropertyChangeNotAllowed")
+    );
 }
 
 #[tokio::test]

@@ -382,7 +382,11 @@ pub fn vm(
                     .and_then(Value::as_str),
             )
         };
-        match props.get("securityProfile").filter(|p| !p.is_null()) {
+        match props
+            .get("securityProfile")
+            .filter(|p| !p.is_null())
+            .cloned()
+        {
             None => {
                 if let Some(old) = old_props.get("securityProfile") {
                     props["securityProfile"] = old.clone();
@@ -391,7 +395,11 @@ pub fn vm(
             Some(_) if security_type(&props) != security_type(old_props) => {
                 return Err(ArmError::property_change("securityProfile.securityType"));
             }
-            Some(_) => {}
+            Some(given) => {
+                let mut merged = old_props["securityProfile"].clone();
+                json_patch::merge(&mut merged, &given);
+                props["securityProfile"] = merged;
+            }
         }
         // Read-only and create-time parts stay as they were.
         props["storageProfile"] = old_props["storageProfile"].clone();
