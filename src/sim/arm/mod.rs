@@ -122,8 +122,9 @@
 //!   Launch VMs are stored with secure boot and vTPM on unless set (inferred from the portal and
 //!   CLI defaults); a VM without a profile reads back `securityType: Standard` from Compute
 //!   2025-11-01 (today §A.8). Its OS disk carries the generation and the disk security type
-//!   (`TrustedLaunch`, `ConfidentialVM_…`). The security type cannot change on update (409
-//!   PropertyChangeNotAllowed, inferred). A managed image from a Trusted Launch VM: 409
+//!   (`TrustedLaunch`, `ConfidentialVM_…`). On update the security settings sent merge onto the
+//!   stored ones (kept when none are sent); the type cannot change (409 PropertyChangeNotAllowed,
+//!   inferred). A managed image from a Trusted Launch VM: 409
 //!   OperationNotAllowed "Creation of managed images are not supported for virtual machine with
 //!   TrustedLaunch security type." (today §A.7).
 //!
