@@ -35,8 +35,12 @@ async fn prints_facts_in_order_then_serves_arm_over_https() {
             "SUBNET_ID",
             "SOURCE_LINUX_IMAGE_ID_2",
             "SUBNET_ID_2",
+            "SOURCE_TRUSTED_LAUNCH_VM_ID",
+            "SOURCE_TRUSTED_LAUNCH_DISK_ID",
+            "NON_ZONAL_REGION",
         ]
     );
+    assert_eq!(sim.fact("NON_ZONAL_REGION"), "westus");
     assert!(sim.endpoint().starts_with("https://127.0.0.1:"));
     assert_eq!(
         sim.fact("AZURE_TENANT_ID"),
@@ -313,7 +317,7 @@ pageSize: 2
             .contains("Microsoft.Resources/resourceGroups/read")
     );
 
-    // pageSize 2: the seeded group's seven resources come in four pages.
+    // pageSize 2: the seeded group's ten resources come in five pages.
     let mut url = format!(
         "/subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/rg-image-sources/resources?api-version={RESOURCES_API}"
     );
@@ -338,7 +342,7 @@ pageSize: 2
             None => break,
         }
     }
-    assert_eq!((pages, names.len()), (4, 7));
+    assert_eq!((pages, names.len()), (5, 10));
 }
 
 #[tokio::test]

@@ -556,12 +556,15 @@ async fn generalized_images_need_an_os_profile_and_specialized_ones_forbid_it() 
     let generalized = sim.gallery_with_definition(rg, &token, "Generalized").await;
     let g = sim.gallery_path(rg, "gal");
     let specialized = format!("{g}/images/spec");
+    // A snapshot of a Standard VM: a Standard definition (the default TrustedLaunchSupported
+    // takes no snapshots).
     sim.ensure(
         &specialized,
         GALLERY_API,
         &token,
         json!({"location": "eastus", "properties": {"osType": "Linux", "osState": "Specialized",
-        "identifier": {"publisher": "P", "offer": "O", "sku": "spec"}}}),
+        "identifier": {"publisher": "P", "offer": "O", "sku": "spec"},
+        "features": [{"name": "SecurityType", "value": "Standard"}]}}),
     )
     .await;
     let gv = format!("{generalized}/versions/1.0.0");

@@ -131,6 +131,8 @@ def test_pollers_create_update_and_delete_gallery_definition_version_nic_and_vm(
             "properties": {
                 "publishingProfile": {"targetRegions": [{"name": "eastus"}, {"name": "westeurope"}], "replicaCount": 1},
                 "storageProfile": {"source": {"id": arm_sim["SOURCE_LINUX_IMAGE_ID"]}},
+                # At 2026-03-03 a version is otherwise undeletable for six months.
+                "safetyProfile": {"blockDeletionBeforeEndOfLife": False},
             },
         },
         **GALLERY,
@@ -401,3 +403,179 @@ def test_every_gallery_shape_round_trips_lists_and_updates(arm_sim):
     listed = list(compute.gallery_image_versions.list_by_gallery_image(rg, "shapes", "full", api_version=GALLERY_API))
     assert [v.name for v in listed] == ["1.2.3"]
     assert "shapes" in [g.name for g in compute.galleries.list(api_version=GALLERY_API)]
+
+
+# Today's Azure (../shared/azure-today.md §A–D) through the SDK's own operations.
+
+G25 = {"api_version": "2025-03-03"}
+
+
+def gallery_with(compute, resources, prefix, properties=None, location="eastus"):
+    rg = unique(prefix)
+    resources.resource_groups.create_or_update(rg, {"location": location})
+    body = {"location": location, "properties": properties or {}}
+    compute.galleries.begin_create_or_update(rg, "gal", body, **FAST).result()
+    return rg
+
+
+def version_body(source, regions=("eastus",), **publishing):
+    key = "virtualMachineId" if "/virtualMachines/" in source else "id"
+    profile = {"targetRegions": [{"name": r} for r in regions], **publishing}
+    return {
+        "location": "eastus",
+        "properties": {"publishingProfile": profile, "storageProfile": {"source": {key: source}}},
+    }
+
+
+def test_definitions_default_to_trusted_launch_supported_and_trusted_launch_images_need_trusted_launch_vms(arm_sim):
+    resources, compute, network = clients(arm_sim)
+    rg = gallery_with(compute, resources, "rg-sdk-tl-")
+    plain = linux_definition(sku="plain")
+    del plain["properties"]["hyperVGeneration"]
+    created = compute.gallery_images.begin_create_or_update(rg, "gal", "plain", plain, **FAST).result()
+    assert created.hyper_v_generation == "V2"
+    assert [(f.name, f.value) for f in created.features] == [("SecurityType", "TrustedLaunchSupported")]
+
+    tl = linux_definition(sku="tl")
+    tl["properties"]["features"] = [{"name": "SecurityType", "value": "TrustedLaunch"}]
+    compute.gallery_images.begin_create_or_update(rg, "gal", "tl", tl, **FAST).result()
+    with pytest.raises(HttpResponseError) as raised:
+        compute.gallery_image_versions.begin_create_or_update(
+            rg, "gal", "tl", "1.0.0", version_body(arm_sim["SOURCE_LINUX_IMAGE_ID"]), **FAST
+        ).result()
+    assert raised.value.error.code == "InvalidParameter"
+    body = version_body(arm_sim["SOURCE_TRUSTED_LAUNCH_VM_ID"])
+    body["properties"]["safetyProfile"] = {"blockDeletionBeforeEndOfLife": False}
+    version = compute.gallery_image_versions.begin_create_or_update(rg, "gal", "tl", "1.0.0", body, **FAST).result()
+    assert version.provisioning_state == "Succeeded"
+
+    nic = network.network_interfaces.begin_create_or_update(rg, "tl-nic", nic_body(arm_sim["SUBNET_ID"]), **FAST).result()
+    with pytest.raises(HttpResponseError) as raised:
+        compute.virtual_machines.begin_create_or_update(rg, "plain", vm_body(version.id, nic.id, "plain"), **FAST).result()
+    assert raised.value.status_code == 400
+    assert raised.value.error.code == "BadRequest"
+    assert raised.value.error.message == (
+        "The provided gallery image only supports creation of VMs and VM Scale Sets with 'TrustedLaunch' security type."
+    )
+    trusted = vm_body(version.id, nic.id, "trusted")
+    trusted["properties"]["securityProfile"] = {"securityType": "TrustedLaunch"}
+    vm = compute.virtual_machines.begin_create_or_update(rg, "trusted", trusted, **FAST).result()
+    assert vm.security_profile.security_type == "TrustedLaunch"
+    assert vm.security_profile.uefi_settings.v_tpm_enabled is True
+
+
+def test_versions_created_at_2026_03_03_cannot_be_deleted_before_their_end_of_life(arm_sim):
+    resources, compute, _ = clients(arm_sim)
+    rg = gallery_with(compute, resources, "rg-sdk-eol-")
+    compute.gallery_images.begin_create_or_update(rg, "gal", "def", linux_definition(), **FAST).result()
+    version = compute.gallery_image_versions.begin_create_or_update(
+        rg, "gal", "def", "1.0.0", version_body(arm_sim["SOURCE_LINUX_IMAGE_ID"]), **FAST
+    ).result()
+    assert version.safety_profile.block_deletion_before_end_of_life is True
+    assert version.publishing_profile.end_of_life_date > version.publishing_profile.published_date
+    with pytest.raises(HttpResponseError) as raised:
+        compute.gallery_image_versions.begin_delete(rg, "gal", "def", "1.0.0", **G25, **FAST).result()
+    assert raised.value.status_code == 409
+    assert raised.value.error.code == "OperationNotAllowed"
+
+    past = version_body(arm_sim["SOURCE_LINUX_IMAGE_ID"], endOfLifeDate="2020-01-01T00:00:00Z")
+    with pytest.raises(HttpResponseError) as raised:
+        compute.gallery_image_versions.begin_create_or_update(rg, "gal", "def", "2.0.0", past, **FAST).result()
+    assert raised.value.error.message == "EndOfLifeDate must be set to a future date."
+
+
+def test_storage_account_strategy_prefers_zrs_where_the_region_has_zones(arm_sim):
+    resources, compute, _ = clients(arm_sim)
+    rg = gallery_with(compute, resources, "rg-sdk-zrs-")
+    compute.gallery_images.begin_create_or_update(rg, "gal", "def", linux_definition(), **FAST).result()
+    non_zonal = arm_sim["NON_ZONAL_REGION"]
+    version = compute.gallery_image_versions.begin_create_or_update(
+        rg, "gal", "def", "1.0.0", version_body(arm_sim["SOURCE_LINUX_IMAGE_ID"], ("eastus", non_zonal)), **G25, **FAST
+    ).result()
+    profile = version.publishing_profile
+    assert profile.storage_account_strategy == "PreferStandard_ZRS"
+    assert profile.storage_account_type is None
+    assert [(t.name, t.storage_account_type) for t in profile.target_regions] == [
+        ("East US", "Standard_ZRS"),
+        ("West US", "Standard_LRS"),
+    ]
+    both = version_body(
+        arm_sim["SOURCE_LINUX_IMAGE_ID"], storageAccountStrategy="PreferStandard_ZRS", storageAccountType="Standard_LRS"
+    )
+    with pytest.raises(HttpResponseError) as raised:
+        compute.gallery_image_versions.begin_create_or_update(rg, "gal", "def", "2.0.0", both, **G25, **FAST).result()
+    assert raised.value.error.code == "InvalidParameter"
+    zrs = version_body(arm_sim["SOURCE_LINUX_IMAGE_ID"], ("eastus", non_zonal), storageAccountType="Standard_ZRS")
+    with pytest.raises(HttpResponseError) as raised:
+        compute.gallery_image_versions.begin_create_or_update(rg, "gal", "def", "2.0.0", zrs, **G25, **FAST).result()
+    assert raised.value.error.message == "ZRS storage account type is not supported in this region."
+
+
+def test_direct_sharing_through_the_share_action_is_read_with_select_permissions(arm_sim):
+    resources, compute, _ = clients(arm_sim)
+    rg = gallery_with(compute, resources, "rg-sdk-share-", {"sharingProfile": {"permissions": "Groups"}})
+    sub2 = arm_sim["AZURE_SUBSCRIPTION_ID_2"]
+    update = {"operationType": "Add", "groups": [{"type": "Subscriptions", "ids": [sub2]}]}
+    result = compute.gallery_sharing_profile.begin_update(rg, "gal", update, **FAST).result()
+    assert result.operation_type == "Add"
+    assert [(g.type, g.ids) for g in result.groups] == [("Subscriptions", [sub2])]
+    shared = compute.galleries.get(rg, "gal", select="Permissions")
+    assert [(g.type, g.ids) for g in shared.sharing_profile.groups] == [("Subscriptions", [sub2])]
+    assert compute.galleries.get(rg, "gal").sharing_profile.groups is None
+
+    with pytest.raises(HttpResponseError) as raised:
+        compute.galleries.begin_delete(rg, "gal", **FAST).result()
+    assert raised.value.status_code == 409
+    assert raised.value.error.code == "OperationNotAllowed"
+    compute.gallery_sharing_profile.begin_update(rg, "gal", {"operationType": "Reset"}, **FAST).result()
+    assert compute.galleries.get(rg, "gal", select="Permissions").sharing_profile.groups is None
+    compute.galleries.begin_delete(rg, "gal", **FAST).result()
+    with pytest.raises(ResourceNotFoundError):
+        compute.galleries.get(rg, "gal")
+
+
+def test_community_sharing_assigns_public_names(arm_sim):
+    resources, compute, _ = clients(arm_sim)
+    info = {
+        "publisherUri": "https://contoso.example",
+        "publisherContact": "images@contoso.example",
+        "eula": "https://contoso.example/eula",
+        "publicNamePrefix": "Contoso",
+    }
+    rg = gallery_with(
+        compute, resources, "rg-sdk-community-", {"sharingProfile": {"permissions": "Community", "communityGalleryInfo": info}}
+    )
+    result = compute.gallery_sharing_profile.begin_update(rg, "gal", {"operationType": "EnableCommunity"}, **FAST).result()
+    assert result.operation_type == "EnableCommunity"
+    community = compute.galleries.get(rg, "gal").sharing_profile.community_gallery_info
+    assert community.community_gallery_enabled is True
+    assert len(community.public_names) == 1 and community.public_names[0].startswith("Contoso-")
+    tl = linux_definition(sku="tl")
+    tl["properties"]["features"] = [{"name": "SecurityType", "value": "TrustedLaunch"}]
+    with pytest.raises(HttpResponseError) as raised:
+        compute.gallery_images.begin_create_or_update(rg, "gal", "tl", tl, **FAST).result()
+    assert raised.value.error.code == "InvalidParameter"
+
+
+def test_soft_deleted_versions_are_listed_and_restored(arm_sim):
+    resources, compute, _ = clients(arm_sim)
+    rg = gallery_with(compute, resources, "rg-sdk-soft-", {"softDeletePolicy": {"isSoftDeleteEnabled": True}})
+    assert compute.galleries.get(rg, "gal").soft_delete_policy.is_soft_delete_enabled is True
+    compute.gallery_images.begin_create_or_update(rg, "gal", "def", linux_definition(), **FAST).result()
+    compute.gallery_image_versions.begin_create_or_update(
+        rg, "gal", "def", "1.0.0", version_body(arm_sim["SOURCE_LINUX_IMAGE_ID"]), **G25, **FAST
+    ).result()
+    compute.gallery_image_versions.begin_delete(rg, "gal", "def", "1.0.0", **FAST).result()
+    kept = list(compute.soft_deleted_resource.list_by_artifact_name(rg, "gal", "Images", "def"))
+    assert [(k.name, k.soft_deleted_artifact_type) for k in kept] == [("1.0.0", "Images")]
+    assert kept[0].resource_arm_id.endswith("/images/def/versions/1.0.0")
+    with pytest.raises(HttpResponseError) as raised:
+        compute.gallery_images.begin_delete(rg, "gal", "def", **FAST).result()
+    assert raised.value.error.code == "CannotDeleteResource"
+
+    restored = compute.gallery_image_versions.begin_update(
+        rg, "gal", "def", "1.0.0", {"properties": {"restore": True, "storageProfile": {}}}, **FAST
+    ).result()
+    assert restored.provisioning_state == "Succeeded"
+    assert restored.storage_profile.source.id == arm_sim["SOURCE_LINUX_IMAGE_ID"]
+    assert list(compute.soft_deleted_resource.list_by_artifact_name(rg, "gal", "Images", "def")) == []

@@ -7,7 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{errors::ArmError, resources, store::State};
 
@@ -55,6 +55,10 @@ pub struct Operation {
     pub api_version: String,
     pub done: bool,
     pub failure: Option<Failure>,
+    /// What the `Location` monitor answers once done, for actions whose result is not the
+    /// resource (the share action answers its `SharingUpdate`).
+    #[serde(default)]
+    pub result: Option<Value>,
 }
 
 impl Operation {
@@ -122,9 +126,10 @@ fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Completes every operation whose end time has passed, in end-time order. Returns whether
-/// anything changed.
+/// Completes every operation whose end time has passed, in end-time order, and drops
+/// soft-deleted versions past retention. Returns whether anything changed.
 pub fn advance(state: &mut State, now: i64) -> bool {
+    let purged = state.purge_soft_deleted(now);
     let mut due: Vec<(i64, String)> = state
         .operations
         .values()
@@ -132,7 +137,7 @@ pub fn advance(state: &mut State, now: i64) -> bool {
         .map(|op| (op.end_ms, op.id.clone()))
         .collect();
     if due.is_empty() {
-        return false;
+        return purged;
     }
     due.sort();
     for (_, id) in due {
@@ -198,6 +203,9 @@ pub fn status_response(
         }
         if let Some(f) = &op.failure {
             return ArmError::new(f.status, &f.code, f.message.clone()).into_response();
+        }
+        if let Some(result) = &op.result {
+            return (StatusCode::OK, headers, axum::Json(result.clone())).into_response();
         }
         return match (op.action, state.resources.get(&op.resource_key)) {
             (Action::Delete, _) | (_, None) => (StatusCode::OK, headers).into_response(),

@@ -11,7 +11,9 @@
 //! `AZURE_TENANT_ID_2`, `AZURE_SUBSCRIPTION_ID_2`, `AZURE_SINGLE_TENANT_CLIENT_ID`,
 //! `AZURE_SINGLE_TENANT_CLIENT_SECRET`, `SOURCE_LINUX_IMAGE_ID`, `SOURCE_WINDOWS_IMAGE_ID`,
 //! `SOURCE_SPECIALIZED_SNAPSHOT_ID`, `SOURCE_VM_ID`, `SUBNET_ID`, `SOURCE_LINUX_IMAGE_ID_2`,
-//! `SUBNET_ID_2`.
+//! `SUBNET_ID_2`, `SOURCE_TRUSTED_LAUNCH_VM_ID`, `SOURCE_TRUSTED_LAUNCH_DISK_ID` (the seeded
+//! sources, in the first subscription), then `NON_ZONAL_REGION` (the first region without
+//! availability zones, `westus` in the default world; absent if every region has zones).
 //!
 //! # Default world (design.md §3)
 //! - Tenant `0b4e9a7c-5d1f-4c2e-9a3b-7f6d2e1c0a01` owns subscription
@@ -21,20 +23,32 @@
 //!   `sim-multi-tenant-secret-4c01`. Single-tenant app (tenant 1 only): client id
 //!   `3c2a1b4d-6e5f-4a7b-9c8d-0e1f2a3b4c02`, secret `sim-single-tenant-secret-4c02`.
 //! - Each subscription's `rg-image-sources` (eastus): managed images `ubuntu-22.04-golden` and
-//!   `windows-2022-golden` (generalized, V2), snapshot `specialized-linux-osdisk` (specialized
-//!   Linux OS disk), disk `build-vm-osdisk`, NIC `build-vm-nic`, VM `build-vm` (deallocated,
-//!   specialized), virtual network `vnet-sources` (10.0.0.0/16) with subnet `default`
-//!   (10.0.0.0/24).
-//! - Regions: eastus, eastus2, westus2, westeurope, northeurope, southeastasia, japaneast.
-//!   Resource `location`s are stored and returned in canonical form (`eastus2`); image version
-//!   `targetRegions[].name` and replication summaries use display names (`East US 2`), as the
-//!   gallery service does, so clients must normalise.
+//!   `windows-2022-golden` (generalized, V2, no security type: managed images cannot come from
+//!   Trusted Launch VMs), snapshot `specialized-linux-osdisk` (specialized Linux OS disk of a
+//!   Standard V2 VM), disk `build-vm-osdisk`, NIC `build-vm-nic`, VM `build-vm` (deallocated,
+//!   specialized, Standard security), a Trusted Launch VM `tl-build-vm` (deallocated,
+//!   generalized, Standard_D2s_v5, secure boot and vTPM on) with its OS disk
+//!   `tl-build-vm-osdisk` (V2, `securityProfile.securityType: TrustedLaunch`) and NIC
+//!   `tl-build-vm-nic` — the sources a `SecurityType=TrustedLaunch` definition accepts — and a
+//!   virtual network `vnet-sources` (10.0.0.0/16) with subnet `default` (10.0.0.0/24).
+//! - Regions: eastus, eastus2, westus2, westeurope, northeurope, southeastasia, japaneast (all
+//!   with availability zones) and westus (without). Resource `location`s are stored and returned
+//!   in canonical form (`eastus2`); image version `targetRegions[].name` and replication
+//!   summaries use display names (`East US 2`), as the gallery service does, so clients must
+//!   normalise.
+//! - Registered features: `Microsoft.Compute/SIGSoftDelete` in both subscriptions (so gallery
+//!   soft delete works); `Microsoft.Compute/UseStandardSecurityType` in neither, as in a fresh
+//!   subscription (so an explicit `securityType: Standard` is refused; a VM without a security
+//!   profile is Standard anyway).
 //!
 //! `--world F` (YAML) replaces the default world: `tenants: [{id, subscriptions: [..]}]`,
 //! `apps: [{name, clientId, clientSecret, tenants: [..], deniedSubscriptions: [..]}]`,
-//! `regions: [..]`, optional `pageSize` (default 20), `tokenLifetimeSeconds` (default 3600),
-//! `seedSources` (default true), `throttling` (below). Facts name the first tenant/subscription,
-//! the second if any, the first app registered in several tenants and the first registered in one.
+//! `regions: [..]` (a name, zones as ARM gives that region and none for names the simulator does
+//! not know, or `{name, zonal: true|false}`), optional `registeredFeatures: {<subscription>:
+//! [Microsoft.Compute/SIGSoftDelete, Microsoft.Compute/UseStandardSecurityType]}` (default none),
+//! `pageSize` (default 20), `tokenLifetimeSeconds` (default 3600), `seedSources` (default true),
+//! `throttling` (below). Facts name the first tenant/subscription, the second if any, the first app registered in
+//! several tenants and the first registered in one.
 //!
 //! # Throttling (Learn, "Understand how Azure Resource Manager throttles requests", section
 //! "Regional throttling and token bucket algorithm")
@@ -81,10 +95,10 @@
 //!   without an `x-ms-authorization-auxiliary` token for that tenant: 403
 //!   LinkedAuthorizationFailed.
 //! - Removing a version's target region without `allowDeletionOfReplicatedLocations`: 400
-//!   OperationNotAllowed. Changing a version's source, LUNs, replicationMode or
-//!   storageAccountType: 409 PropertyChangeNotAllowed. A missing or unfit source: 400
-//!   InvalidParameter. A region's replication failure: the version ends Failed with code
-//!   ReplicationFailed.
+//!   OperationNotAllowed. Changing a version's source, LUNs, replicationMode,
+//!   storageAccountType or storageAccountStrategy: 409 PropertyChangeNotAllowed. A missing or
+//!   unfit source: 400 InvalidParameter. A region's replication failure: the version ends Failed
+//!   with code ReplicationFailed.
 //! - `latest` ignores versions excluded from latest (globally or in the region), not yet
 //!   replicated to the region, or past their end-of-life date; none left: 404
 //!   GalleryImageNotFound "There is no latest image version exists for …". VMs report the resolved
@@ -93,6 +107,119 @@
 //!   group; disk and NICs follow their `deleteOption` (default Detach) when the VM is deleted.
 //! - `$expand=instanceView` on a VM adds `PowerState/running` (seeded `build-vm`:
 //!   `PowerState/deallocated`).
+//!
+//! # Today's Azure (../shared/azure-today.md §A–D)
+//! Sources: "today §X" is azure-today.md's item; spec examples are files of
+//! Azure/azure-rest-api-specs `…/GalleryRP/stable/2025-03-03/examples/galleryExamples/`.
+//! "(inferred)" marks what no source quotes.
+//!
+//! Security types (`resources/security.rs`, pure and unit-tested):
+//! - Definitions created at GalleryRP ≥ 2025-03-03 without them get `hyperVGeneration: V2` and,
+//!   for V2, the feature `SecurityType: TrustedLaunchSupported`, returned in GET; earlier
+//!   api-versions default to V1 with no security type (today §A.3, Learn
+//!   compute-gallery-whats-new). `SecurityType: Standard` opts out. Unknown SecurityType values,
+//!   and TrustedLaunch/ConfidentialVM types on V1: 400 InvalidParameter (inferred). A PUT that
+//!   leaves `features` out keeps them; changing them needs `allowUpdateImage: true`
+//!   (GalleryImage_UpdateFeatures.json), else 409 PropertyChangeNotAllowed (inferred).
+//!   `startsAtVersion` decides which SecurityType a version has.
+//! - Version sources by definition type (today §A.2): TrustedLaunch takes Trusted Launch VMs and
+//!   any V2 OS disk or snapshot (not Confidential ones), refuses managed images (inferred) and
+//!   Standard VMs; `*Supported` types take managed images and gallery versions and refuse VMs,
+//!   disks and snapshots with 400 InvalidParameter "The security type '…' is not supported for
+//!   the source id '…'. Currently only Vhd Blob, User Image and Gallery Image Version sources are
+//!   supported" (packer-plugin-azure #304); ConfidentialVM takes only Confidential VMs, disks and
+//!   snapshots; Standard refuses Trusted Launch and Confidential sources (inferred). A gallery
+//!   version source must fit both definitions' types (inferred). A source of another generation:
+//!   409 Conflict "The resource with id '…' has a different Hypervisor generation ['V1'] than the
+//!   parent gallery image Hypervisor generation ['V2']." (today §A.4). Managed images without
+//!   `hyperVGeneration` are V1; a VM's generation is its OS disk's.
+//! - VMs (`security::check_vm`, written for scale sets to reuse): a TrustedLaunch or
+//!   ConfidentialVM image refuses other VMs with 400 BadRequest "The provided gallery image only
+//!   supports creation of VMs and VM Scale Sets with 'TrustedLaunch' security type." (today §A.1);
+//!   a type the image's table entry does not allow: "… does not support creation of VMs and VM
+//!   Scale Sets with '…' security type." (inferred); TrustedLaunch/ConfidentialVM on a V1 image
+//!   (inferred); a size with `TrustedLaunchDisabled` (Av2 `Standard_A*_v2`, Dv2/DSv2
+//!   `Standard_D*_v2`/`Standard_DS*_v2`, Dv3 `Standard_D*_v3`, Gen1-only `Basic_A*` and
+//!   `Standard_A0–A11`; `Standard_D*s_v5` and the rest run it): "The VM size '…' is not supported
+//!   for creation of VMs and Virtual Machine Scale Set with 'TrustedLaunch' security type."
+//!   (today §A.5); ConfidentialVM needs a DCas/DCads/ECas/ECads/DCes/ECes v5–v6 size (same message,
+//!   inferred), `uefiSettings` with secure boot and vTPM (message inferred) and
+//!   `osDisk.managedDisk.securityProfile.securityEncryptionType` ("Required parameter for
+//!   Confidential VMs 'managedDisk.securityProfile.securityEncryptionType' is missing (null).",
+//!   today §A.6); an explicit `securityType: Standard` without the subscription feature
+//!   `Microsoft.Compute/UseStandardSecurityType`: 400 InvalidParameter "The value of parameter
+//!   securityProfile.securityType is invalid."; `uefiSettings` with Standard: 400 BadRequest "Use
+//!   of UEFI settings is not supported when security type is 'Standard'." (today §A.8). Trusted
+//!   Launch VMs are stored with secure boot and vTPM on unless set (inferred from the portal and
+//!   CLI defaults); a VM without a profile reads back `securityType: Standard` from Compute
+//!   2025-11-01 (today §A.8). Its OS disk carries the generation and the disk security type
+//!   (`TrustedLaunch`, `ConfidentialVM_…`). On update the security settings sent merge onto the
+//!   stored ones (kept when none are sent); the type cannot change (409 PropertyChangeNotAllowed,
+//!   inferred). A managed image from a Trusted Launch VM: 409
+//!   OperationNotAllowed "Creation of managed images are not supported for virtual machine with
+//!   TrustedLaunch security type." (today §A.7).
+//!
+//! Deletion safety (today §B.9, §B.10):
+//! - `safetyProfile.blockDeletionBeforeEndOfLife` and `publishingProfile.endOfLifeDate` are kept
+//!   when a PUT leaves them out; on creation at 2026-03-03 they default to true and publish + 6
+//!   months (azure-cli vm/_breaking_change.py). A new or changed end of life in the past: 400
+//!   InvalidParameter "EndOfLifeDate must be set to a future date.". A block without an end of
+//!   life: 400 InvalidParameter (inferred).
+//! - A DELETE of a blocked version before its end of life, whatever api-version it uses: 409
+//!   OperationNotAllowed naming the date (inferred: searched once more — issues, pages and code
+//!   corpora, azure-cli, terraform azurerm, packer — the error was not found quoted).
+//!
+//! Storage of replicas (today §C.12, GalleryImageVersion_Create_WithStorageAccountStrategy.json):
+//! - `publishingProfile.storageAccountStrategy` `PreferStandard_ZRS` (ZRS where the region has
+//!   zones, else LRS, unless the region sets `storageAccountType`) or `DefaultStandard_LRS`; with
+//!   neither strategy nor type, PreferStandard_ZRS from 2025-03-03 (Standard_LRS before). With a
+//!   strategy no top-level `storageAccountType` is echoed; each target region shows its type.
+//!   Both given: 400 InvalidParameter (inferred wording). Not updatable: 409
+//!   PropertyChangeNotAllowed. ZRS asked for in a region without zones (top-level or regional
+//!   type): 400 InvalidParameter "ZRS storage account type is not supported in this region."
+//!   (code inferred).
+//!
+//! Sharing (today §D.13, §D.14; `resources/sharing.rs`):
+//! - `sharingProfile.permissions` is fixed at creation: changing it, a private gallery becoming
+//!   a community one included, is 409 PropertyChangeNotAllowed (inferred code). A Community
+//!   gallery needs `communityGalleryInfo {publisherUri, publisherContact, eula,
+//!   publicNamePrefix}` (CommunityGallery_Create.json; 400 InvalidParameter inferred).
+//! - `POST …/galleries/{g}/share` with `{operationType: Add|Remove|Reset|EnableCommunity,
+//!   groups: [{type: Subscriptions|AADTenants, ids}]}`: 202 with `Location` and `Retry-After` and
+//!   the update echoed, the `Location` monitor answering the same body when done
+//!   (Gallery_AddToSharingProfile.json, Gallery_ResetSharingProfile.json,
+//!   Gallery_EnableCommunityGallery.json); 200 at once when nothing changes (inferred). Add and
+//!   Remove need a Groups gallery, EnableCommunity a Community one (400 OperationNotAllowed,
+//!   inferred); ids are GUIDs; at most 30 subscriptions and 5 tenants (today §D.13), else 400
+//!   InvalidParameter. Reset clears the groups and turns community sharing off, keeping
+//!   `permissions` (inferred). EnableCommunity sets `communityGalleryEnabled: true` and one
+//!   public name `{publicNamePrefix}-{guid}` in `communityGalleryInfo.publicNames` (shape from
+//!   CommunityGallery_Get.json; the name's form inferred).
+//! - GET shows `sharingProfile.groups` only with `$select=Permissions` (answering the sharing
+//!   profile alone, Gallery_Get_WithSelectPermissions.json) or `$expand=SharingProfile/Groups`
+//!   (Gallery_Get_WithExpandSharingProfileGroups.json); a shared gallery shows `sharingStatus`
+//!   once a share action ran, InProgress until it ends (CommunityGallery_Get.json).
+//! - A gallery still sharing (groups listed, or community enabled) cannot be deleted: 409
+//!   OperationNotAllowed until Reset (today §D.14; code inferred).
+//! - Groups and Community galleries refuse TrustedLaunch and ConfidentialVM definitions (today
+//!   §A.2 "Private only"; 400 InvalidParameter inferred); a Groups gallery's versions must be in
+//!   its region and unencrypted (today §D.13; 400 InvalidParameter inferred). The Owner / Compute
+//!   Gallery Sharing Admin role needed to share is not modelled (callers have full access).
+//!
+//! Soft delete (today §B.11; `resources/soft_delete.rs`):
+//! - `softDeletePolicy.isSoftDeleteEnabled` (Gallery_Create_SoftDeletionEnabled.json) needs the
+//!   preview feature `Microsoft.Compute/SIGSoftDelete` (400 SubscriptionNotRegisteredForFeature,
+//!   inferred code); left out of a PUT, the policy is kept.
+//! - A version deleted from such a gallery is kept 7 days (divided by `--speed`), listed under
+//!   `…/galleries/{g}/softDeletedArtifactTypes/Images/artifacts/{image}/versions`
+//!   (GallerySoftDeletedResource_ListByArtifactName.json), and restored by PUT or PATCH with
+//!   `properties.restore: true` (GalleryImageVersion_Update_RestoreSoftDeleted.json; a PUT gives
+//!   the version's home `location`) as it was. Restoring what is not soft-deleted: 400
+//!   InvalidParameter; creating a version under a soft-deleted one's name: 409 Conflict
+//!   (inferred).
+//! - A definition (and so its gallery) with soft-deleted versions cannot be deleted: 409
+//!   CannotDeleteResource naming them. Turning soft delete off drops the kept versions
+//!   (inferred: otherwise the gallery could not be deleted for 7 days).
 //!
 //! # Admin API (no auth, loopback peers only, JSON)
 //! - `POST /_sim/reset` → 204: back to the seeded world; clears counters and faults.

@@ -83,6 +83,8 @@ impl Sim {
     pub fn reset(&self) {
         let mut seeded = world::seed(&self.world, now_ms());
         seeded.settings.delete_block_ms = ((2000.0 / self.speed) as i64).max(200);
+        seeded.settings.soft_delete_retention_ms =
+            (crate::sim::arm::store::SOFT_DELETE_RETENTION_MS as f64 / self.speed) as i64;
         let mut state = self.state.lock().expect("state lock");
         *state = seeded;
         self.save(&state);
@@ -285,6 +287,14 @@ enum Target {
     },
     Item(Item),
     List(List),
+    /// `POST …/galleries/{g}/share`.
+    Share(Item),
+    /// `GET …/galleries/{g}/softDeletedArtifactTypes/{type}/artifacts/{image}/versions`.
+    SoftDeleted {
+        gallery_key: String,
+        artifact_type: String,
+        image: String,
+    },
 }
 
 struct Item {
@@ -409,6 +419,39 @@ fn parse(path: &str) -> Result<(String, Target), ArmError> {
             op: op.to_string(),
             monitor: eq(k, "operationResults"),
         },
+        [r, _rg, p, ns, g, name, action]
+            if eq(r, "resourcegroups")
+                && eq(p, "providers")
+                && eq(ns, "Microsoft.Compute")
+                && eq(g, "galleries")
+                && eq(action, "share") =>
+        {
+            Target::Share(Item {
+                kind: kind_of(ns, &["galleries"])?,
+                key: lower(&segs[..8]),
+                scope_key: lower(&segs[..4]),
+                nested: false,
+                name: name.to_string(),
+                rg,
+                display: format!("Microsoft.Compute/galleries/{name}"),
+                parent_name: String::new(),
+            })
+        }
+        [r, _rg, p, ns, g, _name, sd, t, a, image, v]
+            if eq(r, "resourcegroups")
+                && eq(p, "providers")
+                && eq(ns, "Microsoft.Compute")
+                && eq(g, "galleries")
+                && eq(sd, "softDeletedArtifactTypes")
+                && eq(a, "artifacts")
+                && eq(v, "versions") =>
+        {
+            Target::SoftDeleted {
+                gallery_key: lower(&segs[..8]),
+                artifact_type: t.to_string(),
+                image: image.to_string(),
+            }
+        }
         [p, ns, t] if eq(p, "providers") => Target::List(List {
             kind: kind_of(ns, &[t])?,
             scope_key: lower(&segs[..2]),
@@ -496,6 +539,11 @@ async fn arm(
                 Target::Operation { .. } => "operations".to_string(),
                 Target::Item(i) => i.kind.arm_type.to_string(),
                 Target::List(l) => l.kind.arm_type.to_string(),
+                Target::Share(_) => "Microsoft.Compute/galleries/share".to_string(),
+                Target::SoftDeleted { .. } => {
+                    "Microsoft.Compute/galleries/softDeletedArtifactTypes/artifacts/versions"
+                        .to_string()
+                }
             };
             let q = query_map(&uri);
             let r = handle(
@@ -541,6 +589,7 @@ fn action(method: &Method, arm_type: &str) -> String {
     let verb = match *method {
         Method::GET | Method::HEAD => "read",
         Method::DELETE => "delete",
+        Method::POST => "action",
         _ => "write",
     };
     format!("{arm_type}/{verb}")
@@ -583,8 +632,12 @@ async fn handle(
     )?;
 
     let versions: Vec<&str> = match &target {
-        Target::Item(i) => i.kind.versions.to_vec(),
+        Target::Item(i) | Target::Share(i) => i.kind.versions.to_vec(),
         Target::List(l) => l.kind.versions.to_vec(),
+        Target::SoftDeleted { .. } => resources::kind("Microsoft.Compute/galleries")
+            .expect("registered")
+            .versions
+            .to_vec(),
         Target::Operation { namespace, .. } if eq(namespace, "Microsoft.Resources") => {
             RESOURCES_VERSIONS.to_vec()
         }
@@ -727,6 +780,28 @@ async fn handle(
             ))
         }
         Target::List(list) => list_items(&ctx, &state, &list),
+        Target::Share(item) if *method == Method::POST => {
+            share_gallery(&ctx, &mut state, &item, body)
+        }
+        Target::SoftDeleted {
+            gallery_key,
+            artifact_type,
+            image,
+        } if *method == Method::GET => {
+            resources::enum_value(Some(&json!(artifact_type)), &["Images"], "artifactType")?;
+            if !state.resources.contains_key(&gallery_key) {
+                return Err(ArmError::parent_not_found(
+                    gallery_key.rsplit('/').next().unwrap_or_default(),
+                ));
+            }
+            let items = resources::soft_deleted_versions(&state, &gallery_key, &image, now);
+            Ok(page(&ctx, &state, items))
+        }
+        Target::Share(_) | Target::SoftDeleted { .. } => Err(ArmError::new(
+            405,
+            "MethodNotAllowed",
+            format!("The method '{method}' is not allowed."),
+        )),
         Target::Item(item) => match *method {
             Method::GET | Method::HEAD => get_item(&ctx, &state, &item),
             Method::PUT | Method::PATCH => put_item(&ctx, &mut state, &item, body),
@@ -824,7 +899,7 @@ fn list_items(ctx: &Request0<'_>, state: &State, list: &List) -> Result<Response
                     })
             }
         })
-        .map(|(_, r)| resources::render(state, r, expand, ctx.now))
+        .map(|(_, r)| resources::render(state, r, expand, None, ctx.now))
         .collect();
     Ok(page(ctx, state, items))
 }
@@ -879,6 +954,7 @@ fn get_item(ctx: &Request0<'_>, state: &State, item: &Item) -> Result<Response, 
         state,
         r,
         query(ctx.q, "$expand"),
+        query(ctx.q, "$select"),
         ctx.now,
     ))
     .into_response())
@@ -921,9 +997,72 @@ fn new_operation(
         api_version: ctx.api_version.to_string(),
         done: false,
         failure,
+        result: None,
     };
     state.operations.insert(op.id.clone(), op.clone());
     op
+}
+
+/// Base ms a share action takes to reach every region (inferred).
+const SHARE_MS: i64 = 3000;
+
+/// `POST …/galleries/{g}/share` (Gallery_AddToSharingProfile.json): 202 with `Location` and
+/// `Retry-After` while the change spreads, the `SharingUpdate` echoed (also as the monitor's
+/// final answer); 200 when the update changes nothing (inferred).
+fn share_gallery(
+    ctx: &Request0<'_>,
+    state: &mut State,
+    item: &Item,
+    body: &Bytes,
+) -> Result<Response, ArmError> {
+    let request = parse_body(body)?;
+    let gallery = state
+        .resources
+        .get(&item.key)
+        .cloned()
+        .ok_or_else(|| missing(state, item))?;
+    let prefix = gallery
+        .body
+        .pointer("/properties/sharingProfile/communityGalleryInfo/publicNamePrefix")
+        .and_then(Value::as_str)
+        .unwrap_or("gallery");
+    let public_name = format!("{prefix}-{}", uuid::Uuid::new_v4());
+    let shared = resources::share(
+        &gallery.body["properties"]["sharingProfile"],
+        &request,
+        &public_name,
+    )?;
+    let mut answer = json!({"operationType": request["operationType"]});
+    if let Some(groups) = request.get("groups") {
+        answer["groups"] = groups.clone();
+    }
+    if !shared.changed {
+        return Ok(Json(answer).into_response());
+    }
+    let location = gallery.location().unwrap_or_default().to_string();
+    let duration = (SHARE_MS as f64 / ctx.sim.speed).round() as i64;
+    let mut op = new_operation(
+        ctx,
+        state,
+        Family::Caps,
+        &item.key,
+        &location,
+        Action::Update,
+        duration,
+        None,
+    );
+    op.result = Some(answer.clone());
+    state.operations.insert(op.id.clone(), op.clone());
+    let stored = state.resources.get_mut(&item.key).expect("present");
+    stored.body["properties"]["sharingProfile"] = shared.profile;
+    stored.meta.sharing_done_ms = Some(op.end_ms);
+    ctx.sim.save(state);
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&op.location_url(&ctx.sim.endpoint)) {
+        headers.insert("location", v);
+    }
+    headers.insert("retry-after", HeaderValue::from(op.retry_after(ctx.now)));
+    Ok((StatusCode::ACCEPTED, headers, Json(answer)).into_response())
 }
 
 fn injected_lro_failure(ctx: &Request0<'_>, arm_type: &str) -> Option<lro::Failure> {
@@ -1000,8 +1139,12 @@ fn put_item(
     item: &Item,
     body: &Bytes,
 ) -> Result<Response, ArmError> {
-    let existing = state.resources.get(&item.key).cloned();
     let mut request = parse_body(body)?;
+    let existing = state
+        .resources
+        .get(&item.key)
+        .cloned()
+        .or_else(|| resources::restorable(state, &item.key, &request));
     if *ctx.method == Method::PATCH {
         let Some(old) = &existing else {
             return Err(missing(state, item));
@@ -1062,6 +1205,7 @@ fn put_item(
         principal: ctx.caller,
         aux: ctx.aux,
         method: ctx.method.as_str(),
+        api_version: ctx.api_version,
         location: None,
     };
     let plan = resources::plan_put(&mut put, request)?;
@@ -1133,7 +1277,7 @@ fn put_item(
     lro::advance(state, ctx.now);
     ctx.sim.save(state);
     let r = state.resources.get(&item.key).expect("just stored");
-    let body = resources::render(state, r, None, ctx.now);
+    let body = resources::render(state, r, None, None, ctx.now);
     Ok((
         status,
         lro_headers(&op, &ctx.sim.endpoint, ctx.now, false),

@@ -1,6 +1,7 @@
 //! The simulator's state: resources keyed by lower-cased ARM id (ARM compares names
-//! case-insensitively and answers with the case first given), operations, delete blocks, and
-//! its persistence as one JSON file written atomically after each mutation.
+//! case-insensitively and answers with the case first given), soft-deleted image versions,
+//! operations, delete blocks, and its persistence as one JSON file written atomically after
+//! each mutation.
 
 use std::{
     collections::BTreeMap,
@@ -23,7 +24,19 @@ pub struct State {
     /// Parent key → wall-clock ms when its last child delete finished; its own DELETE is refused
     /// for `settings.delete_block_ms` after that (eventual consistency).
     pub last_child_deleted: BTreeMap<String, i64>,
+    /// Image versions deleted from a gallery with soft delete on, keyed by the version's key;
+    /// kept until `settings.soft_delete_retention_ms` after their deletion.
+    #[serde(default)]
+    pub soft_deleted: BTreeMap<String, SoftDeleted>,
     pub settings: Settings,
+}
+
+/// A soft-deleted image version: the resource as it was, and when its delete finished.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SoftDeleted {
+    pub resource: Resource,
+    pub deleted_ms: i64,
 }
 
 /// Knobs tests change through the admin API.
@@ -33,6 +46,16 @@ pub struct Settings {
     pub delete_block_ms: i64,
     pub token_lifetime_seconds: u64,
     pub page_size: usize,
+    /// How long soft-deleted versions are kept: 7 days (azure-today §B.11), divided by `--speed`.
+    #[serde(default = "soft_delete_retention")]
+    pub soft_delete_retention_ms: i64,
+}
+
+/// Seven days in ms.
+pub const SOFT_DELETE_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+fn soft_delete_retention() -> i64 {
+    SOFT_DELETE_RETENTION_MS
 }
 
 impl Default for Settings {
@@ -41,6 +64,7 @@ impl Default for Settings {
             delete_block_ms: 2000,
             token_lifetime_seconds: 3600,
             page_size: 20,
+            soft_delete_retention_ms: SOFT_DELETE_RETENTION_MS,
         }
     }
 }
@@ -70,6 +94,9 @@ pub struct Meta {
     /// VMs: `running` or `deallocated` (instance view).
     pub power_state: Option<String>,
     pub created_ms: i64,
+    /// Galleries: when the last share action ends (`sharingStatus` InProgress until then).
+    #[serde(default)]
+    pub sharing_done_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,9 +172,11 @@ impl State {
     }
 
     /// Removes a resource and everything nested under it (child resources, role assignments at
-    /// its scope). Returns the removed resources.
+    /// its scope, soft-deleted versions). Returns the removed resources.
     pub fn remove_tree(&mut self, key: &str) -> Vec<Resource> {
         let prefix = format!("{key}/");
+        self.soft_deleted
+            .retain(|k, _| k.as_str() != key && !k.starts_with(&prefix));
         let keys: Vec<String> = self
             .resources
             .range(key.to_string()..)
@@ -157,6 +186,32 @@ impl State {
         keys.iter()
             .filter_map(|k| self.resources.remove(k))
             .collect()
+    }
+}
+
+impl State {
+    /// Soft-deleted versions under `prefix_key` (a gallery or definition key) still kept at `now`.
+    pub fn soft_deleted_under<'a>(
+        &'a self,
+        prefix_key: &str,
+        now: i64,
+    ) -> impl Iterator<Item = &'a SoftDeleted> + 'a {
+        let prefix = format!("{prefix_key}/");
+        let retention = self.settings.soft_delete_retention_ms;
+        self.soft_deleted
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .map(|(_, s)| s)
+            .filter(move |s| now < s.deleted_ms + retention)
+    }
+
+    /// Drops soft-deleted versions past retention; returns whether any went.
+    pub fn purge_soft_deleted(&mut self, now: i64) -> bool {
+        let retention = self.settings.soft_delete_retention_ms;
+        let before = self.soft_deleted.len();
+        self.soft_deleted
+            .retain(|_, s| now < s.deleted_ms + retention);
+        before != self.soft_deleted.len()
     }
 }
 
@@ -204,5 +259,47 @@ impl Persist {
             Ok(()) => *written = seq,
             Err(e) => tracing::error!("sim arm: persisting state: {e:#}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(id: &str, deleted_ms: i64) -> SoftDeleted {
+        SoftDeleted {
+            resource: Resource {
+                id: id.into(),
+                rtype: "Microsoft.Compute/galleries/images/versions".into(),
+                body: Value::Null,
+                meta: Meta::default(),
+            },
+            deleted_ms,
+        }
+    }
+
+    #[test]
+    fn soft_deleted_versions_are_kept_for_the_retention_then_dropped() {
+        let mut state = State::default();
+        state.settings.soft_delete_retention_ms = 1000;
+        let g = "/subscriptions/s/resourcegroups/r/providers/microsoft.compute/galleries/g";
+        state
+            .soft_deleted
+            .insert(format!("{g}/images/d/versions/1.0.0"), kept("a", 0));
+        state
+            .soft_deleted
+            .insert(format!("{g}/images/d/versions/2.0.0"), kept("b", 500));
+        assert_eq!(
+            state
+                .soft_deleted_under(&format!("{g}/images/d"), 999)
+                .count(),
+            2
+        );
+        assert_eq!(state.soft_deleted_under(g, 1000).count(), 1);
+        assert!(state.purge_soft_deleted(1000));
+        assert!(!state.purge_soft_deleted(1000));
+        assert_eq!(state.soft_deleted.len(), 1);
+        state.remove_tree(g);
+        assert!(state.soft_deleted.is_empty(), "they go with their gallery");
     }
 }

@@ -1,7 +1,10 @@
-//! Tenants, subscriptions, app registrations and regions (the `--world` YAML), the default
-//! world of design.md §3, and the resources seeded in it.
+//! Tenants, subscriptions, app registrations, regions and registered features (the `--world`
+//! YAML), the default world of design.md §3, and the resources seeded in it.
 
-use std::path::Path;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
 
 use anyhow::Context as _;
 use serde::Deserialize;
@@ -19,39 +22,80 @@ pub const SINGLE_TENANT_CLIENT_ID: &str = "3c2a1b4d-6e5f-4a7b-9c8d-0e1f2a3b4c02"
 pub const SINGLE_TENANT_CLIENT_SECRET: &str = "sim-single-tenant-secret-4c02";
 pub const SOURCES_RG: &str = "rg-image-sources";
 
-/// Regions ARM knows, canonical name and display name.
-const REGION_NAMES: &[(&str, &str)] = &[
-    ("eastus", "East US"),
-    ("eastus2", "East US 2"),
-    ("westus", "West US"),
-    ("westus2", "West US 2"),
-    ("westus3", "West US 3"),
-    ("centralus", "Central US"),
-    ("northeurope", "North Europe"),
-    ("westeurope", "West Europe"),
-    ("uksouth", "UK South"),
-    ("southeastasia", "Southeast Asia"),
-    ("japaneast", "Japan East"),
-    ("australiaeast", "Australia East"),
+/// Regions ARM knows: canonical name, display name, and whether the region has availability
+/// zones (azure-today.md §C.12: eastus, eastus2, westus2, northeurope, westeurope, japaneast,
+/// southeastasia are zonal; westus, northcentralus, westcentralus are not).
+const REGION_NAMES: &[(&str, &str, bool)] = &[
+    ("eastus", "East US", true),
+    ("eastus2", "East US 2", true),
+    ("westus", "West US", false),
+    ("westus2", "West US 2", true),
+    ("westus3", "West US 3", true),
+    ("centralus", "Central US", true),
+    ("northcentralus", "North Central US", false),
+    ("westcentralus", "West Central US", false),
+    ("northeurope", "North Europe", true),
+    ("westeurope", "West Europe", true),
+    ("uksouth", "UK South", true),
+    ("southeastasia", "Southeast Asia", true),
+    ("japaneast", "Japan East", true),
+    ("australiaeast", "Australia East", true),
 ];
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// The subscription feature that lets a VM ask for `securityType: Standard` (azure-today §A.8).
+pub const FEATURE_STANDARD_SECURITY_TYPE: &str = "Microsoft.Compute/UseStandardSecurityType";
+/// The preview feature gallery soft delete needs (azure-today §B.11).
+pub const FEATURE_SOFT_DELETE: &str = "Microsoft.Compute/SIGSoftDelete";
+
+#[derive(Debug, Clone)]
 pub struct World {
     pub tenants: Vec<Tenant>,
     pub apps: Vec<App>,
     /// Canonical region names offered (`eastus2`).
     pub regions: Vec<String>,
-    #[serde(default = "default_page_size")]
+    /// The offered regions that have availability zones.
+    pub zonal: BTreeSet<String>,
+    /// Subscription (lower-case) → features registered in it (`Microsoft.Compute/SIGSoftDelete`).
+    pub registered_features: BTreeMap<String, Vec<String>>,
     pub page_size: usize,
-    #[serde(default = "default_token_lifetime")]
     pub token_lifetime_seconds: u64,
     /// Seed `rg-image-sources` in every subscription.
-    #[serde(default = "yes")]
     pub seed_sources: bool,
     /// ARM's throttling buckets (defaults: ARM's published limits).
-    #[serde(default)]
     pub throttling: super::throttle::Limits,
+}
+
+/// The `--world` YAML.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WorldFile {
+    tenants: Vec<Tenant>,
+    apps: Vec<App>,
+    regions: Vec<RegionSpec>,
+    #[serde(default)]
+    registered_features: BTreeMap<String, Vec<String>>,
+    #[serde(default = "default_page_size")]
+    page_size: usize,
+    #[serde(default = "default_token_lifetime")]
+    token_lifetime_seconds: u64,
+    #[serde(default = "yes")]
+    seed_sources: bool,
+    /// ARM's throttling buckets (defaults: ARM's published limits).
+    #[serde(default)]
+    throttling: super::throttle::Limits,
+}
+
+/// A region in the YAML: a name (zones as ARM has them, none for regions the simulator does not
+/// know), or `{name, zonal}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RegionSpec {
+    Name(String),
+    #[serde(rename_all = "camelCase")]
+    WithZones {
+        name: String,
+        zonal: bool,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +130,18 @@ fn yes() -> bool {
 
 impl Default for World {
     fn default() -> Self {
+        let regions: Vec<String> = [
+            "eastus",
+            "eastus2",
+            "westus2",
+            "westeurope",
+            "northeurope",
+            "southeastasia",
+            "japaneast",
+            "westus",
+        ]
+        .map(String::from)
+        .to_vec();
         Self {
             tenants: vec![
                 Tenant {
@@ -113,17 +169,12 @@ impl Default for World {
                     denied_subscriptions: vec![],
                 },
             ],
-            regions: [
-                "eastus",
-                "eastus2",
-                "westus2",
-                "westeurope",
-                "northeurope",
-                "southeastasia",
-                "japaneast",
-            ]
-            .map(String::from)
-            .to_vec(),
+            zonal: regions.iter().filter(|r| known_zonal(r)).cloned().collect(),
+            regions,
+            registered_features: [SUBSCRIPTION_1, SUBSCRIPTION_2]
+                .map(|s| (s.to_string(), vec![FEATURE_SOFT_DELETE.to_string()]))
+                .into_iter()
+                .collect(),
             page_size: default_page_size(),
             token_lifetime_seconds: default_token_lifetime(),
             seed_sources: true,
@@ -139,30 +190,79 @@ impl World {
         };
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut world: World = serde_yaml::from_str(&text)
+        let file: WorldFile = serde_yaml::from_str(&text)
             .with_context(|| format!("parsing the world file {}", path.display()))?;
         anyhow::ensure!(
-            !world.tenants.is_empty(),
+            !file.tenants.is_empty(),
             "the world needs at least one tenant"
         );
-        anyhow::ensure!(!world.apps.is_empty(), "the world needs at least one app");
+        anyhow::ensure!(!file.apps.is_empty(), "the world needs at least one app");
         anyhow::ensure!(
-            !world.regions.is_empty(),
+            !file.regions.is_empty(),
             "the world needs at least one region"
         );
-        anyhow::ensure!(world.page_size > 0, "pageSize must be positive");
-        world
-            .throttling
+        anyhow::ensure!(file.page_size > 0, "pageSize must be positive");
+        file.throttling
             .validate()
             .map_err(|e| anyhow::anyhow!("throttling: {e}"))?;
-        for t in &mut world.tenants {
+        let mut tenants = file.tenants;
+        for t in &mut tenants {
             t.id = t.id.to_ascii_lowercase();
             for s in &mut t.subscriptions {
                 *s = s.to_ascii_lowercase();
             }
         }
-        world.regions = world.regions.iter().map(|r| canonical_region(r)).collect();
-        Ok(world)
+        let mut regions = Vec::new();
+        let mut zonal = BTreeSet::new();
+        for spec in file.regions {
+            let (name, zones) = match spec {
+                RegionSpec::Name(n) => {
+                    let c = canonical_region(&n);
+                    let z = known_zonal(&c);
+                    (c, z)
+                }
+                RegionSpec::WithZones { name, zonal } => (canonical_region(&name), zonal),
+            };
+            if zones {
+                zonal.insert(name.clone());
+            }
+            regions.push(name);
+        }
+        Ok(Self {
+            tenants,
+            apps: file.apps,
+            regions,
+            zonal,
+            registered_features: file
+                .registered_features
+                .into_iter()
+                .map(|(s, f)| (s.to_ascii_lowercase(), f))
+                .collect(),
+            page_size: file.page_size,
+            token_lifetime_seconds: file.token_lifetime_seconds,
+            seed_sources: file.seed_sources,
+            throttling: file.throttling,
+        })
+    }
+
+    /// Whether an offered region has availability zones (canonical name).
+    pub fn is_zonal(&self, region: &str) -> bool {
+        self.zonal.contains(region)
+    }
+
+    /// The first offered region without availability zones.
+    pub fn non_zonal_region(&self) -> Option<&str> {
+        self.regions
+            .iter()
+            .find(|r| !self.is_zonal(r))
+            .map(String::as_str)
+    }
+
+    /// Whether `feature` (`Microsoft.Compute/SIGSoftDelete`) is registered in the subscription.
+    pub fn feature_registered(&self, subscription: &str, feature: &str) -> bool {
+        self.registered_features
+            .get(&subscription.to_ascii_lowercase())
+            .is_some_and(|f| f.iter().any(|x| x.eq_ignore_ascii_case(feature)))
     }
 
     /// The tenant owning a subscription.
@@ -219,9 +319,16 @@ pub fn canonical_region(name: &str) -> String {
 pub fn display_region(canonical: &str) -> String {
     REGION_NAMES
         .iter()
-        .find(|(c, _)| *c == canonical)
-        .map(|(_, d)| d.to_string())
+        .find(|(c, ..)| *c == canonical)
+        .map(|(_, d, _)| d.to_string())
         .unwrap_or_else(|| canonical.to_string())
+}
+
+/// Whether ARM gives the region availability zones (false for regions the table lacks).
+fn known_zonal(canonical: &str) -> bool {
+    REGION_NAMES
+        .iter()
+        .any(|(c, _, zonal)| *c == canonical && *zonal)
 }
 
 fn sources_prefix(sub: &str) -> String {
@@ -249,6 +356,18 @@ pub fn snapshot_id(sub: &str) -> String {
 pub fn source_vm_id(sub: &str) -> String {
     format!(
         "{}/Microsoft.Compute/virtualMachines/build-vm",
+        sources_prefix(sub)
+    )
+}
+pub fn trusted_launch_vm_id(sub: &str) -> String {
+    format!(
+        "{}/Microsoft.Compute/virtualMachines/tl-build-vm",
+        sources_prefix(sub)
+    )
+}
+pub fn trusted_launch_disk_id(sub: &str) -> String {
+    format!(
+        "{}/Microsoft.Compute/disks/tl-build-vm-osdisk",
         sources_prefix(sub)
     )
 }
@@ -310,12 +429,23 @@ pub fn facts(world: &World, endpoint: &str, ca_file: &Path) -> Vec<(String, Stri
                 ("SUBNET_ID_2", subnet_id(&sub2)),
             ]);
         }
+        facts.extend([
+            ("SOURCE_TRUSTED_LAUNCH_VM_ID", trusted_launch_vm_id(&sub1)),
+            (
+                "SOURCE_TRUSTED_LAUNCH_DISK_ID",
+                trusted_launch_disk_id(&sub1),
+            ),
+        ]);
+    }
+    if let Some(region) = world.non_zonal_region() {
+        facts.push(("NON_ZONAL_REGION", region.to_string()));
     }
     facts.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// The state of a fresh world: `rg-image-sources` in every subscription with the walkthroughs'
-/// starting points, all Succeeded.
+/// starting points, all Succeeded, plus a generalized Trusted Launch VM and its OS disk (the
+/// sources a `SecurityType=TrustedLaunch` definition accepts, azure-today §A.2).
 pub fn seed(world: &World, now_ms: i64) -> State {
     let mut state = State::default();
     state.settings.page_size = world.page_size;
@@ -335,6 +465,9 @@ pub fn seed(world: &World, now_ms: i64) -> State {
         let vnet_id = format!("{p}/Microsoft.Network/virtualNetworks/vnet-sources");
         let nic_id = format!("{p}/Microsoft.Network/networkInterfaces/build-vm-nic");
         let vm_id = source_vm_id(sub);
+        let tl_vm_id = trusted_launch_vm_id(sub);
+        let tl_disk_id = trusted_launch_disk_id(sub);
+        let tl_nic_id = format!("{p}/Microsoft.Network/networkInterfaces/tl-build-vm-nic");
         let mut put = |rtype: &str, id: String, body: Value, os_state: Option<&str>| {
             let power_state =
                 (rtype == "Microsoft.Compute/virtualMachines").then(|| "deallocated".to_string());
@@ -435,6 +568,79 @@ pub fn seed(world: &World, now_ms: i64) -> State {
                 "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"primary": true}}]}}}),
             Some("Specialized"),
         );
+        put(
+            "Microsoft.Compute/disks",
+            tl_disk_id.clone(),
+            json!({"sku": {"name": "Premium_LRS", "tier": "Premium"}, "properties": {
+                "osType": "Linux", "hyperVGeneration": "V2", "diskSizeGB": 30,
+                "diskState": "Reserved", "creationData": {"createOption": "FromImage"},
+                "securityProfile": {"securityType": "TrustedLaunch"},
+                "timeCreated": "2025-01-01T00:00:00Z"},
+                "managedBy": tl_vm_id}),
+            Some("Generalized"),
+        );
+        put(
+            "Microsoft.Network/networkInterfaces",
+            tl_nic_id.clone(),
+            json!({"properties": {
+                "ipConfigurations": [{"name": "ipconfig1", "id": format!("{tl_nic_id}/ipConfigurations/ipconfig1"),
+                    "properties": {"privateIPAddress": "10.0.0.5", "privateIPAllocationMethod": "Dynamic",
+                        "subnet": {"id": subnet_id(sub)}, "primary": true, "provisioningState": "Succeeded"}}],
+                "virtualMachine": {"id": tl_vm_id}}}),
+            None,
+        );
+        put(
+            "Microsoft.Compute/virtualMachines",
+            tl_vm_id.clone(),
+            json!({"properties": {
+                "vmId": uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, tl_vm_id.as_bytes()).to_string(),
+                "hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+                "securityProfile": {"securityType": "TrustedLaunch",
+                    "uefiSettings": {"secureBootEnabled": true, "vTpmEnabled": true}},
+                "storageProfile": {"osDisk": {"osType": "Linux", "name": "tl-build-vm-osdisk",
+                    "createOption": "Attach", "managedDisk": {"id": tl_disk_id}, "deleteOption": "Detach"},
+                    "dataDisks": []},
+                "networkProfile": {"networkInterfaces": [{"id": tl_nic_id, "properties": {"primary": true}}]}}}),
+            Some("Generalized"),
+        );
     }
     state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_world_has_a_non_zonal_region_and_no_standard_security_type() {
+        let w = World::default();
+        assert_eq!(w.non_zonal_region(), Some("westus"));
+        assert!(w.is_zonal("eastus") && w.is_zonal("westeurope"));
+        assert!(!w.feature_registered(SUBSCRIPTION_1, FEATURE_STANDARD_SECURITY_TYPE));
+        assert!(w.feature_registered(SUBSCRIPTION_2, FEATURE_SOFT_DELETE));
+    }
+
+    #[test]
+    fn world_yaml_regions_take_names_or_an_explicit_zonal_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.yaml");
+        std::fs::write(
+            &path,
+            "tenants: [{id: T, subscriptions: [S]}]\n\
+             apps: [{name: a, clientId: c, clientSecret: s, tenants: [T]}]\n\
+             regions: [East US, {name: westus, zonal: true}, northcentralus, marsnorth]\n\
+             registeredFeatures: {S: [Microsoft.Compute/UseStandardSecurityType]}\n",
+        )
+        .unwrap();
+        let w = World::load(Some(&path)).unwrap();
+        assert_eq!(
+            w.regions,
+            ["eastus", "westus", "northcentralus", "marsnorth"]
+        );
+        assert!(w.is_zonal("eastus") && w.is_zonal("westus"));
+        assert!(!w.is_zonal("northcentralus") && !w.is_zonal("marsnorth"));
+        assert_eq!(w.non_zonal_region(), Some("northcentralus"));
+        assert!(w.feature_registered("s", FEATURE_STANDARD_SECURITY_TYPE));
+        assert!(!w.feature_registered("s", FEATURE_SOFT_DELETE));
+    }
 }

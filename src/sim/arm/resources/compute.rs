@@ -2,12 +2,16 @@
 
 use serde_json::{Value, json};
 
-use super::{Plan, PutCtx, enum_value, gallery, required, same_str, subscription_of};
+use super::{
+    Plan, PutCtx, enum_value, gallery, required, same_str,
+    security::{self, ImageSecurity, VmRequest, VmType},
+    subscription_of,
+};
 use crate::sim::arm::{
     errors::ArmError,
     identity,
     store::{Meta, Resource, State, key},
-    world::display_region,
+    world::{FEATURE_STANDARD_SECURITY_TYPE, display_region},
 };
 
 pub fn managed_image(
@@ -18,13 +22,26 @@ pub fn managed_image(
     if let Some(vm) = props
         .pointer("/sourceVirtualMachine/id")
         .and_then(Value::as_str)
-        && ctx.state.get(vm).is_none()
     {
-        return Err(ArmError::new(
-            404,
-            "NotFound",
-            format!("The virtual machine '{vm}' referenced by the image was not found."),
-        ));
+        let Some(source) = ctx.state.get(vm) else {
+            return Err(ArmError::new(
+                404,
+                "NotFound",
+                format!("The virtual machine '{vm}' referenced by the image was not found."),
+            ));
+        };
+        // azure-today §A.7 (verified, hashicorp/packer #13189).
+        let security = source
+            .body
+            .pointer("/properties/securityProfile/securityType")
+            .and_then(Value::as_str);
+        if VmType::of_disk_or_vm(security) == VmType::TrustedLaunch {
+            return Err(ArmError::new(
+                409,
+                "OperationNotAllowed",
+                "Creation of managed images are not supported for virtual machine with TrustedLaunch security type.",
+            ));
+        }
     }
     if props.pointer("/storageProfile/osDisk").is_some() {
         let os_type = enum_value(
@@ -142,11 +159,13 @@ const FORBIDDEN_USERS: &[&str] = &[
     "user5",
 ];
 
-/// What the image reference resolves to: (osState, osType, exact version name if a gallery).
+/// What the image reference resolves to: osState, osType, the exact version name of a gallery
+/// image, and what its security allows.
 struct ImageFacts {
     os_state: String,
     os_type: Option<String>,
     exact_version: Option<String>,
+    security: ImageSecurity,
 }
 
 fn resolve_image(ctx: &PutCtx<'_>, image_id: &str, region: &str) -> Result<ImageFacts, ArmError> {
@@ -194,6 +213,15 @@ fn resolve_image(ctx: &PutCtx<'_>, image_id: &str, region: &str) -> Result<Image
                     .and_then(Value::as_str)
                     .map(String::from),
                 exact_version: None,
+                security: ImageSecurity {
+                    generation: r
+                        .body
+                        .pointer("/properties/hyperVGeneration")
+                        .and_then(Value::as_str)
+                        .unwrap_or("V1")
+                        .to_string(),
+                    definition: None,
+                },
             })
         }
         "Microsoft.Compute/galleries/images/versions" => {
@@ -224,7 +252,19 @@ fn resolve_image(ctx: &PutCtx<'_>, image_id: &str, region: &str) -> Result<Image
 
 fn definition_facts(def: Option<&Resource>, exact_version: Option<String>) -> ImageFacts {
     let p = def.map(|d| &d.body["properties"]);
+    let security = ImageSecurity {
+        generation: p
+            .and_then(|p| p.get("hyperVGeneration"))
+            .and_then(Value::as_str)
+            .unwrap_or("V1")
+            .to_string(),
+        definition: Some(security::definition_type(
+            p.and_then(|p| p.get("features")),
+            exact_version.as_deref(),
+        )),
+    };
     ImageFacts {
+        security,
         os_state: p
             .and_then(|p| p.get("osState"))
             .and_then(Value::as_str)
@@ -335,6 +375,32 @@ pub fn vm(
         for keep in ["vmId", "timeCreated"] {
             props[keep] = old_props[keep].clone();
         }
+        // The security type is chosen at creation (changing it: inferred refusal).
+        let security_type = |p: &Value| {
+            VmType::of_disk_or_vm(
+                p.pointer("/securityProfile/securityType")
+                    .and_then(Value::as_str),
+            )
+        };
+        match props
+            .get("securityProfile")
+            .filter(|p| !p.is_null())
+            .cloned()
+        {
+            None => {
+                if let Some(old) = old_props.get("securityProfile") {
+                    props["securityProfile"] = old.clone();
+                }
+            }
+            Some(_) if security_type(&props) != security_type(old_props) => {
+                return Err(ArmError::property_change("securityProfile.securityType"));
+            }
+            Some(given) => {
+                let mut merged = old_props["securityProfile"].clone();
+                json_patch::merge(&mut merged, &given);
+                props["securityProfile"] = merged;
+            }
+        }
         // Read-only and create-time parts stay as they were.
         props["storageProfile"] = old_props["storageProfile"].clone();
         if old_props.get("osProfile").is_some() {
@@ -349,7 +415,7 @@ pub fn vm(
             props["osProfile"] = os;
         }
     } else {
-        let (os_state, os_type, exact) = match &image_id {
+        let (os_state, os_type, exact, image_security) = match &image_id {
             Some(image_id) => {
                 if let Some(image_sub) = subscription_of(image_id)
                     && image_sub != ctx.subscription
@@ -364,7 +430,7 @@ pub fn vm(
                     )?;
                 }
                 let f = resolve_image(ctx, image_id, &location)?;
-                (f.os_state, f.os_type, f.exact_version)
+                (f.os_state, f.os_type, f.exact_version, Some(f.security))
             }
             None => {
                 let attach = props
@@ -377,9 +443,46 @@ pub fn vm(
                     .pointer("/storageProfile/osDisk/osType")
                     .and_then(Value::as_str)
                     .map(String::from);
-                ("Specialized".to_string(), os_type, None)
+                let generation = props
+                    .pointer("/storageProfile/osDisk/managedDisk/id")
+                    .and_then(Value::as_str)
+                    .and_then(|d| ctx.state.get(d))
+                    .and_then(|d| d.body.pointer("/properties/hyperVGeneration"))
+                    .and_then(Value::as_str)
+                    .map(|generation| ImageSecurity {
+                        generation: generation.to_string(),
+                        definition: None,
+                    });
+                ("Specialized".to_string(), os_type, None, generation)
             }
         };
+        let size = props
+            .pointer("/hardwareProfile/vmSize")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let vm_type = security::check_vm(
+            &VmRequest {
+                security_profile: props.get("securityProfile"),
+                os_disk: props.pointer("/storageProfile/osDisk"),
+                size: &size,
+            },
+            image_security.as_ref(),
+            ctx.world
+                .feature_registered(&ctx.subscription, FEATURE_STANDARD_SECURITY_TYPE),
+        )?;
+        match security::stored_profile(props.get("securityProfile"), vm_type, ctx.api_version) {
+            Some(p) => props["securityProfile"] = p,
+            None => {
+                if let Some(o) = props.as_object_mut() {
+                    o.remove("securityProfile");
+                }
+            }
+        }
+        let encryption = props
+            .pointer("/storageProfile/osDisk/managedDisk/securityProfile/securityEncryptionType")
+            .and_then(Value::as_str)
+            .map(String::from);
         let os_type = os_type.unwrap_or_else(|| "Linux".into());
         match (
             os_state.as_str(),
@@ -420,7 +523,11 @@ pub fn vm(
             .pointer("/managedDisk/storageAccountType")
             .cloned()
             .unwrap_or_else(|| json!("Premium_LRS"));
+        let disk_security = os_disk.pointer("/managedDisk/securityProfile").cloned();
         os_disk["managedDisk"] = json!({"id": disk_id, "storageAccountType": storage});
+        if let Some(sp) = disk_security {
+            os_disk["managedDisk"]["securityProfile"] = sp;
+        }
         if os_disk.get("deleteOption").is_none() {
             os_disk["deleteOption"] = json!("Detach");
         }
@@ -428,6 +535,15 @@ pub fn vm(
             .get("diskSizeGB")
             .cloned()
             .unwrap_or_else(|| json!(30));
+        let mut disk_props = json!({"osType": os_type, "diskSizeGB": disk_size, "diskState": "Attached",
+            "creationData": {"createOption": "FromImage"},
+            "timeCreated": now_rfc3339(ctx.now), "provisioningState": "Succeeded"});
+        if let Some(img) = &image_security {
+            disk_props["hyperVGeneration"] = json!(img.generation);
+        }
+        if let Some(t) = security::disk_security_type(vm_type, encryption.as_deref()) {
+            disk_props["securityProfile"] = json!({"securityType": t});
+        }
         plan.upserts.push(Resource {
             id: disk_id.clone(),
             rtype: "Microsoft.Compute/disks".into(),
@@ -435,9 +551,7 @@ pub fn vm(
                 "id": disk_id, "name": disk_name, "type": "Microsoft.Compute/disks",
                 "location": location, "managedBy": ctx.id,
                 "sku": {"name": storage},
-                "properties": {"osType": os_type, "diskSizeGB": disk_size, "diskState": "Attached",
-                    "creationData": {"createOption": "FromImage"},
-                    "timeCreated": now_rfc3339(ctx.now), "provisioningState": "Succeeded"}
+                "properties": disk_props
             }),
             meta: Meta {
                 os_state: Some("Specialized".into()),

@@ -2,7 +2,12 @@
 
 use serde_json::{Value, json};
 
-use super::{super::world::display_region, Plan, PutCtx, enum_value, required, same_str};
+use super::{
+    super::world::display_region,
+    Plan, PutCtx, enum_value, required, same_str,
+    security::{self, DefinitionType, SourceKind, SourceSecurity},
+    sharing, soft_delete,
+};
 use crate::sim::arm::{
     errors::ArmError,
     faults::FaultKind,
@@ -23,7 +28,7 @@ fn alnum_edges(name: &str) -> bool {
             .is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
-pub fn gallery(ctx: &mut PutCtx<'_>, mut props: Value) -> Result<Value, ArmError> {
+pub fn gallery(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Result<Value, ArmError> {
     let name = &ctx.name;
     // Code unverified (arm-reference §4): InvalidParameter with target, like other name errors.
     if name.is_empty()
@@ -50,16 +55,9 @@ pub fn gallery(ctx: &mut PutCtx<'_>, mut props: Value) -> Result<Value, ArmError
             ))
         });
     props["identifier"] = json!({"uniqueName": unique});
-    let permissions = enum_value(
-        props.pointer("/sharingProfile/permissions"),
-        &["Private", "Groups", "Community"],
-        "gallery.properties.sharingProfile.permissions",
-    )?
-    .unwrap_or_else(|| "Private".into());
-    if !props["sharingProfile"].is_object() {
-        props["sharingProfile"] = json!({});
-    }
-    props["sharingProfile"]["permissions"] = json!(permissions);
+    props["sharingProfile"] =
+        sharing::sharing_profile(ctx.old_props(), props.get("sharingProfile"))?;
+    soft_delete::policy(ctx, &mut props, plan)?;
     props["provisioningState"] = json!(if ctx.existing.is_some() {
         "Updating"
     } else {
@@ -158,6 +156,7 @@ pub fn definition(ctx: &mut PutCtx<'_>, mut props: Value) -> Result<Value, ArmEr
             }
         }
     }
+    definition_security(ctx, &mut props)?;
     // Unverified code: the identifier must be unique within the gallery.
     if let Some(parent) = ctx.parent {
         let ident = |p: &Value| {
@@ -197,6 +196,104 @@ pub fn definition(ctx: &mut PutCtx<'_>, mut props: Value) -> Result<Value, ArmEr
     Ok(props)
 }
 
+/// A definition's security: the GalleryRP 2025-03-03 defaults on creation, `features` kept when
+/// a PUT leaves them out and changed only with `allowUpdateImage: true` (GalleryImage_UpdateFeatures.json;
+/// the refusal is inferred), and TrustedLaunch / ConfidentialVM only in private galleries
+/// (azure-today §A.2 "Private only"; refusal inferred).
+fn definition_security(ctx: &PutCtx<'_>, props: &mut Value) -> Result<(), ArmError> {
+    let allow_update = props
+        .get("allowUpdateImage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if let Some(o) = props.as_object_mut() {
+        o.remove("allowUpdateImage");
+    }
+    match ctx.old_props() {
+        None => security::definition_defaults(ctx.api_version, props),
+        Some(old) => {
+            let old_features = old.get("features").cloned().unwrap_or_else(|| json!([]));
+            match props.get("features").filter(|f| !f.is_null()).cloned() {
+                None => {
+                    if old.get("features").is_some() {
+                        props["features"] = old_features;
+                    }
+                }
+                Some(mut new) => {
+                    // A SecurityType the request leaves out is the one the definition has.
+                    let names = |fs: &Value| -> bool {
+                        fs.as_array().into_iter().flatten().any(|f| {
+                            f.get("name")
+                                .and_then(Value::as_str)
+                                .is_some_and(|n| n.eq_ignore_ascii_case("SecurityType"))
+                        })
+                    };
+                    if !names(&new) && names(&old_features) && new.is_array() {
+                        let kept: Vec<Value> = old_features
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|f| {
+                                f.get("name")
+                                    .and_then(Value::as_str)
+                                    .is_some_and(|n| n.eq_ignore_ascii_case("SecurityType"))
+                            })
+                            .cloned()
+                            .collect();
+                        new.as_array_mut().expect("checked").extend(kept);
+                    }
+                    if !same_features(&old_features, &new) && !allow_update {
+                        return Err(ArmError::new(
+                            409,
+                            "PropertyChangeNotAllowed",
+                            "Changing property 'galleryImage.properties.features' is not allowed unless 'allowUpdateImage' is true.",
+                        )
+                        .target("galleryImage.properties.features"));
+                    }
+                    props["features"] = new;
+                }
+            }
+        }
+    }
+    security::check_definition(props)?;
+    let def_type = security::definition_type(props.get("features"), None);
+    if let Some(gallery) = ctx.parent {
+        let permissions = gallery
+            .body
+            .pointer("/properties/sharingProfile/permissions")
+            .and_then(Value::as_str)
+            .unwrap_or("Private");
+        if def_type.private_only() && !permissions.eq_ignore_ascii_case("Private") {
+            return Err(ArmError::invalid(format!(
+                "Gallery image definitions with security type '{}' can only be created in private galleries; gallery '{}' is shared with permissions '{permissions}'.",
+                def_type.as_str(),
+                gallery.name()
+            ))
+            .target("galleryImage.properties.features"));
+        }
+    }
+    Ok(())
+}
+
+/// Feature lists compared as sets of (name, value, startsAtVersion), case-insensitively.
+fn same_features(a: &Value, b: &Value) -> bool {
+    let set = |v: &Value| -> std::collections::BTreeSet<(String, String, String)> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let s = |k: &str| {
+                    f.get(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_ascii_lowercase()
+                };
+                (s("name"), s("value"), s("startsAtVersion"))
+            })
+            .collect()
+    };
+    set(a) == set(b)
+}
+
 fn parse_version(name: &str) -> Option<(i32, i32, i32)> {
     let parts: Vec<&str> = name.split('.').collect();
     if parts.len() != 3 {
@@ -216,6 +313,7 @@ struct SourceFacts {
     rtype: String,
     os_type: Option<String>,
     os_state: Option<String>,
+    security: SourceSecurity,
 }
 
 fn source_facts(ctx: &PutCtx<'_>, props: &Value) -> Result<Option<SourceFacts>, ArmError> {
@@ -249,34 +347,80 @@ fn source_facts(ctx: &PutCtx<'_>, props: &Value) -> Result<Option<SourceFacts>, 
             .target(target)
         })?;
         let p = &r.body["properties"];
-        let (os_type, os_state) = match r.rtype.as_str() {
+        let str_at =
+            |v: &Value, ptr: &str| v.pointer(ptr).and_then(Value::as_str).map(String::from);
+        let security = |kind, generation: Option<String>, vm_type: Option<String>| SourceSecurity {
+            kind,
+            generation,
+            vm_type: security::VmType::of_disk_or_vm(vm_type.as_deref()),
+            definition: None,
+        };
+        let (os_type, os_state, sec) = match r.rtype.as_str() {
+            // Managed images default to generation 1 when created without one.
             "Microsoft.Compute/images" => (
                 p.pointer("/storageProfile/osDisk/osType"),
                 p.pointer("/storageProfile/osDisk/osState")
                     .and_then(Value::as_str)
                     .map(String::from)
                     .or(r.meta.os_state.clone()),
-            ),
-            "Microsoft.Compute/snapshots" | "Microsoft.Compute/disks" => {
-                (p.get("osType"), r.meta.os_state.clone())
-            }
-            "Microsoft.Compute/virtualMachines" => (
-                p.pointer("/storageProfile/osDisk/osType"),
-                Some(
-                    r.meta
-                        .os_state
-                        .clone()
-                        .unwrap_or_else(|| "Specialized".into()),
+                security(
+                    SourceKind::ManagedImage,
+                    Some(str_at(p, "/hyperVGeneration").unwrap_or_else(|| "V1".into())),
+                    None,
                 ),
             ),
+            "Microsoft.Compute/snapshots" | "Microsoft.Compute/disks" => (
+                p.get("osType"),
+                r.meta.os_state.clone(),
+                security(
+                    if r.rtype.ends_with("snapshots") {
+                        SourceKind::Snapshot
+                    } else {
+                        SourceKind::Disk
+                    },
+                    str_at(p, "/hyperVGeneration"),
+                    str_at(p, "/securityProfile/securityType"),
+                ),
+            ),
+            "Microsoft.Compute/virtualMachines" => {
+                let disk_gen = p
+                    .pointer("/storageProfile/osDisk/managedDisk/id")
+                    .and_then(Value::as_str)
+                    .and_then(|d| ctx.state.get(d))
+                    .and_then(|d| str_at(&d.body, "/properties/hyperVGeneration"));
+                (
+                    p.pointer("/storageProfile/osDisk/osType"),
+                    Some(
+                        r.meta
+                            .os_state
+                            .clone()
+                            .unwrap_or_else(|| "Specialized".into()),
+                    ),
+                    security(
+                        SourceKind::VirtualMachine,
+                        disk_gen,
+                        str_at(p, "/securityProfile/securityType"),
+                    ),
+                )
+            }
             "Microsoft.Compute/galleries/images/versions" => {
                 let def = super::super::store::parent_key(&key(&r.id))
                     .and_then(|k| ctx.state.resources.get(&k));
+                let dp = def.map(|d| &d.body["properties"]);
                 (
-                    def.and_then(|d| d.body.pointer("/properties/osType")),
-                    def.and_then(|d| d.body.pointer("/properties/osState"))
+                    dp.and_then(|d| d.get("osType")),
+                    dp.and_then(|d| d.get("osState"))
                         .and_then(Value::as_str)
                         .map(String::from),
+                    SourceSecurity {
+                        kind: SourceKind::GalleryVersion,
+                        generation: dp.and_then(|d| str_at(d, "/hyperVGeneration")),
+                        vm_type: security::VmType::Standard,
+                        definition: Some(security::definition_type(
+                            dp.and_then(|d| d.get("features")),
+                            Some(r.name()),
+                        )),
+                    },
                 )
             }
             other => {
@@ -291,9 +435,171 @@ fn source_facts(ctx: &PutCtx<'_>, props: &Value) -> Result<Option<SourceFacts>, 
             rtype: r.rtype.clone(),
             os_type: os_type.and_then(Value::as_str).map(String::from),
             os_state,
+            security: sec,
         }));
     }
     Ok(None)
+}
+
+/// How replicas are stored: one account type for every region, or a strategy (azure-today §C.12,
+/// GalleryImageVersion_Create_WithStorageAccountStrategy.json).
+#[derive(Debug, Clone, PartialEq)]
+enum Storage {
+    Type(String),
+    Strategy(String),
+}
+
+impl Storage {
+    /// The account type of a region without its own `storageAccountType`: PreferStandard_ZRS is
+    /// ZRS where the region has zones, LRS elsewhere; DefaultStandard_LRS is LRS.
+    fn for_region(&self, zonal: bool) -> String {
+        match self {
+            Self::Type(t) => t.clone(),
+            Self::Strategy(s) if s == "PreferStandard_ZRS" && zonal => "Standard_ZRS".into(),
+            Self::Strategy(_) => "Standard_LRS".into(),
+        }
+    }
+
+    /// Neither given: PreferStandard_ZRS from GalleryRP 2025-03-03, Standard_LRS before.
+    fn default_for(api_version: &str) -> Self {
+        if api_version >= "2025-03-03" {
+            Self::Strategy("PreferStandard_ZRS".into())
+        } else {
+            Self::Type("Standard_LRS".into())
+        }
+    }
+
+    fn of(pp: &Value) -> Option<Self> {
+        let s = |k: &str| pp.get(k).and_then(Value::as_str).map(String::from);
+        s("storageAccountStrategy")
+            .map(Self::Strategy)
+            .or_else(|| s("storageAccountType").map(Self::Type))
+    }
+}
+
+const STORAGE_TYPES: &[&str] = &[
+    "Standard_LRS",
+    "Standard_ZRS",
+    "Premium_LRS",
+    "PremiumV2_LRS",
+];
+const PP: &str = "galleryImageVersion.properties.publishingProfile";
+
+/// The storage choice of a version PUT: given as a type or a strategy (never both; refusal
+/// inferred), kept from the stored version when left out, the api-version's default on
+/// creation; fixed once created (409 PropertyChangeNotAllowed, as for storageAccountType).
+fn storage_choice(ctx: &PutCtx<'_>, pp: &Value) -> Result<Storage, ArmError> {
+    let given_type = enum_value(
+        pp.get("storageAccountType"),
+        STORAGE_TYPES,
+        &format!("{PP}.storageAccountType"),
+    )?;
+    let given_strategy = enum_value(
+        pp.get("storageAccountStrategy"),
+        &["PreferStandard_ZRS", "DefaultStandard_LRS"],
+        &format!("{PP}.storageAccountStrategy"),
+    )?;
+    let old = ctx
+        .old_props()
+        .and_then(|p| p.get("publishingProfile"))
+        .and_then(Storage::of);
+    let chosen = match (given_type, given_strategy) {
+        (Some(_), Some(_)) => {
+            return Err(ArmError::invalid(
+                "The parameters 'storageAccountType' and 'storageAccountStrategy' cannot be specified together. Use targetRegions[].storageAccountType to override the strategy in a region.",
+            )
+            .target(format!("{PP}.storageAccountStrategy")));
+        }
+        (Some(t), None) => Storage::Type(t),
+        (None, Some(s)) => Storage::Strategy(s),
+        (None, None) => old
+            .clone()
+            .unwrap_or_else(|| Storage::default_for(ctx.api_version)),
+    };
+    if let Some(old) = old
+        && old != chosen
+    {
+        return Err(ArmError::property_change(&format!(
+            "{PP}.{}",
+            match chosen {
+                Storage::Type(_) => "storageAccountType",
+                Storage::Strategy(_) => "storageAccountStrategy",
+            }
+        )));
+    }
+    Ok(chosen)
+}
+
+/// Deletion safety (azure-today §B.9, §B.10): `endOfLifeDate` and
+/// `safetyProfile.blockDeletionBeforeEndOfLife` kept from the stored version when left out; on
+/// creation at 2026-03-03 they default to publish + 6 months and true. A new or changed end of
+/// life in the past is refused with Azure's message; a block without an end of life is refused
+/// (inferred).
+fn deletion_safety(ctx: &PutCtx<'_>, props: &mut Value) -> Result<(), ArmError> {
+    let old = ctx.old_props();
+    let old_eol = old
+        .and_then(|p| p.pointer("/publishingProfile/endOfLifeDate"))
+        .cloned();
+    let old_block = old
+        .and_then(|p| p.pointer("/safetyProfile/blockDeletionBeforeEndOfLife"))
+        .cloned();
+    let given_eol = props
+        .pointer("/publishingProfile/endOfLifeDate")
+        .filter(|v| !v.is_null())
+        .cloned();
+    let given_block = props
+        .pointer("/safetyProfile/blockDeletionBeforeEndOfLife")
+        .filter(|v| !v.is_null())
+        .cloned();
+    let defaults = old.is_none() && ctx.api_version >= "2026-03-03";
+    let eol = given_eol.clone().or(old_eol.clone()).or_else(|| {
+        defaults.then(|| {
+            let at = chrono::DateTime::from_timestamp_millis(ctx.now).unwrap_or_default();
+            json!(
+                at.checked_add_months(chrono::Months::new(6))
+                    .unwrap_or(at)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            )
+        })
+    });
+    let block = given_block
+        .or(old_block)
+        .or_else(|| defaults.then_some(Value::Bool(true)));
+    let target = format!("{PP}.endOfLifeDate");
+    if let Some(e) = &eol {
+        let at = e
+            .as_str()
+            .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+            .ok_or_else(|| {
+                ArmError::invalid(format!(
+                    "The value '{e}' of parameter '{target}' is not a valid date-time."
+                ))
+                .target(target.clone())
+            })?;
+        let changed = given_eol.is_some() && given_eol != old_eol;
+        if changed && at.timestamp_millis() <= ctx.now {
+            return Err(
+                ArmError::invalid("EndOfLifeDate must be set to a future date.").target(target),
+            );
+        }
+        props["publishingProfile"]["endOfLifeDate"] = e.clone();
+    }
+    if let Some(b) = block {
+        if !b.is_boolean() {
+            return Err(ArmError::invalid(
+                "The value of parameter 'galleryImageVersion.properties.safetyProfile.blockDeletionBeforeEndOfLife' must be a boolean.",
+            )
+            .target("galleryImageVersion.properties.safetyProfile.blockDeletionBeforeEndOfLife"));
+        }
+        if b == true && eol.is_none() {
+            return Err(ArmError::invalid(
+                "An endOfLifeDate is required when safetyProfile.blockDeletionBeforeEndOfLife is true.",
+            )
+            .target(target));
+        }
+        props["safetyProfile"]["blockDeletionBeforeEndOfLife"] = b;
+    }
+    Ok(())
 }
 
 pub fn version(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Result<Value, ArmError> {
@@ -306,6 +612,41 @@ pub fn version(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Resul
     let definition = ctx.parent.expect("versions always have a parent");
     let def_props = &definition.body["properties"];
     let own_location = ctx.location.clone().unwrap_or_default();
+    let restore = props
+        .get("restore")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let soft_deleted = ctx.state.soft_deleted.contains_key(&ctx.key);
+    match (restore, soft_deleted, ctx.existing) {
+        (true, true, Some(old)) => {
+            // Restored as it was; the soft-deleted record goes.
+            plan.removals.push(ctx.key.clone());
+            let mut restored = old.body["properties"].clone();
+            restored["provisioningState"] = json!("Updating");
+            return Ok(restored);
+        }
+        (true, _, _) => {
+            return Err(ArmError::invalid(format!(
+                "There is no soft-deleted gallery image version '{}' to restore.",
+                ctx.name
+            ))
+            .target("galleryImageVersion.properties.restore"));
+        }
+        (false, true, _) => {
+            return Err(ArmError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Gallery image version '{}' is soft-deleted; restore it with properties.restore set to true, or choose another version name.",
+                    ctx.name
+                ),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(o) = props.as_object_mut() {
+        o.remove("restore");
+    }
     if let Some(old) = ctx.existing {
         let old_props = &old.body["properties"];
         // Unverified code (arm-reference §4): source, data disk LUNs, replication mode and
@@ -322,10 +663,6 @@ pub fn version(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Resul
             (
                 "/publishingProfile/replicationMode",
                 "galleryImageVersion.properties.publishingProfile.replicationMode",
-            ),
-            (
-                "/publishingProfile/storageAccountType",
-                "galleryImageVersion.properties.publishingProfile.storageAccountType",
             ),
         ] {
             let (a, b) = (old_props.pointer(pointer), props.pointer(pointer));
@@ -366,6 +703,7 @@ pub fn version(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Resul
         rtype: source_type,
         os_type,
         os_state,
+        security: source_security,
     }) = source_facts(ctx, &props)?
     else {
         return Err(required("galleryImageVersion.properties.storageProfile"));
@@ -396,11 +734,26 @@ pub fn version(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Resul
         ))
         .target("galleryImageVersion.properties.storageProfile"));
     }
+    if ctx.existing.is_none() {
+        let def_type: DefinitionType =
+            security::definition_type(def_props.get("features"), Some(&ctx.name));
+        let def_gen = def_props
+            .get("hyperVGeneration")
+            .and_then(Value::as_str)
+            .unwrap_or("V1");
+        security::check_version_source(def_type, def_gen, &source_security, &source_id)?;
+    }
+    sharing::direct_sharing_limits(ctx, &props, &own_location)?;
 
     // Publishing profile defaults, as the recorded create echoes them.
     if !props["publishingProfile"].is_object() {
         props["publishingProfile"] = json!({});
     }
+    if !props["safetyProfile"].is_object() {
+        props["safetyProfile"] = json!({});
+    }
+    deletion_safety(ctx, &mut props)?;
+    let storage = storage_choice(ctx, &props["publishingProfile"])?;
     let pp = &mut props["publishingProfile"];
     let replica_count = pp.get("replicaCount").and_then(Value::as_i64).unwrap_or(1);
     if !(1..=100).contains(&replica_count) {
@@ -410,18 +763,14 @@ pub fn version(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Resul
         );
     }
     pp["replicaCount"] = json!(replica_count);
-    let storage = enum_value(
-        pp.get("storageAccountType"),
-        &[
-            "Standard_LRS",
-            "Standard_ZRS",
-            "Premium_LRS",
-            "PremiumV2_LRS",
-        ],
-        "galleryImageVersion.properties.publishingProfile.storageAccountType",
-    )?
-    .unwrap_or_else(|| "Standard_LRS".into());
-    pp["storageAccountType"] = json!(storage);
+    if let Some(o) = pp.as_object_mut() {
+        o.remove("storageAccountType");
+        o.remove("storageAccountStrategy");
+        match &storage {
+            Storage::Type(t) => o.insert("storageAccountType".into(), json!(t)),
+            Storage::Strategy(s) => o.insert("storageAccountStrategy".into(), json!(s)),
+        };
+    }
     let exclude = pp
         .get("excludeFromLatest")
         .and_then(Value::as_bool)
@@ -466,17 +815,23 @@ pub fn version(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Resul
                     .target("galleryImageVersion.properties.publishingProfile.targetRegions"),
             );
         }
+        let zonal = ctx.world.is_zonal(&region);
         let region_storage = enum_value(
             t.get("storageAccountType"),
-            &[
-                "Standard_LRS",
-                "Standard_ZRS",
-                "Premium_LRS",
-                "PremiumV2_LRS",
-            ],
+            STORAGE_TYPES,
             "galleryImageVersion.properties.publishingProfile.targetRegions.storageAccountType",
         )?
-        .unwrap_or_else(|| storage.clone());
+        .unwrap_or_else(|| storage.for_region(zonal));
+        // azure-today §C.12: the gallery service's message; code InvalidParameter inferred.
+        if region_storage == "Standard_ZRS" && !zonal {
+            return Err(ArmError::invalid(
+                "ZRS storage account type is not supported in this region.",
+            )
+            .target(format!(
+                "galleryImageVersion.properties.publishingProfile.targetRegions[{}]",
+                display_region(&region)
+            )));
+        }
         let mut out = t.clone();
         out["name"] = json!(display_region(&region));
         out["regionalReplicaCount"] = json!(count);
@@ -497,9 +852,6 @@ pub fn version(ctx: &mut PutCtx<'_>, mut props: Value, plan: &mut Plan) -> Resul
         .target("galleryImageVersion.properties.publishingProfile.targetRegions"));
     }
     pp["targetRegions"] = json!(rendered);
-    if !props["safetyProfile"].is_object() {
-        props["safetyProfile"] = json!({});
-    }
     let allow_delete = props
         .pointer("/safetyProfile/allowDeletionOfReplicatedLocations")
         .and_then(Value::as_bool)
@@ -753,10 +1105,23 @@ pub fn latest_version<'a>(
         .max_by_key(|v| parse_version(v.name()))
 }
 
-/// A gallery with definitions, or a definition with versions, cannot be deleted — nor for the
-/// eventual-consistency window after its last child went away.
-pub fn check_delete(state: &State, r: &Resource, child: &str, now: i64) -> Result<(), ArmError> {
+/// Refusals of a gallery, definition or version DELETE:
+/// - a gallery with definitions or a definition with versions, also for the eventual-consistency
+///   window after its last child went away, or with soft-deleted versions (azure-today §B.11;
+///   message inferred): 409 CannotDeleteResource;
+/// - a gallery whose sharing was not reset (§D.13, §D.14; 409 OperationNotAllowed inferred);
+/// - a version with `blockDeletionBeforeEndOfLife` before its end of life, whatever api-version
+///   the DELETE uses (§B.9, §B.10; 409 OperationNotAllowed inferred).
+pub fn check_delete(state: &State, r: &Resource, now: i64) -> Result<(), ArmError> {
     let k = key(&r.id);
+    if r.rtype == "Microsoft.Compute/galleries/images/versions" {
+        return check_version_delete(r, now);
+    }
+    let child = if r.rtype == "Microsoft.Compute/galleries" {
+        "images"
+    } else {
+        "versions"
+    };
     let blocked = state
         .last_child_deleted
         .get(&k)
@@ -768,5 +1133,74 @@ pub fn check_delete(state: &State, r: &Resource, child: &str, now: i64) -> Resul
             "Can not delete resource before nested resources are deleted.",
         ));
     }
+    let kept = state.soft_deleted_under(&k, now).count();
+    if kept > 0 {
+        return Err(ArmError::new(
+            409,
+            "CannotDeleteResource",
+            format!(
+                "Can not delete resource before nested resources are deleted: {kept} soft-deleted image version(s) are kept until their retention ends; restore them, or turn soft delete off on the gallery to delete them."
+            ),
+        ));
+    }
+    if r.rtype == "Microsoft.Compute/galleries" && sharing::sharing_active(&r.body["properties"]) {
+        return Err(ArmError::new(
+            409,
+            "OperationNotAllowed",
+            format!(
+                "Gallery '{}' is shared; reset its sharing profile (POST .../share with operationType 'Reset') before deleting it.",
+                r.name()
+            ),
+        ));
+    }
     Ok(())
+}
+
+fn check_version_delete(r: &Resource, now: i64) -> Result<(), ArmError> {
+    let p = &r.body["properties"];
+    let block = p
+        .pointer("/safetyProfile/blockDeletionBeforeEndOfLife")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let eol = p
+        .pointer("/publishingProfile/endOfLifeDate")
+        .and_then(Value::as_str);
+    let before_eol = eol
+        .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+        .is_none_or(|d| now < d.timestamp_millis());
+    if block && before_eol {
+        return Err(ArmError::new(
+            409,
+            "OperationNotAllowed",
+            format!(
+                "Gallery image version '{}' cannot be deleted before its end of life date '{}' because safetyProfile.blockDeletionBeforeEndOfLife is true.",
+                r.name(),
+                eol.unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_strategies_pick_zrs_only_where_the_region_has_zones() {
+        let prefer = Storage::Strategy("PreferStandard_ZRS".into());
+        assert_eq!(prefer.for_region(true), "Standard_ZRS");
+        assert_eq!(prefer.for_region(false), "Standard_LRS");
+        let lrs = Storage::Strategy("DefaultStandard_LRS".into());
+        assert_eq!(lrs.for_region(true), "Standard_LRS");
+        assert_eq!(
+            Storage::Type("Premium_LRS".into()).for_region(false),
+            "Premium_LRS"
+        );
+        assert_eq!(Storage::default_for("2025-03-03"), prefer);
+        assert_eq!(
+            Storage::default_for("2024-03-03"),
+            Storage::Type("Standard_LRS".into())
+        );
+    }
 }

@@ -5,6 +5,12 @@ mod authorization;
 mod compute;
 mod gallery;
 mod network;
+mod security;
+mod sharing;
+mod soft_delete;
+
+pub use sharing::share;
+pub use soft_delete::{restorable, soft_deleted_versions};
 
 use serde_json::{Map, Value, json};
 
@@ -236,6 +242,8 @@ pub struct PutCtx<'a> {
     pub principal: &'a Principal,
     pub aux: &'a [Principal],
     pub method: &'a str,
+    /// The request's api-version (defaults that changed between versions follow it).
+    pub api_version: &'a str,
     /// The canonical location of the request (set once the envelope is validated).
     pub location: Option<String>,
 }
@@ -303,7 +311,7 @@ pub fn plan_put(ctx: &mut PutCtx<'_>, request: Value) -> Result<Plan, ArmError> 
         failure: None,
     };
     let props = match ctx.kind.arm_type {
-        "Microsoft.Compute/galleries" => gallery::gallery(ctx, props)?,
+        "Microsoft.Compute/galleries" => gallery::gallery(ctx, props, &mut plan)?,
         "Microsoft.Compute/galleries/images" => gallery::definition(ctx, props)?,
         "Microsoft.Compute/galleries/images/versions" => gallery::version(ctx, props, &mut plan)?,
         "Microsoft.Compute/images" => compute::managed_image(ctx, props, &mut plan)?,
@@ -392,9 +400,16 @@ fn envelope(ctx: &PutCtx<'_>, request: &Value) -> Result<Value, ArmError> {
 }
 
 /// The resource as a GET answers it (read-time views: replication status, instance view,
-/// inline subnets).
-pub fn render(state: &State, r: &Resource, expand: Option<&str>, now: i64) -> Value {
+/// inline subnets, a gallery's sharing groups with `$select=Permissions`).
+pub fn render(
+    state: &State,
+    r: &Resource,
+    expand: Option<&str>,
+    select: Option<&str>,
+    now: i64,
+) -> Value {
     match r.rtype.as_str() {
+        "Microsoft.Compute/galleries" => sharing::render_gallery(r, expand, select, now),
         "Microsoft.Compute/galleries/images/versions" => gallery::render_version(r, expand, now),
         "Microsoft.Compute/virtualMachines" => compute::render_vm(r, expand),
         "Microsoft.Network/virtualNetworks" => network::render_vnet(state, r),
@@ -402,19 +417,21 @@ pub fn render(state: &State, r: &Resource, expand: Option<&str>, now: i64) -> Va
     }
 }
 
-/// Refusals of a DELETE (children exist, resource in use).
+/// Refusals of a DELETE (children exist, resource in use, deletion blocked, still shared).
 pub fn check_delete(state: &State, r: &Resource, now: i64) -> Result<(), ArmError> {
     match r.rtype.as_str() {
-        "Microsoft.Compute/galleries" => gallery::check_delete(state, r, "images", now),
-        "Microsoft.Compute/galleries/images" => gallery::check_delete(state, r, "versions", now),
+        t if t.starts_with("Microsoft.Compute/galleries") => gallery::check_delete(state, r, now),
         t if t.starts_with("Microsoft.Network/") => network::check_delete(state, r),
         _ => Ok(()),
     }
 }
 
-/// Cascades once a resource is gone: eventual-consistency blocks on its parent, VM
-/// dependents, NIC attachments.
+/// Cascades once a resource is gone: eventual-consistency blocks on its parent, soft-deleted
+/// versions, VM dependents, NIC attachments.
 pub fn after_delete(state: &mut State, removed: &Resource, end_ms: i64) {
+    if removed.rtype == "Microsoft.Compute/galleries/images/versions" {
+        soft_delete::after_version_delete(state, removed, end_ms);
+    }
     match removed.rtype.as_str() {
         "Microsoft.Compute/galleries/images" | "Microsoft.Compute/galleries/images/versions" => {
             if let Some(parent) = super::store::parent_key(&super::store::key(&removed.id)) {
