@@ -76,9 +76,16 @@ fn workload(arm: &e2e::Served) -> String {
     let image = arm.get("SOURCE_LINUX_IMAGE_ID");
     let snapshot = arm.get("SOURCE_SPECIALIZED_SNAPSHOT_ID");
     let subnet = arm.get("SUBNET_ID");
+    // Specialized images come from snapshots of Standard VMs here, which Azure's default
+    // security type (TrustedLaunchSupported) refuses: those definitions say Standard.
     let definition = |name: &str, gallery: &str, state: &str| {
+        let security = if state == "Specialized" {
+            "  features: [{name: SecurityType, value: Standard}]\n"
+        } else {
+            ""
+        };
         format!(
-            "apiVersion: compute.gallery.dev/v1alpha1\nkind: ImageDefinition\nmetadata: {{name: {name}}}\nspec:\n  galleryRef: {{name: {gallery}}}\n  osType: Linux\n  osState: {state}\n  identifier: {{publisher: Faults, offer: {name}, sku: \"1\"}}\n---\n"
+            "apiVersion: compute.gallery.dev/v1alpha1\nkind: ImageDefinition\nmetadata: {{name: {name}}}\nspec:\n  galleryRef: {{name: {gallery}}}\n  osType: Linux\n  osState: {state}\n  identifier: {{publisher: Faults, offer: {name}, sku: \"1\"}}\n{security}---\n"
         )
     };
     let version = |name: &str, definition: &str, source: &str, regions: &[&str]| {

@@ -156,14 +156,48 @@ mod gallery_names {
     }
 
     #[test]
-    fn description_and_sharing_may_change() {
+    fn description_role_assignments_and_shared_groups_may_change() {
         let old = gallery("g");
         let mut new = old.clone();
         new["spec"]["description"] = json!("new text");
-        new["spec"]["sharing"] = json!({"permissions": "Groups", "roleAssignments": [
+        new["spec"]["sharing"] = json!({"permissions": "Private", "roleAssignments": [
             {"principalId": "0b4e9a7c-5d1f-4c2e-9a3b-7f6d2e1c0a01", "principalType": "ServicePrincipal", "role": "Reader"}
         ]});
         assert_accepted(&update_errors(&old, &new));
+        let mut shared = gallery("g");
+        shared["spec"]["sharing"] = json!({"permissions": "Groups", "groups": {"subscriptions": ["5f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d02"]}});
+        let mut more = shared.clone();
+        more["spec"]["sharing"]["groups"]["tenants"] =
+            json!(["0b4e9a7c-5d1f-4c2e-9a3b-7f6d2e1c0a02"]);
+        assert_accepted(&update_errors(&shared, &more));
+    }
+
+    #[test]
+    fn sharing_permissions_are_fixed_at_creation() {
+        let old = gallery("g");
+        let mut new = old.clone();
+        new["spec"]["sharing"] = json!({"permissions": "Groups"});
+        assert_rejected(&update_errors(&old, &new), "sharing.permissions is fixed");
+        let mut community = gallery("g");
+        community["spec"]["sharing"] = json!({"permissions": "Community", "community": {
+            "publisherUri": "https://contoso.example", "publisherContact": "images@contoso.example",
+            "eula": "https://contoso.example/eula", "publicNamePrefix": "contoso"}});
+        assert_accepted(&create_errors(&community));
+        let mut private = community.clone();
+        private["spec"]["sharing"] = json!({"permissions": "Private"});
+        assert_rejected(
+            &update_errors(&community, &private),
+            "sharing.permissions is fixed",
+        );
+    }
+
+    #[test]
+    fn groups_and_community_need_their_permissions() {
+        let mut g = gallery("g");
+        g["spec"]["sharing"] = json!({"permissions": "Private", "groups": {"subscriptions": ["5f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d02"]}});
+        assert_rejected(&create_errors(&g), "permissions: Groups");
+        g["spec"]["sharing"] = json!({"permissions": "Community"});
+        assert_rejected(&create_errors(&g), "publicNamePrefix");
     }
 
     #[test]
@@ -315,6 +349,34 @@ mod image_definitions {
 
 mod image_versions {
     use super::*;
+
+    #[test]
+    fn a_storage_strategy_excludes_a_storage_type_and_cannot_change() {
+        let mut v = version("1.0.0");
+        v["spec"]["storageAccountStrategy"] = json!("PreferStandard_ZRS");
+        assert_accepted(&create_errors(&v));
+        let mut both = v.clone();
+        both["spec"]["storageAccountType"] = json!("Standard_LRS");
+        assert_rejected(&create_errors(&both), "exclude each other");
+        let changed = with(
+            v.clone(),
+            "/spec/storageAccountStrategy",
+            json!("DefaultStandard_LRS"),
+        );
+        assert_rejected(
+            &update_errors(&v, &changed),
+            "storageAccountStrategy is immutable",
+        );
+    }
+
+    #[test]
+    fn a_deletion_block_needs_an_end_of_life() {
+        let mut v = version("1.0.0");
+        v["spec"]["blockDeletionBeforeEndOfLife"] = json!(true);
+        assert_rejected(&create_errors(&v), "needs endOfLifeDate");
+        v["spec"]["endOfLifeDate"] = json!("2030-01-01T00:00:00Z");
+        assert_accepted(&create_errors(&v));
+    }
 
     #[test]
     fn a_major_minor_patch_name_is_accepted() {
@@ -474,6 +536,21 @@ mod virtual_machines {
     #[test]
     fn a_vm_from_one_image_is_accepted() {
         assert_accepted(&create_errors(&vm()));
+    }
+
+    #[test]
+    fn security_settings_fit_their_type_and_are_fixed_at_creation() {
+        let mut v = vm();
+        v["spec"]["security"] = json!({"type": "TrustedLaunch", "secureBoot": false});
+        assert_accepted(&create_errors(&v));
+        let mut standard = vm();
+        standard["spec"]["security"] = json!({"type": "Standard", "vTpm": true});
+        assert_rejected(&create_errors(&standard), "UEFI settings");
+        let mut cvm = vm();
+        cvm["spec"]["security"] = json!({"type": "ConfidentialVM", "vTpm": false});
+        assert_rejected(&create_errors(&cvm), "needs secureBoot and vTpm");
+        let changed = with(v.clone(), "/spec/security", json!({"type": "Standard"}));
+        assert_rejected(&update_errors(&v, &changed), "security is immutable");
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub const GALLERY_NAME_PATTERN: &str = r"^[A-Za-z0-9]([A-Za-z0-9_.]{0,78}[A-Za-z
 #[x_kube(validation = rules::immutable("subscriptionId", "a gallery cannot move to another subscription"))]
 #[x_kube(validation = rules::immutable("resourceGroup", "a gallery cannot move to another resource group"))]
 #[x_kube(validation = rules::immutable("location", "a gallery cannot move to another region"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "(has(self.sharing) && has(self.sharing.permissions) ? self.sharing.permissions : 'Private') == (has(oldSelf.sharing) && has(oldSelf.sharing.permissions) ? oldSelf.sharing.permissions : 'Private')"
+).message("sharing.permissions is fixed when the gallery is created: Azure cannot make a gallery private, direct shared or community later; create a new Gallery").field_path(".sharing.permissions"))]
 pub struct GallerySpec {
     /// The gallery's name in Azure. Defaults to `metadata.name`, which Azure refuses when it has a
     /// hyphen: a Gallery named `platform-images` needs `azureName: platform_images`.
@@ -73,11 +76,20 @@ pub struct GallerySpec {
     pub options: AzureResourceOptions,
 }
 
-/// Sharing of a gallery: its sharing profile and the role assignments at its scope.
+/// Sharing of a gallery: its sharing profile, the role assignments at its scope, and with
+/// `Groups` or `Community` the subscriptions, tenants or community it is shared with.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.groups) || (has(self.permissions) && self.permissions == 'Groups')"
+).message("groups are for a direct shared gallery: set permissions: Groups").field_path(".groups"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "has(self.community) == (has(self.permissions) && self.permissions == 'Community')"
+).message("a community gallery (permissions: Community) needs community: publisherUri, publisherContact, eula and publicNamePrefix; other galleries take none").field_path(".community"))]
 pub struct GallerySharing {
-    /// ARM `sharingProfile.permissions`.
+    /// ARM `sharingProfile.permissions`: `Private` (RBAC only), `Groups` (shared directly with
+    /// subscriptions and tenants) or `Community` (public). Fixed when the gallery is created:
+    /// Azure cannot change it.
     #[serde(default)]
     pub permissions: SharingPermission,
     /// Role assignments at the gallery's scope. The operator keeps exactly this list: assignments
@@ -85,6 +97,48 @@ pub struct GallerySharing {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub role_assignments: Vec<GalleryRoleAssignment>,
+    /// With `permissions: Groups`: the subscriptions and tenants the gallery is shared with,
+    /// kept to exactly these through Azure's share action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<SharingGroups>,
+    /// With `permissions: Community`: what the community sees of the publisher. The gallery is
+    /// made public through Azure's share action once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community: Option<CommunityGallery>,
+}
+
+/// Who a direct shared gallery is shared with (Azure allows 30 subscriptions and 5 tenants).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SharingGroups {
+    /// Subscription IDs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 30), inner(regex(pattern = GUID_PATTERN), length(max = 36)))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    pub subscriptions: Vec<String>,
+    /// Entra ID tenant IDs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5), inner(regex(pattern = GUID_PATTERN), length(max = 36)))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    pub tenants: Vec<String>,
+}
+
+/// A community gallery's publisher information (ARM `communityGalleryInfo`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CommunityGallery {
+    /// The publisher's web page.
+    #[schemars(length(min = 1, max = 1024))]
+    pub publisher_uri: String,
+    /// How to reach the publisher (an e-mail address).
+    #[schemars(length(min = 1, max = 256))]
+    pub publisher_contact: String,
+    /// The end-user licence agreement's URL.
+    #[schemars(length(min = 1, max = 1024))]
+    pub eula: String,
+    /// Prefix of the gallery's public name (`<prefix>-<guid>`).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9]{5,16}$"), length(max = 16))]
+    pub public_name_prefix: String,
 }
 
 /// ARM sharing profile permissions of a gallery.
@@ -129,6 +183,30 @@ pub struct GalleryStatus {
     /// The gallery's globally unique name (`{subscriptionId}-{NAME}`), as ARM reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_name: Option<String>,
+    /// Who the gallery is shared with, as Azure reports it (direct and community sharing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<SharingStatus>,
     #[serde(flatten)]
     pub common: CommonStatus,
+}
+
+/// A gallery's sharing as Azure reports it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SharingStatus {
+    /// `Private`, `Groups` or `Community`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+    /// Azure's state of the last share action (`Succeeded`, `InProgress`, `Failed`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Subscriptions the gallery is shared with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<String>,
+    /// Tenants the gallery is shared with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+    /// A community gallery's public names, once it is public.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_names: Vec<String>,
 }

@@ -31,6 +31,7 @@ pub const IMAGE_DEFINITION_NAME_PATTERN: &str = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,
     printcolumn(name = "OS", type_ = "string", json_path = ".spec.osType"),
     printcolumn(name = "State", type_ = "string", json_path = ".spec.osState"),
     printcolumn(name = "Latest", type_ = "string", json_path = ".status.latestVersion"),
+    printcolumn(name = "Security", type_ = "string", json_path = ".status.securityType", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = rules::effective_name(
         "azureName",
@@ -110,6 +111,9 @@ pub struct ImageDefinitionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purchase_plan: Option<PurchasePlan>,
     /// Image features, such as `SecurityType: TrustedLaunch` or `IsAcceleratedNetworkSupported`.
+    /// Only the features listed are managed: one Azure adds (from API version 2025-03-03 a
+    /// definition without a `SecurityType` gets `TrustedLaunchSupported`) is left alone. Azure
+    /// cannot change a feature of an existing definition.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub features: Vec<ImageFeature>,
@@ -237,6 +241,11 @@ pub struct ImageDefinitionStatus {
     /// The region the definition lives in (normalised), where its versions must replicate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// The definition's effective security type in Azure (its `SecurityType` feature, whether
+    /// listed in the spec or added by Azure; `Standard` when it has none): what versions may be
+    /// made from and what VMs it can start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_type: Option<String>,
     #[serde(flatten)]
     pub common: CommonStatus,
 }

@@ -43,6 +43,13 @@ pub const VERSION_PATTERN: &str = r"^[0-9]{1,10}\.[0-9]{1,10}\.[0-9]{1,10}$";
 #[x_kube(validation = rules::immutable("imageDefinitionId", "a version cannot move to another image definition"))]
 #[x_kube(validation = rules::immutable("source", "Azure cannot change the source of an existing version; publish a new version instead"))]
 #[x_kube(validation = rules::immutable("replicationMode", "Azure does not allow changing it"))]
+#[x_kube(validation = rules::immutable("storageAccountStrategy", "Azure does not allow changing it"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.storageAccountStrategy) || !has(self.storageAccountType)"
+).message("storageAccountStrategy and storageAccountType exclude each other: the strategy picks the type of regions that set none").field_path(".storageAccountStrategy"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.blockDeletionBeforeEndOfLife) || !self.blockDeletionBeforeEndOfLife || has(self.endOfLifeDate)"
+).message("blockDeletionBeforeEndOfLife needs endOfLifeDate: deletion is blocked until then").field_path(".blockDeletionBeforeEndOfLife"))]
 #[x_kube(validation = kube::core::Rule::new(
     "!has(self.targetRegions) || self.targetRegions.map(r, has(r.replicaCount) ? r.replicaCount : (has(self.replicaCount) ? self.replicaCount : 1)).sum() <= 100"
 ).message("an image version has at most 100 replicas over all its target regions"))]
@@ -74,17 +81,28 @@ pub struct ImageVersionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub replica_count: Option<i32>,
-    /// Storage type of the replicas when a target region does not say (Azure's default:
-    /// `Standard_LRS`).
+    /// Storage type of the replicas when a target region does not say. Not with
+    /// `storageAccountStrategy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_account_type: Option<ReplicaStorageType>,
+    /// How Azure picks the storage of replicas a target region leaves open:
+    /// `PreferStandard_ZRS` (zone-redundant where the region has zones, else locally redundant;
+    /// Azure's default from API version 2025-03-03) or `DefaultStandard_LRS`. Azure cannot
+    /// change it later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_account_strategy: Option<StorageAccountStrategy>,
     /// Hide this version from `latest`: VMs created from the definition will not pick it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_from_latest: Option<bool>,
-    /// When this version stops being supported (RFC 3339). Informational.
+    /// When this version stops being supported (RFC 3339, in the future when set or changed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "date-time"))]
     pub end_of_life_date: Option<String>,
+    /// Refuse deletion before `endOfLifeDate` (Azure's safety profile). Always sent, so the
+    /// behaviour never depends on an API version's default; while it holds, deleting the object
+    /// waits (`DeletingBlocked`, naming the date).
+    #[serde(default)]
+    pub block_deletion_before_end_of_life: bool,
     /// `Full` copies the image to every replica; `Shallow` (for testing) skips the copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_mode: Option<ReplicationMode>,
@@ -179,6 +197,15 @@ pub enum ReplicaStorageType {
     PremiumV2Lrs,
 }
 
+/// How Azure chooses replicas' storage (`publishingProfile.storageAccountStrategy`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageAccountStrategy {
+    #[serde(rename = "PreferStandard_ZRS")]
+    PreferStandardZrs,
+    #[serde(rename = "DefaultStandard_LRS")]
+    DefaultStandardLrs,
+}
+
 /// How replicas are made.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplicationMode {
@@ -199,6 +226,12 @@ pub struct ImageVersionStatus {
     /// Replication progress, overall and per region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
+    /// The end of life Azure holds for the version (set here, or by Azure's defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_of_life_date: Option<String>,
+    /// Whether Azure refuses to delete the version before `endOfLifeDate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_deletion_before_end_of_life: Option<bool>,
     #[serde(flatten)]
     pub common: CommonStatus,
 }

@@ -50,6 +50,7 @@ const RESERVED_ADMIN_NAMES: &str = "['administrator', 'admin', 'user', 'user1', 
 #[x_kube(validation = rules::immutable("image", "a VM's OS disk cannot be re-imaged from another image; create a new VirtualMachine"))]
 #[x_kube(validation = rules::immutable("adminUsername", "Azure cannot rename the admin account of an existing VM"))]
 #[x_kube(validation = rules::immutable("zone", "a VM cannot move to another availability zone"))]
+#[x_kube(validation = rules::immutable("security", "Azure cannot change a VM's security settings after creation"))]
 #[x_kube(validation = kube::core::Rule::new(
     "has(self.adminUsername) || (!has(self.adminPasswordSecretRef) && !has(self.sshPublicKeys))"
 ).message("adminPasswordSecretRef and sshPublicKeys need adminUsername"))]
@@ -99,8 +100,48 @@ pub struct VirtualMachineSpec {
     /// OS disk settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os_disk: Option<OsDisk>,
+    /// Security type (Trusted Launch, Confidential VM). Left out, it follows the image
+    /// definition's `SecurityType`: a VM from a Trusted Launch image gets Trusted Launch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<VmSecurity>,
     #[serde(flatten)]
     pub options: AzureResourceOptions,
+}
+
+/// A VM's security settings (Azure's `securityProfile`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.type) || self.type != 'Standard' || (!has(self.secureBoot) && !has(self.vTpm))"
+).message("secureBoot and vTpm are UEFI settings, which a Standard VM has none of").field_path(".type"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.type) || self.type != 'ConfidentialVM' || ((!has(self.secureBoot) || self.secureBoot) && (!has(self.vTpm) || self.vTpm))"
+).message("a Confidential VM needs secureBoot and vTpm").field_path(".type"))]
+pub struct VmSecurity {
+    /// `Standard`, `TrustedLaunch` or `ConfidentialVM`; default: what the image's definition
+    /// asks for (`TrustedLaunch` for `TrustedLaunch`, `TrustedLaunchSupported` and
+    /// `TrustedLaunchAndConfidentialVmSupported` images, `ConfidentialVM` for `ConfidentialVM`
+    /// ones, else `Standard`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<VmSecurityType>,
+    /// UEFI secure boot (Trusted Launch and Confidential VMs; default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_boot: Option<bool>,
+    /// Virtual TPM (Trusted Launch and Confidential VMs; default true).
+    #[serde(default, rename = "vTpm", skip_serializing_if = "Option::is_none")]
+    pub v_tpm: Option<bool>,
+}
+
+/// VM security types (Azure's `securityProfile.securityType`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmSecurityType {
+    /// No UEFI security features (no `securityProfile` is sent: Azure's implicit default).
+    Standard,
+    /// Secure boot and vTPM on generation 2.
+    TrustedLaunch,
+    /// Encrypted memory and VM guest state, on Confidential-capable sizes.
+    #[serde(rename = "ConfidentialVM")]
+    ConfidentialVm,
 }
 
 /// The image a VM boots from: exactly one of `imageVersionRef`, `imageDefinitionRef`, `imageId`.
@@ -203,6 +244,9 @@ pub struct VirtualMachineStatus {
     /// Public IP address, when `network.publicIP` is set.
     #[serde(default, rename = "publicIP", skip_serializing_if = "Option::is_none")]
     pub public_ip: Option<String>,
+    /// The VM's security type in Azure (`Standard`, `TrustedLaunch`, `ConfidentialVM`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_type: Option<String>,
     #[serde(flatten)]
     pub common: CommonStatus,
 }

@@ -261,6 +261,19 @@ impl ArmClient {
         self.write(Method::PATCH, id, body).await
     }
 
+    /// POSTs an action on a resource (`{id}/{action}`, e.g. a gallery's `share`), at the
+    /// resource type's api-version. 202 comes back with the operation to poll.
+    pub async fn post_action<B: Serialize, T: DeserializeOwned>(
+        &self,
+        id: &ResourceId,
+        action: &str,
+        body: &B,
+    ) -> Result<Accepted<T>, ArmError> {
+        let version = self.api_versions.for_type(&id.resource_type());
+        let url = self.url_for_path(&format!("{id}/{action}"), &[("api-version", version)])?;
+        self.write_to(Method::POST, url, id, body).await
+    }
+
     /// DELETEs a resource. 404 and 204 both mean it is gone.
     pub async fn delete(&self, id: &ResourceId) -> Result<Deletion, ArmError> {
         let (status, headers, _) = match self
@@ -315,8 +328,18 @@ impl ArmClient {
         id: &ResourceId,
         body: &B,
     ) -> Result<Accepted<T>, ArmError> {
+        self.write_to(method, self.url(id, &[])?, id, body).await
+    }
+
+    async fn write_to<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        id: &ResourceId,
+        body: &B,
+    ) -> Result<Accepted<T>, ArmError> {
         let (_, headers, body) = self
-            .send(method, self.url(id, &[])?, id.subscription(), Some(body))
+            .send(method, url, id.subscription(), Some(body))
             .await?;
         let operation = OperationRef::from_headers(&headers, OperationKind::Write)
             .map(|op| self.trusted_operation(op))

@@ -15,10 +15,11 @@ use super::{
 use crate::{
     api::{
         Gallery, GallerySpec, ImageDefinition,
-        gallery::{GalleryRoleAssignment, SharingPermission},
+        gallery::{GalleryRoleAssignment, SharingGroups, SharingPermission, SharingStatus},
     },
     arm::{
-        ArmClient, ArmError, ResourceId,
+        ArmClient, ArmError, Poll, ResourceId,
+        lro::OperationKind,
         models::{self, RoleAssignmentProperties, SharingProfile, SoftDeletePolicy},
         same_region,
     },
@@ -55,6 +56,7 @@ impl Managed for Gallery {
                 .await?;
         }
         let mut observed = steps::ensure(&arm, report, &id, &[], |observed| {
+            check_permissions(&self.spec, observed)?;
             Ok(plan(&self.spec, observed))
         })
         .await;
@@ -105,6 +107,9 @@ impl Managed for Gallery {
                 steps::BUSY_POLL,
             ));
         }
+        if let Some(step) = reconcile_sharing(&arm, report, &id, &self.spec, &gallery).await? {
+            return Ok(step);
+        }
         Ok(Step::Done(Outcome::ready(format!(
             "gallery {} is ready",
             id.name()
@@ -143,6 +148,9 @@ impl Managed for Gallery {
         }
         let id = gallery_id(ctx, self)?;
         let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
+        if let Some(step) = reset_sharing(&arm, report, &id, &self.spec).await? {
+            return Ok(step);
+        }
         match steps::remove(&arm, report, &id).await {
             Ok(Removal::Busy { retry_after }) => {
                 return Ok(Step::Wait(
@@ -246,6 +254,245 @@ fn not_found_hint(e: Error, spec: &GallerySpec) -> Error {
     }
 }
 
+/// Azure fixes a gallery's sharing permissions at creation: adopting one that differs is an
+/// `InvalidSpec` naming both, not a write Azure refuses (pure).
+pub fn check_permissions(
+    spec: &GallerySpec,
+    observed: Option<&models::Gallery>,
+) -> Result<(), Error> {
+    let want = spec
+        .sharing
+        .as_ref()
+        .map(|s| super::image_definition::enum_str(&s.permissions))
+        .unwrap_or_else(|| "Private".into());
+    let have = observed
+        .and_then(|o| o.props().sharing_profile)
+        .and_then(|s| s.permissions)
+        .unwrap_or_else(|| "Private".into());
+    if observed.is_none() || have.eq_ignore_ascii_case(&want) {
+        return Ok(());
+    }
+    Err(Error::InvalidSpec(format!(
+        "the gallery exists in Azure with sharing permissions {have} (spec: {want}); Azure cannot change them: set {have}, or use a new gallery"
+    )))
+}
+
+/// Direct and community sharing through Azure's share action (azure-today §D): the groups
+/// reconciled to exactly the spec's, a community gallery made public, and what Azure reports
+/// kept in `status.sharing`. `None` when sharing is as the spec wants.
+async fn reconcile_sharing(
+    arm: &ArmClient,
+    report: &mut Report,
+    id: &ResourceId,
+    spec: &GallerySpec,
+    gallery: &models::Gallery,
+) -> Result<Option<Step>, Error> {
+    let Some(sharing) = spec.sharing.as_ref() else {
+        return Ok(None);
+    };
+    let profile = gallery.props().sharing_profile.unwrap_or_default();
+    let community = profile.community_gallery_info.clone().unwrap_or_default();
+    let state = gallery
+        .props()
+        .sharing_status
+        .and_then(|s| s.aggregated_state);
+    let updates = match sharing.permissions {
+        SharingPermission::Private => vec![],
+        SharingPermission::Groups => {
+            // The groups show only when asked for.
+            let select = [("$select", "Permissions")];
+            let shown: Option<models::Gallery> = arm.get_with(id, &select).await?;
+            let have = shown
+                .and_then(|g| g.props().sharing_profile)
+                .and_then(|s| s.groups)
+                .unwrap_or_default();
+            let want = sharing.groups.clone().unwrap_or_default();
+            let (add, remove) = group_changes(&want, &have);
+            report.set(
+                "sharing",
+                SharingStatus {
+                    permissions: Some("Groups".into()),
+                    state: state.clone(),
+                    subscriptions: ids_of(&have, "Subscriptions"),
+                    tenants: ids_of(&have, "AADTenants"),
+                    public_names: vec![],
+                },
+            );
+            [("Add", add), ("Remove", remove)]
+                .into_iter()
+                .filter(|(_, groups)| !groups.is_empty())
+                .map(|(operation, groups)| models::SharingUpdate {
+                    operation_type: operation.into(),
+                    groups: Some(groups),
+                })
+                .collect()
+        }
+        SharingPermission::Community => {
+            report.set(
+                "sharing",
+                SharingStatus {
+                    permissions: Some("Community".into()),
+                    state: state.clone(),
+                    public_names: community.public_names.clone().unwrap_or_default(),
+                    ..Default::default()
+                },
+            );
+            if community.community_gallery_enabled == Some(true) {
+                vec![]
+            } else {
+                vec![models::SharingUpdate {
+                    operation_type: "EnableCommunity".into(),
+                    groups: None,
+                }]
+            }
+        }
+    };
+    for update in &updates {
+        if let Some(step) = share(arm, report, id, update).await? {
+            return Ok(Some(step));
+        }
+    }
+    if updates.is_empty() {
+        return Ok(None);
+    }
+    // Look again to confirm (and show) what the share actions did.
+    Ok(Some(Step::Wait(
+        Outcome::progressing("Updating", "sharing updated"),
+        steps::BUSY_POLL,
+    )))
+}
+
+/// One share action; a 202 is recorded as the operation to poll.
+async fn share(
+    arm: &ArmClient,
+    report: &mut Report,
+    id: &ResourceId,
+    update: &models::SharingUpdate,
+) -> Result<Option<Step>, Error> {
+    let accepted = arm
+        .post_action::<_, serde_json::Value>(id, "share", update)
+        .await?;
+    Ok(accepted.operation.map(|op| {
+        report.set_pending(id, &op);
+        Step::Wait(
+            Outcome::progressing(
+                "Updating",
+                format!("Azure is applying sharing ({})", update.operation_type),
+            ),
+            steps::BUSY_POLL,
+        )
+    }))
+}
+
+/// A shared gallery cannot be deleted until its sharing is reset (azure-today §D.14): reset
+/// it first, once. `None` when it is not shared (any more).
+async fn reset_sharing(
+    arm: &ArmClient,
+    report: &mut Report,
+    id: &ResourceId,
+    spec: &GallerySpec,
+) -> Result<Option<Step>, Error> {
+    let shared = spec
+        .sharing
+        .as_ref()
+        .is_some_and(|s| s.permissions != SharingPermission::Private);
+    let done = report
+        .get("sharing")
+        .and_then(|s| s.get("state"))
+        .is_some_and(|s| s == "Reset");
+    if !shared || done {
+        return Ok(None);
+    }
+    if let Some(op) = report.pending_for(id, OperationKind::Write) {
+        match arm.poll(&op, id.subscription()).await {
+            Ok(Poll::Running { retry_after }) => {
+                return Ok(Some(Step::Wait(
+                    Outcome::progressing("Deleting", "Azure is resetting the gallery's sharing"),
+                    retry_after,
+                )));
+            }
+            Ok(Poll::Succeeded) | Err(ArmError::NotFound { .. }) => report.clear_pending(),
+            Err(e) => {
+                report.clear_pending();
+                return Err(e.into());
+            }
+        }
+    } else {
+        let reset = models::SharingUpdate {
+            operation_type: "Reset".into(),
+            groups: None,
+        };
+        match share(arm, report, id, &reset).await {
+            Ok(Some(step)) => return Ok(Some(step)),
+            Ok(None) => {}
+            // Nothing left to reset.
+            Err(Error::Arm(ArmError::NotFound { .. })) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    report.set(
+        "sharing",
+        SharingStatus {
+            permissions: spec
+                .sharing
+                .as_ref()
+                .map(|s| super::image_definition::enum_str(&s.permissions)),
+            state: Some("Reset".into()),
+            ..Default::default()
+        },
+    );
+    Ok(None)
+}
+
+/// The groups to add and to remove so that `have` becomes `want` (pure; IDs case-blind).
+pub fn group_changes(
+    want: &SharingGroups,
+    have: &[models::SharingProfileGroup],
+) -> (
+    Vec<models::SharingProfileGroup>,
+    Vec<models::SharingProfileGroup>,
+) {
+    let mut add = Vec::new();
+    let mut remove = Vec::new();
+    for (kind, wanted) in [
+        ("Subscriptions", &want.subscriptions),
+        ("AADTenants", &want.tenants),
+    ] {
+        let current = ids_of(have, kind);
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|w| !current.iter().any(|c| c.eq_ignore_ascii_case(w)))
+            .cloned()
+            .collect();
+        let extra: Vec<String> = current
+            .iter()
+            .filter(|c| !wanted.iter().any(|w| w.eq_ignore_ascii_case(c)))
+            .cloned()
+            .collect();
+        for (list, ids) in [(&mut add, missing), (&mut remove, extra)] {
+            if !ids.is_empty() {
+                list.push(models::SharingProfileGroup {
+                    type_: Some(kind.into()),
+                    ids: Some(ids),
+                });
+            }
+        }
+    }
+    (add, remove)
+}
+
+fn ids_of(groups: &[models::SharingProfileGroup], kind: &str) -> Vec<String> {
+    groups
+        .iter()
+        .filter(|g| {
+            g.type_
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case(kind))
+        })
+        .flat_map(|g| g.ids.clone().unwrap_or_default())
+        .collect()
+}
+
 /// The gallery body for the spec, and whether `observed` already matches (pure).
 pub fn plan(spec: &GallerySpec, observed: Option<&models::Gallery>) -> Plan<models::Gallery> {
     let permissions = spec.sharing.as_ref().map(|s| match s.permissions {
@@ -263,6 +510,19 @@ pub fn plan(spec: &GallerySpec, observed: Option<&models::Gallery>) -> Plan<mode
             description: spec.description.clone(),
             sharing_profile: permissions.map(|p| SharingProfile {
                 permissions: Some(p.into()),
+                groups: None,
+                community_gallery_info: spec
+                    .sharing
+                    .as_ref()
+                    .and_then(|s| s.community.as_ref())
+                    .map(|c| models::CommunityGalleryInfo {
+                        publisher_uri: Some(c.publisher_uri.clone()),
+                        publisher_contact: Some(c.publisher_contact.clone()),
+                        eula: Some(c.eula.clone()),
+                        public_name_prefix: Some(c.public_name_prefix.clone()),
+                        community_gallery_enabled: None,
+                        public_names: None,
+                    }),
             }),
             soft_delete_policy: Some(SoftDeletePolicy {
                 is_soft_delete_enabled: Some(spec.soft_delete),
@@ -518,10 +778,67 @@ mod tests {
         let mut s = spec();
         s.sharing = Some(GallerySharing {
             permissions: SharingPermission::Groups,
-            role_assignments: vec![],
+            ..Default::default()
         });
         let o = observed(&spec());
         assert!(!plan(&s, Some(&o)).up_to_date);
+    }
+
+    #[test]
+    fn sharing_groups_change_by_the_difference_only() {
+        let want = SharingGroups {
+            subscriptions: vec!["AAAA".into(), "bbbb".into()],
+            tenants: vec![],
+        };
+        let have = [
+            models::SharingProfileGroup {
+                type_: Some("Subscriptions".into()),
+                ids: Some(vec!["aaaa".into(), "cccc".into()]),
+            },
+            models::SharingProfileGroup {
+                type_: Some("AADTenants".into()),
+                ids: Some(vec!["tttt".into()]),
+            },
+        ];
+        let (add, remove) = group_changes(&want, &have);
+        assert_eq!(add.len(), 1);
+        assert_eq!(
+            add[0].ids.as_deref(),
+            Some(&["bbbb".to_string()][..]),
+            "case-blind"
+        );
+        let removed: Vec<(String, Vec<String>)> = remove
+            .into_iter()
+            .map(|g| (g.type_.unwrap(), g.ids.unwrap()))
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                ("Subscriptions".to_string(), vec!["cccc".to_string()]),
+                ("AADTenants".to_string(), vec!["tttt".to_string()])
+            ]
+        );
+        assert_eq!(group_changes(&Default::default(), &[]), (vec![], vec![]));
+    }
+
+    #[test]
+    fn adopting_a_gallery_with_other_permissions_is_refused_before_a_write() {
+        let mut s = spec();
+        s.sharing = Some(GallerySharing {
+            permissions: SharingPermission::Groups,
+            ..Default::default()
+        });
+        let private = observed(&spec());
+        let err = check_permissions(&s, Some(&private)).unwrap_err();
+        assert!(
+            err.to_string().contains("Private") && err.to_string().contains("Groups"),
+            "{err}"
+        );
+        assert!(
+            check_permissions(&s, None).is_ok(),
+            "a new gallery gets the spec's"
+        );
+        assert!(check_permissions(&spec(), Some(&private)).is_ok());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use kube::ResourceExt;
 
+use super::security::ImageSecurity;
 use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
@@ -40,7 +41,8 @@ impl Managed for ImageDefinition {
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
-        let (gallery, gallery_location) = resolve_gallery(ctx, self, &arm).await?;
+        let (gallery, gallery_location, gallery_sharing) = resolve_gallery(ctx, self, &arm).await?;
+        check_sharing(&self.spec, gallery_sharing)?;
         let location = normalize_region(self.spec.location.as_deref().unwrap_or(&gallery_location));
         report.set("location", &location);
         ctx.check_regions(&arm, gallery.subscription(), [location.as_str()])
@@ -60,7 +62,7 @@ impl Managed for ImageDefinition {
                 .unwrap_or_default();
             if !conflicts.is_empty() {
                 return Err(Error::InvalidSpec(format!(
-                    "image definition {} already exists in Azure with {}; Azure cannot change these, so use another name",
+                    "image definition {} in Azure has {}; Azure cannot change these: set them back, or give a new definition another name",
                     id.name(),
                     conflicts.join(", ")
                 )));
@@ -70,6 +72,10 @@ impl Managed for ImageDefinition {
         match observed.await? {
             Observed::Ready(image) => {
                 report.observe(&id, &image);
+                report.set(
+                    "securityType",
+                    ImageSecurity::of_definition(&image).as_str(),
+                );
                 // latestVersion follows versions as they turn Ready: each wakes this object
                 // through the shared cache, so the news is there when it runs.
                 Ok(Step::Done(Outcome::ready(format!(
@@ -84,6 +90,7 @@ impl Managed for ImageDefinition {
             } => {
                 if let Some(image) = &resource {
                     report.observe(&id, image);
+                    report.set("securityType", ImageSecurity::of_definition(image).as_str());
                 }
                 let reason = if creating { "Creating" } else { "Updating" };
                 Ok(Step::Wait(
@@ -128,28 +135,25 @@ impl Managed for ImageDefinition {
     }
 }
 
-/// The gallery's ARM ID and region, or the step to take while it is not there yet.
+/// The gallery's ARM ID, region and sharing permissions (when known).
 async fn resolve_gallery(
     ctx: &Context,
     def: &ImageDefinition,
     arm: &ArmClient,
-) -> Result<(ResourceId, String), Error> {
+) -> Result<(ResourceId, String, Option<String>), Error> {
     let namespace = def.namespace().unwrap_or_default();
     if let Some(id) = &def.spec.gallery_id {
         let id = ResourceId::parse(id)?;
-        let location = match &def.spec.location {
-            Some(l) => l.clone(),
-            None => arm
-                .get::<models::Gallery>(&id)
-                .await?
-                .and_then(|g| g.location)
-                .ok_or_else(|| {
-                    Error::waiting_for_dependency(format!(
-                        "gallery {id} named by spec.galleryId does not exist (or this identity cannot see it)"
-                    ))
-                })?,
-        };
-        return Ok((id, location));
+        if let Some(location) = &def.spec.location {
+            return Ok((id, location.clone(), None));
+        }
+        let gallery = arm.get::<models::Gallery>(&id).await?.ok_or_else(|| {
+            Error::waiting_for_dependency(format!(
+                "gallery {id} named by spec.galleryId does not exist (or this identity cannot see it)"
+            ))
+        })?;
+        let sharing = gallery.props().sharing_profile.and_then(|s| s.permissions);
+        return Ok((id, gallery.location.unwrap_or_default(), sharing));
     }
     let name = &def
         .spec
@@ -161,7 +165,36 @@ async fn resolve_gallery(
     let gallery =
         super::parents::resolve(ctx, &ctx.stores.galleries, &namespace, name, creating).await?;
     ensure_owner(ctx, def, &*gallery.object).await?;
-    Ok((gallery.id, gallery.object.spec.location.clone()))
+    let sharing = gallery
+        .object
+        .spec
+        .sharing
+        .as_ref()
+        .map(|s| enum_str(&s.permissions));
+    Ok((gallery.id, gallery.object.spec.location.clone(), sharing))
+}
+
+/// A gallery shared with others (direct or community) cannot hold TrustedLaunch or
+/// ConfidentialVM definitions (azure-today §A.2): say so before writing (pure).
+pub fn check_sharing(
+    spec: &ImageDefinitionSpec,
+    gallery_sharing: Option<String>,
+) -> Result<(), Error> {
+    let wanted = ImageSecurity::of_features(
+        spec.features
+            .iter()
+            .map(|f| (f.name.as_str(), f.value.as_str())),
+    );
+    match gallery_sharing {
+        Some(p) if !p.eq_ignore_ascii_case("Private") && wanted.private_only() => {
+            Err(Error::InvalidSpec(format!(
+                "the gallery is shared ({p}), and Azure keeps {} images in private galleries only: use SecurityType {}Supported",
+                wanted.as_str(),
+                wanted.as_str()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn os_type(t: OsType) -> &'static str {
@@ -214,15 +247,21 @@ pub fn plan(
     let disallowed = (!spec.disallowed_disk_types.is_empty()).then(|| models::Disallowed {
         disk_types: Some(spec.disallowed_disk_types.iter().map(enum_str).collect()),
     });
-    let features = (!spec.features.is_empty()).then(|| {
-        spec.features
-            .iter()
-            .map(|f| models::GalleryImageFeature {
-                name: f.name.clone(),
-                value: f.value.clone(),
-            })
-            .collect::<Vec<_>>()
-    });
+    // Features cannot change once the definition exists (and Azure adds its own): an existing
+    // definition keeps Azure's, a new one gets the spec's.
+    let features = match observed {
+        Some(o) => o.props().features,
+        None => (!spec.features.is_empty()).then(|| {
+            spec.features
+                .iter()
+                .map(|f| models::GalleryImageFeature {
+                    name: f.name.clone(),
+                    value: f.value.clone(),
+                    starts_at_version: None,
+                })
+                .collect::<Vec<_>>()
+        }),
+    };
     let properties = models::GalleryImageProperties {
         description: spec.description.clone(),
         eula: spec.eula.clone(),
@@ -267,9 +306,6 @@ pub fn plan(
             )
             && (recommended.is_none() || recommended == p.recommended)
             && (disallowed.is_none() || disallowed == p.disallowed)
-            && features
-                .as_ref()
-                .is_none_or(|want| same_set(want, p.features.as_deref().unwrap_or_default()))
     });
     let body = models::GalleryImage {
         location: Some(location.to_string()),
@@ -320,6 +356,21 @@ pub fn immutable_conflicts(
             Some(&format!("{}/{}/{}", id.publisher, id.offer, id.sku)),
         );
     }
+    // Only the features the spec lists are compared: one Azure added is not a difference.
+    let have = p.features.clone().unwrap_or_default();
+    for want in &spec.features {
+        match have
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(&want.name))
+        {
+            Some(h) if h.value.eq_ignore_ascii_case(&want.value) => {}
+            Some(h) => conflicts.push(format!(
+                "feature {} {} (spec: {})",
+                want.name, h.value, want.value
+            )),
+            None => conflicts.push(format!("no feature {} (spec: {})", want.name, want.value)),
+        }
+    }
     conflicts
 }
 
@@ -339,17 +390,6 @@ pub fn same_instant(want: Option<&str>, have: Option<&str>) -> bool {
         (Some(w), Some(h)) => parse(w).zip(parse(h)).map_or(w == h, |(w, h)| w == h),
         (Some(_), None) => false,
     }
-}
-
-fn same_set(want: &[models::GalleryImageFeature], have: &[models::GalleryImageFeature]) -> bool {
-    let norm = |f: &models::GalleryImageFeature| {
-        (f.name.to_ascii_lowercase(), f.value.to_ascii_lowercase())
-    };
-    let mut a: Vec<_> = want.iter().map(norm).collect();
-    let mut b: Vec<_> = have.iter().map(norm).collect();
-    a.sort();
-    b.sort();
-    a == b
 }
 
 /// `Major.Minor.Patch` as numbers, for ordering versions as Azure does.
@@ -475,5 +515,59 @@ mod tests {
         assert!(version_key("1.10.0") > version_key("1.9.9"));
         assert_eq!(version_key("1.0"), None);
         assert_eq!(version_key("1.0.0.0"), None);
+    }
+
+    #[test]
+    fn a_feature_azure_adds_is_not_drift_and_a_listed_one_that_differs_is_named() {
+        let s = spec();
+        let mut o = echoed(&s);
+        o.properties
+            .as_mut()
+            .unwrap()
+            .features
+            .as_mut()
+            .unwrap()
+            .push(models::GalleryImageFeature {
+                name: "IsAcceleratedNetworkSupported".into(),
+                value: "True".into(),
+                starts_at_version: None,
+            });
+        assert!(
+            plan(&s, "eastus", Some(&o)).up_to_date,
+            "an extra feature of Azure's"
+        );
+        assert!(immutable_conflicts(&s, &o).is_empty());
+        assert_eq!(
+            plan(&s, "eastus", Some(&o))
+                .body
+                .properties
+                .unwrap()
+                .features
+                .unwrap()
+                .len(),
+            2,
+            "an update writes Azure's features back as they are"
+        );
+        let mut other = echoed(&s);
+        other.properties.as_mut().unwrap().features = Some(vec![models::GalleryImageFeature {
+            name: "SecurityType".into(),
+            value: "TrustedLaunchSupported".into(),
+            starts_at_version: None,
+        }]);
+        assert_eq!(
+            immutable_conflicts(&s, &other),
+            ["feature SecurityType TrustedLaunchSupported (spec: TrustedLaunch)"]
+        );
+    }
+
+    #[test]
+    fn shared_galleries_hold_no_trusted_launch_only_definitions() {
+        let s = spec();
+        assert!(check_sharing(&s, Some("Groups".into())).is_err());
+        assert!(check_sharing(&s, Some("Private".into())).is_ok());
+        assert!(check_sharing(&s, None).is_ok());
+        let mut supported = spec();
+        supported.features[0].value = "TrustedLaunchSupported".into();
+        assert!(check_sharing(&supported, Some("Community".into())).is_ok());
     }
 }

@@ -10,6 +10,7 @@ use super::{
     ensure_owner,
     gallery::{merged_tags, tags_cover},
     image_definition::{enum_str, same_instant},
+    security::{ImageSecurity, SourceFacts, SourceKind, vm_security_of},
     steps::{self, Observed, Plan},
     tenancy::Target,
 };
@@ -42,11 +43,12 @@ impl Managed for ImageVersion {
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
-        let (definition, location, os) = resolve_definition(ctx, self, &arm).await?;
+        let definition = resolve_definition(ctx, self, &arm).await?;
+        let location = definition.location.clone();
         let regions = target_regions(&self.spec, &location)?;
         ctx.check_regions(
             &arm,
-            definition.subscription(),
+            definition.id.subscription(),
             regions.iter().map(|r| r.name.as_str()),
         )
         .await?;
@@ -55,11 +57,13 @@ impl Managed for ImageVersion {
             .as_ref()
             .is_none_or(|s| s.common.id.is_none() && s.common.pending_operation.is_none());
         if never_created {
-            check_sources(&arm, &self.spec, os).await?;
+            check_sources(&arm, &self.spec, &definition).await?;
         }
-        let id = definition.child("versions", &version);
+        let id = definition.id.child("versions", &version);
+        let now = k8s_openapi::jiff::Timestamp::now();
         let observed = steps::ensure(&arm, report, &id, &EXPAND, |observed| {
             check_region_removal(&self.spec, &regions, observed)?;
+            check_end_of_life(&self.spec, observed, now)?;
             Ok(plan(&self.spec, &location, &regions, observed))
         })
         .await?;
@@ -74,9 +78,13 @@ impl Managed for ImageVersion {
         if let Some(image) = &image {
             report.observe(&id, image);
             let p = image.props();
+            let profile = p.publishing_profile.unwrap_or_default();
+            report.set("publishedDate", profile.published_date);
+            report.set("endOfLifeDate", profile.end_of_life_date);
             report.set(
-                "publishedDate",
-                p.publishing_profile.and_then(|pp| pp.published_date),
+                "blockDeletionBeforeEndOfLife",
+                p.safety_profile
+                    .and_then(|s| s.block_deletion_before_end_of_life),
             );
         }
         let replication = image.as_ref().map(|i| replication_status(i, &regions));
@@ -146,8 +154,38 @@ impl Managed for ImageVersion {
         if !users.is_empty() {
             return Ok(deletion::blocked_by_users(ctx, self, &users));
         }
+        // Azure refuses to delete before the end of life: wait for it, without asking again.
+        if let Some((date, left)) =
+            deletion_blocked_until(report, k8s_openapi::jiff::Timestamp::now())
+        {
+            return Ok(Step::Wait(
+                Outcome::progressing(
+                    "DeletingBlocked",
+                    format!(
+                        "Azure keeps this version until its endOfLifeDate {date} (blockDeletionBeforeEndOfLife); it is deleted then, or {}",
+                        deletion::ORPHAN_HINT
+                    ),
+                ),
+                left.min(ctx.resync),
+            ));
+        }
         delete_recorded(ctx, self, report, "image version").await
     }
+}
+
+/// When the version's status says Azure blocks its deletion until an end of life still to come:
+/// that date and how long until then (pure).
+pub fn deletion_blocked_until(
+    report: &Report,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Option<(String, std::time::Duration)> {
+    if report.get("blockDeletionBeforeEndOfLife") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let date = report.get("endOfLifeDate")?.as_str()?;
+    let end = date.parse::<k8s_openapi::jiff::Timestamp>().ok()?;
+    let left = now.duration_until(end).unsigned_abs();
+    (end > now).then(|| (date.to_string(), left))
 }
 
 fn replicating(id: &ResourceId, progress: i32) -> Outcome {
@@ -157,16 +195,26 @@ fn replicating(id: &ResourceId, progress: i32) -> Outcome {
     )
 }
 
-/// The image definition's OS type and state, as the version's source must match them.
-type DefinitionOs = (String, String);
+/// What the version needs to know of its image definition.
+pub struct Definition {
+    pub id: ResourceId,
+    /// Normalised region, where Azure keeps the version.
+    pub location: String,
+    pub os_type: String,
+    pub os_state: String,
+    /// `V1` or `V2`.
+    pub generation: String,
+    /// Its effective `SecurityType`, Azure's default included.
+    pub security: ImageSecurity,
+}
 
-/// The image definition's ARM ID, region and OS. Creating the version needs the definition
-/// Ready; an existing version only needs its ID (design.md §5.2).
+/// The image definition. Creating the version needs the definition Ready; an existing version
+/// only needs its ID (design.md §5.2).
 async fn resolve_definition(
     ctx: &Context,
     version: &ImageVersion,
     arm: &ArmClient,
-) -> Result<(ResourceId, String, DefinitionOs), Error> {
+) -> Result<Definition, Error> {
     let namespace = version.namespace().unwrap_or_default();
     if let Some(id) = &version.spec.image_definition_id {
         let id = ResourceId::parse(id)?;
@@ -176,15 +224,14 @@ async fn resolve_definition(
             ))
         })?;
         let p = definition.props();
-        let os = (
-            p.os_type.clone().unwrap_or_default(),
-            p.os_state.clone().unwrap_or_default(),
-        );
-        return Ok((
+        return Ok(Definition {
+            location: normalize_region(definition.location.as_deref().unwrap_or_default()),
+            os_type: p.os_type.clone().unwrap_or_default(),
+            os_state: p.os_state.clone().unwrap_or_default(),
+            generation: p.hyper_v_generation.clone().unwrap_or_else(|| "V2".into()),
+            security: ImageSecurity::of_definition(&definition),
             id,
-            normalize_region(definition.location.as_deref().unwrap_or_default()),
-            os,
-        ));
+        });
     }
     let name = &version
         .spec
@@ -196,26 +243,44 @@ async fn resolve_definition(
     let definition =
         super::parents::resolve(ctx, &ctx.stores.definitions, &namespace, name, creating).await?;
     let object = &definition.object;
-    let Some(location) = object.status.as_ref().and_then(|s| s.location.clone()) else {
+    let status = object.status.as_ref();
+    let Some(location) = status.and_then(|s| s.location.clone()) else {
         return Err(Error::waiting_for_parent(format!(
             "waiting for ImageDefinition {name} to be Ready"
         )));
     };
     ensure_owner(ctx, version, &**object).await?;
-    let os = (
-        enum_str(&object.spec.os_type),
-        enum_str(&object.spec.os_state),
-    );
-    Ok((definition.id, location, os))
+    // Azure's own view of its security type (its defaults included) once it has read it.
+    let security = status
+        .and_then(|s| s.security_type.as_deref())
+        .and_then(ImageSecurity::parse)
+        .unwrap_or_else(|| {
+            ImageSecurity::of_features(
+                object
+                    .spec
+                    .features
+                    .iter()
+                    .map(|f| (f.name.as_str(), f.value.as_str())),
+            )
+        });
+    Ok(Definition {
+        id: definition.id,
+        location,
+        os_type: enum_str(&object.spec.os_type),
+        os_state: enum_str(&object.spec.os_state),
+        generation: enum_str(&object.spec.hyper_v_generation),
+        security,
+    })
 }
 
-/// Before the first write: every source the spec names exists and suits the definition, so a
-/// typo or a Windows image under a Linux definition is an `InvalidSpec` naming it, not an ARM
+/// Before the first write: every source the spec names exists and suits the definition (its
+/// OS, and what its security type takes), so a typo, a Windows image under a Linux definition
+/// or a managed image under a Trusted Launch one is an `InvalidSpec` naming it, not an ARM
 /// failure after the fact. Runs once per version, not per resync.
 async fn check_sources(
     arm: &ArmClient,
     spec: &ImageVersionSpec,
-    (os_type, os_state): DefinitionOs,
+    definition: &Definition,
 ) -> Result<(), Error> {
     let source = &spec.source;
     let mut ids: Vec<&String> = [
@@ -239,10 +304,61 @@ async fn check_sources(
         };
         // Data disk snapshots carry no OS; only the first ID is the OS source.
         if index == 0 {
-            source_fits(&id, &body, &os_type, &os_state)?;
+            source_fits(&id, &body, &definition.os_type, &definition.os_state)?;
+            let from_definition = match id.parent() {
+                Some(parent) if id.is_type("Microsoft.Compute/galleries/images/versions") => {
+                    arm.get::<models::GalleryImage>(&parent).await?
+                }
+                _ => None,
+            };
+            let facts = source_facts(&id, &body, from_definition.as_ref());
+            definition
+                .security
+                .accepts(&definition.generation, &facts)
+                .map_err(|why| {
+                    Error::InvalidSpec(format!(
+                        "the source {} cannot become a version of this {} image definition: {why}",
+                        id.name(),
+                        definition.security.as_str()
+                    ))
+                })?;
         }
     }
     Ok(())
+}
+
+/// A source's kind, generation and security type from its ARM body (pure). A gallery version's
+/// security comes from its definition, `definition`.
+pub fn source_facts(
+    id: &ResourceId,
+    body: &Value,
+    definition: Option<&models::GalleryImage>,
+) -> SourceFacts {
+    let p = &body["properties"];
+    let kind = if id.is_type("Microsoft.Compute/images") {
+        SourceKind::ManagedImage
+    } else if id.is_type("Microsoft.Compute/virtualMachines") {
+        SourceKind::VirtualMachine
+    } else if id.is_type("Microsoft.Compute/galleries/images/versions") {
+        SourceKind::GalleryVersion
+    } else {
+        SourceKind::Disk
+    };
+    let generation = match kind {
+        // A definition that names no generation is generation 1.
+        SourceKind::GalleryVersion => {
+            definition.map(|d| d.props().hyper_v_generation.unwrap_or_else(|| "V1".into()))
+        }
+        // A VM's generation is its OS disk's, which its body does not carry.
+        SourceKind::VirtualMachine => None,
+        _ => p["hyperVGeneration"].as_str().map(str::to_string),
+    };
+    SourceFacts {
+        kind,
+        generation,
+        vm_security: vm_security_of(p["securityProfile"]["securityType"].as_str()),
+        definition: definition.map(ImageSecurity::of_definition),
+    }
 }
 
 /// Whether an OS source suits a definition of `os_type`/`os_state` (pure). Managed images
@@ -332,6 +448,28 @@ pub fn check_region_removal(
     )))
 }
 
+/// Azure refuses an end of life in the past when it is set or changed: say so before writing,
+/// naming it (pure; an unchanged date that has passed since is no reason to refuse).
+pub fn check_end_of_life(
+    spec: &ImageVersionSpec,
+    observed: Option<&models::GalleryImageVersion>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Result<(), Error> {
+    let Some(want) = spec.end_of_life_date.as_deref() else {
+        return Ok(());
+    };
+    let have = observed.and_then(|o| o.props().publishing_profile?.end_of_life_date);
+    if have.is_some() && same_instant(Some(want), have.as_deref()) {
+        return Ok(());
+    }
+    match want.parse::<k8s_openapi::jiff::Timestamp>() {
+        Ok(t) if t <= now => Err(Error::InvalidSpec(format!(
+            "endOfLifeDate {want} is in the past: Azure needs a future date"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The version body for the spec, and whether `observed` already matches (pure). Only what
 /// the spec sets is compared; ARM's defaults (one replica, Standard_LRS...) never cause writes.
 pub fn plan(
@@ -389,6 +527,14 @@ pub fn plan(
             ..Default::default()
         },
     };
+    let observed_profile = observed.and_then(|o| o.props().publishing_profile);
+    // Azure cannot change the strategy: an existing version keeps the one it has (its default
+    // one too) unless the spec names one.
+    let strategy = spec
+        .storage_account_strategy
+        .as_ref()
+        .map(enum_str)
+        .or_else(|| observed_profile.as_ref()?.storage_account_strategy.clone());
     let publishing = models::PublishingProfile {
         target_regions: Some(body_regions.clone()),
         replica_count: spec.replica_count,
@@ -396,6 +542,7 @@ pub fn plan(
         published_date: None,
         end_of_life_date: spec.end_of_life_date.clone(),
         storage_account_type: storage.clone(),
+        storage_account_strategy: strategy,
         replication_mode: spec.replication_mode.as_ref().map(enum_str),
     };
     let up_to_date = observed.is_some_and(|o| {
@@ -439,6 +586,16 @@ pub fn plan(
                     .unwrap_or(false)
                     == a
             })
+            && p.safety_profile
+                .as_ref()
+                .and_then(|s| s.block_deletion_before_end_of_life)
+                .unwrap_or(false)
+                == spec.block_deletion_before_end_of_life
+            && spec.storage_account_strategy.as_ref().is_none_or(|want| {
+                have.storage_account_strategy
+                    .as_deref()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(&enum_str(want)))
+            })
     });
     let body = models::GalleryImageVersion {
         location: Some(normalize_region(location)),
@@ -449,11 +606,11 @@ pub fn plan(
         properties: Some(models::GalleryImageVersionProperties {
             publishing_profile: Some(publishing),
             storage_profile: Some(storage_profile),
-            safety_profile: spec.allow_deletion_of_replicated_locations.map(|a| {
-                models::SafetyProfile {
-                    allow_deletion_of_replicated_locations: Some(a),
-                    reported_for_policy_violation: None,
-                }
+            // The block is always sent, so the api-version's default never decides it.
+            safety_profile: Some(models::SafetyProfile {
+                allow_deletion_of_replicated_locations: spec.allow_deletion_of_replicated_locations,
+                block_deletion_before_end_of_life: Some(spec.block_deletion_before_end_of_life),
+                reported_for_policy_violation: None,
             }),
             provisioning_state: None,
             replication_status: None,
@@ -757,5 +914,159 @@ mod tests {
             (status.state, status.progress),
             (ReplicationState::Completed, 100)
         );
+    }
+
+    #[test]
+    fn the_deletion_block_is_always_sent_and_compared() {
+        let s = spec(serde_json::json!({}));
+        let body = plan(&s, "eastus", &target_regions(&s, "eastus").unwrap(), None).body;
+        let safety = body
+            .properties
+            .as_ref()
+            .unwrap()
+            .safety_profile
+            .clone()
+            .unwrap();
+        assert_eq!(
+            safety.block_deletion_before_end_of_life,
+            Some(false),
+            "sent even when false"
+        );
+        let mut blocked = echo(&body, "Completed", serde_json::json!([]));
+        blocked
+            .properties
+            .as_mut()
+            .unwrap()
+            .safety_profile
+            .as_mut()
+            .unwrap()
+            .block_deletion_before_end_of_life = Some(true);
+        assert!(
+            !plan(
+                &s,
+                "eastus",
+                &target_regions(&s, "eastus").unwrap(),
+                Some(&blocked)
+            )
+            .up_to_date
+        );
+    }
+
+    #[test]
+    fn a_strategy_azure_chose_is_kept_and_one_asked_for_is_compared() {
+        let s = spec(serde_json::json!({}));
+        let regions = target_regions(&s, "eastus").unwrap();
+        let mut existing = echo(
+            &plan(&s, "eastus", &regions, None).body,
+            "Completed",
+            serde_json::json!([]),
+        );
+        let pp = existing
+            .properties
+            .as_mut()
+            .unwrap()
+            .publishing_profile
+            .as_mut()
+            .unwrap();
+        pp.storage_account_type = None;
+        pp.storage_account_strategy = Some("PreferStandard_ZRS".into());
+        let p = plan(&s, "eastus", &regions, Some(&existing));
+        assert!(p.up_to_date, "Azure's default strategy is no drift");
+        assert_eq!(
+            p.body
+                .properties
+                .unwrap()
+                .publishing_profile
+                .unwrap()
+                .storage_account_strategy
+                .as_deref(),
+            Some("PreferStandard_ZRS"),
+            "written back as it is"
+        );
+        let lrs = spec(serde_json::json!({"storageAccountStrategy": "DefaultStandard_LRS"}));
+        assert!(!plan(&lrs, "eastus", &regions, Some(&existing)).up_to_date);
+    }
+
+    #[test]
+    fn an_end_of_life_in_the_past_is_refused_only_when_set_or_changed() {
+        let now: k8s_openapi::jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let past = spec(serde_json::json!({"endOfLifeDate": "2026-01-01T00:00:00Z"}));
+        let err = check_end_of_life(&past, None, now).unwrap_err();
+        assert!(err.to_string().contains("2026-01-01"), "{err}");
+        let regions = target_regions(&past, "eastus").unwrap();
+        let existing = echo(
+            &plan(&past, "eastus", &regions, None).body,
+            "Completed",
+            serde_json::json!([]),
+        );
+        assert!(
+            check_end_of_life(&past, Some(&existing), now).is_ok(),
+            "unchanged since it passed"
+        );
+        let future = spec(serde_json::json!({"endOfLifeDate": "2030-01-01T00:00:00Z"}));
+        assert!(check_end_of_life(&future, None, now).is_ok());
+    }
+
+    #[test]
+    fn deletion_waits_for_a_blocking_end_of_life_still_to_come() {
+        let now: k8s_openapi::jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let status = |block: bool, date: &str| {
+            Report::new(Some(
+                &serde_json::json!({"blockDeletionBeforeEndOfLife": block, "endOfLifeDate": date}),
+            ))
+        };
+        let (date, left) =
+            deletion_blocked_until(&status(true, "2026-12-02T00:00:00Z"), now).unwrap();
+        assert_eq!(date, "2026-12-02T00:00:00Z");
+        assert_eq!(left, std::time::Duration::from_secs(86_400));
+        assert!(
+            deletion_blocked_until(&status(true, "2026-11-30T00:00:00Z"), now).is_none(),
+            "passed"
+        );
+        assert!(
+            deletion_blocked_until(&status(false, "2026-12-02T00:00:00Z"), now).is_none(),
+            "not blocked"
+        );
+    }
+
+    #[test]
+    fn sources_say_what_they_are_and_what_security_they_carry() {
+        let id = |t: &str| {
+            ResourceId::parse(&format!(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/{t}"
+            ))
+            .unwrap()
+        };
+        let disk = source_facts(
+            &id("snapshots/os"),
+            &serde_json::json!({"properties": {"hyperVGeneration": "V2", "securityProfile": {"securityType": "TrustedLaunch"}}}),
+            None,
+        );
+        assert_eq!(disk.kind, SourceKind::Disk);
+        assert_eq!(disk.generation.as_deref(), Some("V2"));
+        assert_eq!(
+            disk.vm_security,
+            crate::api::virtual_machine::VmSecurityType::TrustedLaunch
+        );
+        let image = source_facts(
+            &id("images/golden"),
+            &serde_json::json!({"properties": {}}),
+            None,
+        );
+        assert_eq!(
+            (image.kind, image.generation),
+            (SourceKind::ManagedImage, None)
+        );
+        let definition: models::GalleryImage = serde_json::from_value(serde_json::json!({
+            "properties": {"hyperVGeneration": "V2", "features": [{"name": "SecurityType", "value": "TrustedLaunch"}]}
+        }))
+        .unwrap();
+        let version = source_facts(
+            &id("galleries/g/images/i/versions/1.0.0"),
+            &serde_json::json!({}),
+            Some(&definition),
+        );
+        assert_eq!(version.definition, Some(ImageSecurity::TrustedLaunch));
+        assert_eq!(version.generation.as_deref(), Some("V2"));
     }
 }

@@ -12,6 +12,7 @@ use super::{
     gallery::{merged_tags, tags_cover},
     image_definition::enum_str,
     lookup, parents,
+    security::{self, ImageSecurity},
     steps::{self, Observed, Plan, Removal},
     tenancy::Target,
 };
@@ -30,8 +31,57 @@ pub struct ResolvedImage {
     pub id: ResourceId,
     pub os_type: OsType,
     pub os_state: OsState,
+    /// The definition's effective `SecurityType`, which decides the VM's default.
+    pub security: ImageSecurity,
+    /// The definition's Hyper-V generation (`V1`, `V2`), when known.
+    pub generation: Option<String>,
     /// The tenant that owns the image, when it is not the operator's.
     pub tenant: Option<String>,
+}
+
+/// What a VM needs to know of a definition it is created from (its image's).
+struct DefinitionFacts {
+    os_type: OsType,
+    os_state: OsState,
+    security: ImageSecurity,
+    generation: Option<String>,
+}
+
+impl DefinitionFacts {
+    /// From an ImageDefinition object: Azure's view of its security type (recorded in status,
+    /// defaults included), else the spec's.
+    fn of_object(d: &crate::api::ImageDefinition) -> Self {
+        let security = d
+            .status
+            .as_ref()
+            .and_then(|s| s.security_type.as_deref())
+            .and_then(ImageSecurity::parse)
+            .unwrap_or_else(|| {
+                ImageSecurity::of_features(
+                    d.spec
+                        .features
+                        .iter()
+                        .map(|f| (f.name.as_str(), f.value.as_str())),
+                )
+            });
+        Self {
+            os_type: d.spec.os_type,
+            os_state: d.spec.os_state,
+            security,
+            generation: Some(enum_str(&d.spec.hyper_v_generation)),
+        }
+    }
+
+    fn image(self, id: ResourceId, tenant: Option<String>) -> ResolvedImage {
+        ResolvedImage {
+            id,
+            os_type: self.os_type,
+            os_state: self.os_state,
+            security: self.security,
+            generation: self.generation,
+            tenant,
+        }
+    }
 }
 
 /// The ARM IDs of everything a VM object owns.
@@ -74,11 +124,17 @@ impl Managed for VirtualMachine {
         } else {
             let image = resolve_image(ctx, self, &arm).await?;
             check_os_profile(&self.spec, &image)?;
+            let (_, security) = security::vm_profile(
+                self.spec.security.as_ref(),
+                image.security,
+                image.generation.as_deref(),
+            )
+            .map_err(Error::InvalidSpec)?;
             let password = admin_password(ctx, &namespace, &self.spec).await?;
             if let Some(password) = &password {
                 check_password(image.os_type, password)?;
             }
-            Some((image, password))
+            Some((image, password, security))
         };
         ctx.check_regions(&arm, owned.vm.subscription(), [self.spec.location.as_str()])
             .await?;
@@ -134,7 +190,7 @@ impl Managed for VirtualMachine {
                 return Ok(creating("network interface", &owned.nic, retry_after));
             }
         };
-        let vm_arm = match new.as_ref().and_then(|(image, _)| image.tenant.as_ref()) {
+        let vm_arm = match new.as_ref().and_then(|(image, ..)| image.tenant.as_ref()) {
             Some(tenant) => arm.with_auxiliary(vec![
                 ctx.credential_in_tenant(&namespace, &self.spec.options, tenant)
                     .await?,
@@ -143,13 +199,14 @@ impl Managed for VirtualMachine {
         };
         let vm_plan = |o: Option<&models::VirtualMachine>| match (o, &new) {
             (Some(o), _) => Ok(update_plan(&self.spec, o)),
-            (None, Some((image, password))) => Ok(create_plan(
+            (None, Some((image, password, security))) => Ok(create_plan(
                 &self.spec,
                 &self.name_any(),
                 &location,
                 image,
                 &owned,
                 password.as_deref(),
+                security.as_ref(),
             )),
             // Seen before, gone now (deleted outside the operator): created again from its
             // image at the next reconcile, which resolves it afresh.
@@ -173,8 +230,10 @@ impl Managed for VirtualMachine {
         };
         if let Some(vm) = &vm {
             report.observe(&owned.vm, vm);
-            report.set("vmId", vm.props().vm_id);
-            if let Some((image, _)) = &new {
+            let p = vm.props();
+            report.set("vmId", p.vm_id);
+            report.set("securityType", security_type_of(vm));
+            if let Some((image, ..)) = &new {
                 report.set("imageVersion", resolved_version(&image.id, vm));
             }
         }
@@ -380,24 +439,14 @@ async fn resolve_image(
             .image_definition_ref
             .as_ref()
             .and_then(|d| lookup(&ctx.stores.definitions, &namespace, &d.name));
-        return Ok(match definition {
-            Some(d) => ResolvedImage {
-                id: version.id,
-                os_type: d.spec.os_type,
-                os_state: d.spec.os_state,
-                tenant: None,
-            },
+        let facts = match definition {
+            Some(d) => DefinitionFacts::of_object(&d),
             None => {
                 let definition = version.id.parent().expect("a version has a definition");
-                let (os_type, os_state) = image_os(arm, &definition).await?;
-                ResolvedImage {
-                    id: version.id,
-                    os_type,
-                    os_state,
-                    tenant: None,
-                }
+                definition_facts(arm, &definition).await?
             }
-        });
+        };
+        return Ok(facts.image(version.id, None));
     }
     if let Some(r) = &image.image_definition_ref {
         let mut definition =
@@ -435,12 +484,7 @@ async fn resolve_image(
                 r.name
             )));
         }
-        return Ok(ResolvedImage {
-            id: definition.id,
-            os_type: object.spec.os_type,
-            os_state: object.spec.os_state,
-            tenant: None,
-        });
+        return Ok(DefinitionFacts::of_object(object).image(definition.id, None));
     }
     let id = ResourceId::parse(
         image
@@ -461,17 +505,16 @@ async fn resolve_image(
         ),
         None => arm.clone(),
     };
-    let (os_type, os_state) = image_os(&reader, &definition).await?;
-    Ok(ResolvedImage {
-        id,
-        os_type,
-        os_state,
-        tenant,
-    })
+    Ok(definition_facts(&reader, &definition)
+        .await?
+        .image(id, tenant))
 }
 
-/// OS type and state of a gallery image definition in ARM.
-async fn image_os(arm: &ArmClient, definition: &ResourceId) -> Result<(OsType, OsState), Error> {
+/// OS, security type and generation of a gallery image definition in ARM.
+async fn definition_facts(
+    arm: &ArmClient,
+    definition: &ResourceId,
+) -> Result<DefinitionFacts, Error> {
     let image = arm
         .get::<models::GalleryImage>(definition)
         .await?
@@ -499,7 +542,12 @@ async fn image_os(arm: &ArmClient, definition: &ResourceId) -> Result<(OsType, O
     } else {
         OsState::Generalized
     };
-    Ok((os_type, os_state))
+    Ok(DefinitionFacts {
+        os_type,
+        os_state,
+        security: ImageSecurity::of_definition(&image),
+        generation: p.hyper_v_generation,
+    })
 }
 
 /// Generalized images need an admin account with a password or SSH key; specialized images
@@ -770,7 +818,8 @@ pub fn update_plan(
     }
 }
 
-/// The body for a new VM (pure): everything, from its image and admin account.
+/// The body for a new VM (pure): everything, from its image, admin account and security
+/// profile (`None`: Standard).
 pub fn create_plan(
     spec: &VirtualMachineSpec,
     object_name: &str,
@@ -778,6 +827,7 @@ pub fn create_plan(
     image: &ResolvedImage,
     owned: &Owned,
     password: Option<&str>,
+    security: Option<&models::SecurityProfile>,
 ) -> Plan<models::VirtualMachine> {
     let name = spec
         .azure_name
@@ -807,6 +857,9 @@ pub fn create_plan(
         }
     });
     let os_disk = spec.os_disk.clone().unwrap_or_default();
+    let confidential = security
+        .and_then(|s| s.security_type.as_deref())
+        .is_some_and(|t| t.eq_ignore_ascii_case("ConfidentialVM"));
     let body = models::VirtualMachine {
         location: Some(location.into()),
         tags: Some(spec.options.tags.clone()),
@@ -822,12 +875,7 @@ pub fn create_plan(
                 }),
                 os_disk: Some(models::VmOsDisk {
                     create_option: Some("FromImage".into()),
-                    managed_disk: os_disk.storage_account_type.map(|t| {
-                        models::ManagedDiskParameters {
-                            storage_account_type: Some(enum_str(&t)),
-                            id: None,
-                        }
-                    }),
+                    managed_disk: managed_disk(os_disk.storage_account_type, confidential),
                     disk_size_gb: os_disk.size_gb,
                     // The OS disk is the VM's own: it goes with the VM, never left behind.
                     delete_option: Some("Delete".into()),
@@ -845,6 +893,7 @@ pub fn create_plan(
                     }),
                 }]),
             }),
+            security_profile: security.cloned(),
             vm_id: None,
             provisioning_state: None,
         }),
@@ -856,6 +905,21 @@ pub fn create_plan(
     }
 }
 
+/// The OS disk's managed-disk settings: its storage type, and for a Confidential VM the
+/// encryption of its guest state, which Azure requires (azure-today §A.6).
+fn managed_disk(
+    storage: Option<crate::api::virtual_machine::VmDiskStorageType>,
+    confidential: bool,
+) -> Option<models::ManagedDiskParameters> {
+    (storage.is_some() || confidential).then(|| models::ManagedDiskParameters {
+        storage_account_type: storage.map(|t| enum_str(&t)),
+        id: None,
+        security_profile: confidential.then(|| models::DiskSecurityProfile {
+            security_encryption_type: Some("VMGuestStateOnly".into()),
+        }),
+    })
+}
+
 /// Windows computer names are at most 15 characters; Linux host names 64.
 fn computer_name(name: &str, os: OsType) -> String {
     let max = if os == OsType::Windows { 15 } else { 64 };
@@ -865,6 +929,14 @@ fn computer_name(name: &str, os: OsType) -> String {
         .collect::<String>()
         .trim_end_matches('-')
         .to_string()
+}
+
+/// The VM's security type as ARM reports it; no profile is Standard (pure).
+pub fn security_type_of(vm: &models::VirtualMachine) -> String {
+    vm.props()
+        .security_profile
+        .and_then(|s| s.security_type)
+        .unwrap_or_else(|| "Standard".into())
 }
 
 /// The image version the VM runs: the one it names, or the definition's version Azure picked.
@@ -913,6 +985,8 @@ mod tests {
             id: ResourceId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/ubuntu/versions/1.0.0").unwrap(),
             os_type: OsType::Linux,
             os_state,
+            security: ImageSecurity::TrustedLaunchSupported,
+            generation: Some("V2".into()),
             tenant: None,
         }
     }
@@ -979,6 +1053,7 @@ mod tests {
             &image(OsState::Generalized),
             &owned(),
             None,
+            None,
         )
         .body;
         let p = body.properties.unwrap();
@@ -1028,6 +1103,7 @@ mod tests {
             &image(OsState::Specialized),
             &owned(),
             None,
+            None,
         )
         .body;
         assert!(body.properties.unwrap().os_profile.is_none());
@@ -1042,6 +1118,7 @@ mod tests {
             "eastus",
             &image(OsState::Generalized),
             &owned(),
+            None,
             None,
         )
         .body;

@@ -688,7 +688,15 @@ impl Drop for Scenario {
 }
 
 /// A gallery, a definition and a version from the default world's Linux managed image.
+/// A gallery, a Linux definition (`osstate`) and version `linux-1.0.0` from `source`. A
+/// Specialized definition says `SecurityType: Standard`: its sources in the simulator's world
+/// are snapshots of Standard VMs, which Azure's default (`TrustedLaunchSupported`) refuses.
 pub fn image_yaml(osstate: &str, source: &str, regions: &str) -> String {
+    let security = if osstate == "Specialized" {
+        "\n  features: [{name: SecurityType, value: Standard}]"
+    } else {
+        ""
+    };
     format!(
         r#"
 apiVersion: compute.gallery.dev/v1alpha1
@@ -703,7 +711,7 @@ spec:
   galleryRef: {{name: images}}
   osType: Linux
   osState: {osstate}
-  identifier: {{publisher: Contoso, offer: Linux, sku: {osstate}}}
+  identifier: {{publisher: Contoso, offer: Linux, sku: {osstate}}}{security}
 ---
 apiVersion: compute.gallery.dev/v1alpha1
 kind: ImageVersion

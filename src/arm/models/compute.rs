@@ -15,10 +15,30 @@ pub struct VirtualMachineProperties {
     pub storage_profile: Option<VmStorageProfile>,
     pub os_profile: Option<OsProfile>,
     pub network_profile: Option<NetworkProfile>,
+    pub security_profile: Option<SecurityProfile>,
     /// Read-only.
     pub vm_id: Option<String>,
     /// Read-only.
     pub provisioning_state: Option<String>,
+}
+
+/// Trusted Launch and Confidential VM settings.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityProfile {
+    /// `TrustedLaunch` or `ConfidentialVM` (ARM reads back `Standard` for none).
+    pub security_type: Option<String>,
+    pub uefi_settings: Option<UefiSettings>,
+}
+
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UefiSettings {
+    pub secure_boot_enabled: Option<bool>,
+    #[serde(rename = "vTpmEnabled")]
+    pub v_tpm_enabled: Option<bool>,
 }
 
 #[skip_serializing_none]
@@ -65,6 +85,16 @@ pub struct VmOsDisk {
 pub struct ManagedDiskParameters {
     pub storage_account_type: Option<String>,
     pub id: Option<String>,
+    /// A Confidential VM's OS disk encryption.
+    pub security_profile: Option<DiskSecurityProfile>,
+}
+
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskSecurityProfile {
+    /// `VMGuestStateOnly` or `DiskWithVMGuestState`.
+    pub security_encryption_type: Option<String>,
 }
 
 /// Holds the admin password on PUT: never log a VM body.

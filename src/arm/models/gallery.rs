@@ -19,6 +19,8 @@ pub struct GalleryProperties {
     pub sharing_profile: Option<SharingProfile>,
     pub soft_delete_policy: Option<SoftDeletePolicy>,
     /// Read-only.
+    pub sharing_status: Option<SharingStatus>,
+    /// Read-only.
     pub provisioning_state: Option<String>,
 }
 
@@ -31,8 +33,54 @@ pub struct GalleryIdentifier {
 
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct SharingProfile {
+    /// `Private`, `Groups` or `Community`; fixed at creation.
     pub permissions: Option<String>,
+    /// Read-only here (changed with the share action); only with `$select=Permissions`.
+    pub groups: Option<Vec<SharingProfileGroup>>,
+    pub community_gallery_info: Option<CommunityGalleryInfo>,
+}
+
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharingProfileGroup {
+    /// `Subscriptions` or `AADTenants`.
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub ids: Option<Vec<String>>,
+}
+
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CommunityGalleryInfo {
+    pub publisher_uri: Option<String>,
+    pub publisher_contact: Option<String>,
+    pub eula: Option<String>,
+    pub public_name_prefix: Option<String>,
+    /// Read-only.
+    pub community_gallery_enabled: Option<bool>,
+    /// Read-only: the names the community sees.
+    pub public_names: Option<Vec<String>>,
+}
+
+/// The body of `POST {gallery}/share`.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SharingUpdate {
+    /// `Add`, `Remove`, `Reset` or `EnableCommunity`.
+    pub operation_type: String,
+    pub groups: Option<Vec<SharingProfileGroup>>,
+}
+
+/// A gallery's sharing state (read-only `sharingStatus`).
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SharingStatus {
+    pub aggregated_state: Option<String>,
 }
 
 #[skip_serializing_none]
@@ -100,10 +148,14 @@ pub struct ImagePurchasePlan {
     pub product: String,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct GalleryImageFeature {
     pub name: String,
     pub value: String,
+    /// The first version the feature applies to (Azure writes it; kept when written back).
+    pub starts_at_version: Option<String>,
 }
 
 #[skip_serializing_none]
@@ -130,6 +182,8 @@ pub struct PublishingProfile {
     pub published_date: Option<String>,
     pub end_of_life_date: Option<String>,
     pub storage_account_type: Option<String>,
+    /// `PreferStandard_ZRS` or `DefaultStandard_LRS`; not with `storageAccountType`.
+    pub storage_account_strategy: Option<String>,
     pub replication_mode: Option<String>,
 }
 
@@ -183,6 +237,7 @@ pub struct DataDiskImage {
 #[serde(rename_all = "camelCase")]
 pub struct SafetyProfile {
     pub allow_deletion_of_replicated_locations: Option<bool>,
+    pub block_deletion_before_end_of_life: Option<bool>,
     /// Read-only.
     pub reported_for_policy_violation: Option<bool>,
 }
