@@ -403,11 +403,27 @@ async fn reset_sharing(
     if !shared || done {
         return Ok(None);
     }
+    let permissions = spec
+        .sharing
+        .as_ref()
+        .map(|s| super::image_definition::enum_str(&s.permissions));
+    let mark = |report: &mut Report, state: &str| {
+        report.set(
+            "sharing",
+            SharingStatus {
+                permissions: permissions.clone(),
+                state: Some(state.into()),
+                ..Default::default()
+            },
+        );
+    };
+    // An operation in flight: a share action of ours (the reset, or one from before the
+    // deletion began) to see through first.
     if let Some(op) = report.pending_for(id, OperationKind::Write) {
         match arm.poll(&op, id.subscription()).await {
             Ok(Poll::Running { retry_after }) => {
                 return Ok(Some(Step::Wait(
-                    Outcome::progressing("Deleting", "Azure is resetting the gallery's sharing"),
+                    Outcome::progressing("Deleting", "Azure is updating the gallery's sharing"),
                     retry_after,
                 )));
             }
@@ -417,31 +433,32 @@ async fn reset_sharing(
                 return Err(e.into());
             }
         }
-    } else {
-        let reset = models::SharingUpdate {
-            operation_type: "Reset".into(),
-            groups: None,
-        };
-        match share(arm, report, id, &reset).await {
-            Ok(Some(step)) => return Ok(Some(step)),
-            Ok(None) => {}
-            // Nothing left to reset.
-            Err(Error::Arm(ArmError::NotFound { .. })) => return Ok(None),
-            Err(e) => return Err(e),
+        let resetting = report
+            .get("sharing")
+            .and_then(|s| s.get("state"))
+            .is_some_and(|s| s == "Resetting");
+        if resetting {
+            mark(report, "Reset");
+            return Ok(None);
         }
     }
-    report.set(
-        "sharing",
-        SharingStatus {
-            permissions: spec
-                .sharing
-                .as_ref()
-                .map(|s| super::image_definition::enum_str(&s.permissions)),
-            state: Some("Reset".into()),
-            ..Default::default()
-        },
-    );
-    Ok(None)
+    let reset = models::SharingUpdate {
+        operation_type: "Reset".into(),
+        groups: None,
+    };
+    match share(arm, report, id, &reset).await {
+        Ok(Some(step)) => {
+            mark(report, "Resetting");
+            Ok(Some(step))
+        }
+        Ok(None) => {
+            mark(report, "Reset");
+            Ok(None)
+        }
+        // Nothing left to reset.
+        Err(Error::Arm(ArmError::NotFound { .. })) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The groups to add and to remove so that `have` becomes `want` (pure; IDs case-blind).
