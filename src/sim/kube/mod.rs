@@ -6,10 +6,12 @@ mod discovery;
 mod errors;
 mod objects;
 mod patch;
+mod protobuf;
 mod resources;
 mod selectors;
 mod server;
 mod store;
+mod strict;
 mod table;
 mod validation;
 

@@ -1,0 +1,635 @@
+//! `application/vnd.kubernetes.protobuf` request bodies, as client-go's typed clients (and so
+//! `kubectl create secret|configmap|namespace`) send them: the `k8s\0` prefix, then a
+//! `runtime.Unknown` whose `typeMeta` names the kind and whose `raw` holds the object.
+//!
+//! The messages are kube-rs's `k8s-pb` types. Each is turned into the JSON a Go client would
+//! have sent for the same object (`encoding/json` and the API types' tags: `omitempty`
+//! fields left out when zero, pointers kept when set, `metav1.Time` as RFC 3339 or `null`), so
+//! the rest of the emulator sees one body format. Only requests are decoded: answers are JSON,
+//! which every client that sends protobuf also accepts (client-go asks for
+//! `application/vnd.kubernetes.protobuf,application/json`); a client accepting nothing but
+//! protobuf gets kube-apiserver's 406 `Status`, itself in protobuf as the real server sends it.
+
+use k8s_pb::{
+    api::{coordination::v1 as coordination, core::v1 as core, events::v1 as events},
+    apimachinery::pkg::{
+        apis::meta::v1::{self as meta},
+        runtime::Unknown,
+    },
+};
+use prost::Message as _;
+use serde_json::{Map, Value, json};
+
+use super::{errors::ApiError, resources::ResourceType};
+
+/// The media type, and the prefix every protobuf-encoded object starts with.
+pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
+const PREFIX: &[u8] = b"k8s\0";
+
+/// A protobuf request body as the JSON object it encodes, for the resource type `rt` serves.
+pub fn decode(rt: &ResourceType, body: &[u8]) -> Result<Value, ApiError> {
+    let unrecognized = |why: String| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): {why} ({})",
+            rt.kind,
+            summarize(body)
+        ))
+    };
+    let Some(envelope) = body.strip_prefix(PREFIX) else {
+        // Go's `%v` of the prefix bytes.
+        return Err(unrecognized(
+            "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]"
+                .into(),
+        ));
+    };
+    let unknown = Unknown::decode(envelope).map_err(|e| unrecognized(e.to_string()))?;
+    let type_meta = unknown.type_meta.unwrap_or_default();
+    let api_version = type_meta.api_version.unwrap_or_default();
+    let kind = type_meta.kind.unwrap_or_default();
+    let raw = unknown.raw.unwrap_or_default();
+    let version = api_version.rsplit('/').next().unwrap_or_default();
+    if api_version != rt.api_version() || kind != rt.kind {
+        // kube-apiserver decodes the named kind, then fails to convert it to the endpoint's.
+        let internal = rt.group.split('.').next().filter(|g| !g.is_empty());
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {}: converting ({version}.{kind}) to ({}.{}): unknown conversion",
+            rt.kind,
+            internal.unwrap_or("core"),
+            rt.kind
+        )));
+    }
+    let bad = |e: prost::DecodeError| unrecognized(e.to_string());
+    let mut object = match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "secrets") => secret(core::Secret::decode(raw.as_slice()).map_err(bad)?),
+        ("", "configmaps") => config_map(core::ConfigMap::decode(raw.as_slice()).map_err(bad)?),
+        ("", "namespaces") => namespace(core::Namespace::decode(raw.as_slice()).map_err(bad)?),
+        ("", "serviceaccounts") => {
+            service_account(core::ServiceAccount::decode(raw.as_slice()).map_err(bad)?)
+        }
+        ("", "events") => core_event(core::Event::decode(raw.as_slice()).map_err(bad)?),
+        ("events.k8s.io", "events") => event(events::Event::decode(raw.as_slice()).map_err(bad)?),
+        ("coordination.k8s.io", "leases") => {
+            lease(coordination::Lease::decode(raw.as_slice()).map_err(bad)?)
+        }
+        _ => return Err(ApiError::unsupported_media_type(MEDIA_TYPE)),
+    };
+    // TypeMeta (`json:",inline"`) comes first in every kind.
+    object.insert("apiVersion".into(), json!(api_version));
+    object.insert("kind".into(), json!(kind));
+    Ok(Value::Object(object))
+}
+
+/// A `Status` (the body of an error) in protobuf, prefix included.
+pub fn status(status: &Value) -> Vec<u8> {
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let details = &status["details"];
+    let message = meta::Status {
+        metadata: Some(meta::ListMeta::default()),
+        status: text(&status["status"]),
+        message: text(&status["message"]),
+        reason: text(&status["reason"]),
+        details: details.is_object().then(|| meta::StatusDetails {
+            name: text(&details["name"]),
+            group: text(&details["group"]),
+            kind: text(&details["kind"]),
+            uid: text(&details["uid"]),
+            causes: details["causes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| meta::StatusCause {
+                    reason: text(&c["reason"]),
+                    message: text(&c["message"]),
+                    field: text(&c["field"]),
+                })
+                .collect(),
+            retry_after_seconds: None,
+        }),
+        code: status["code"].as_i64().map(|c| c as i32),
+    };
+    let unknown = Unknown {
+        type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+            api_version: Some("v1".into()),
+            kind: Some("Status".into()),
+        }),
+        raw: Some(message.encode_to_vec()),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    };
+    let mut out = PREFIX.to_vec();
+    out.extend(unknown.encode_to_vec());
+    out
+}
+
+/// kube-apiserver's `summarizeData`: a JSON-looking body as text, anything else in hex.
+fn summarize(body: &[u8]) -> String {
+    const MAX: usize = 30;
+    let (shown, more) = if body.len() > MAX {
+        (&body[..MAX], " ...")
+    } else {
+        (body, "")
+    };
+    match body.first() {
+        None => "<empty>".into(),
+        Some(b'{') => format!("{}{more}", String::from_utf8_lossy(shown)),
+        Some(_) => format!(
+            "{}{more}",
+            shown.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    }
+}
+
+/// A JSON object written field by field with the rules of Go's `encoding/json` for a field's
+/// tag: `omitempty` leaves out zero values; pointers (`Option` set on the wire) are kept.
+#[derive(Default)]
+struct Fields(Map<String, Value>);
+
+impl Fields {
+    fn put(mut self, key: &str, value: Value) -> Self {
+        self.0.insert(key.into(), value);
+        self
+    }
+
+    /// `string` with `omitempty`.
+    fn string(self, key: &str, v: Option<String>) -> Self {
+        match v.filter(|s| !s.is_empty()) {
+            Some(s) => self.put(key, json!(s)),
+            None => self,
+        }
+    }
+
+    /// `string` without `omitempty`: always written, `""` when unset.
+    fn string_always(self, key: &str, v: Option<String>) -> Self {
+        self.put(key, json!(v.unwrap_or_default()))
+    }
+
+    /// A pointer (`*string`, `*bool`, `*int32`…): written when set, whatever its value.
+    fn pointer<T: Into<Value>>(self, key: &str, v: Option<T>) -> Self {
+        match v {
+            Some(v) => self.put(key, v.into()),
+            None => self,
+        }
+    }
+
+    /// An integer with `omitempty`.
+    fn int<T: Into<i64>>(self, key: &str, v: Option<T>) -> Self {
+        match v.map(Into::into).filter(|n| *n != 0) {
+            Some(n) => self.put(key, json!(n)),
+            None => self,
+        }
+    }
+
+    /// A map or slice with `omitempty`.
+    fn nonempty(self, key: &str, v: Value) -> Self {
+        let empty = match &v {
+            Value::Object(m) => m.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        };
+        if empty { self } else { self.put(key, v) }
+    }
+
+    /// A struct value: Go writes it even when empty (`omitempty` does not apply to structs).
+    fn object(self, key: &str, v: Option<Map<String, Value>>) -> Self {
+        self.put(key, Value::Object(v.unwrap_or_default()))
+    }
+
+    /// A pointer to a struct: written when set.
+    fn object_pointer(self, key: &str, v: Option<Map<String, Value>>) -> Self {
+        match v {
+            Some(m) => self.put(key, Value::Object(m)),
+            None => self,
+        }
+    }
+
+    fn done(self) -> Map<String, Value> {
+        self.0
+    }
+}
+
+fn strings(map: std::collections::BTreeMap<String, String>) -> Value {
+    Value::Object(map.into_iter().map(|(k, v)| (k, json!(v))).collect())
+}
+
+fn bytes(map: std::collections::BTreeMap<String, Vec<u8>>) -> Value {
+    use base64::Engine as _;
+    Value::Object(
+        map.into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn string_list(list: Vec<String>) -> Value {
+    json!(list)
+}
+
+/// `metav1.Time` (whole seconds, RFC 3339) and `metav1.MicroTime` (microseconds); the zero
+/// time is JSON `null`.
+fn time(seconds: Option<i64>, nanos: Option<i32>, micro: bool) -> Value {
+    let (s, n) = (seconds.unwrap_or(0), nanos.unwrap_or(0));
+    if s == 0 && n == 0 {
+        return Value::Null;
+    }
+    match chrono::DateTime::from_timestamp(s, n.max(0) as u32) {
+        Some(t) if micro => json!(t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+        Some(t) => json!(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        None => Value::Null,
+    }
+}
+
+fn meta_time(t: Option<meta::Time>) -> Value {
+    t.map_or(Value::Null, |t| time(t.seconds, t.nanos, false))
+}
+
+fn micro_time(t: Option<meta::MicroTime>) -> Value {
+    t.map_or(Value::Null, |t| time(t.seconds, t.nanos, true))
+}
+
+/// A `metav1.Time` value field with `omitempty`: structs are never omitted, so the zero time
+/// is written as `null`.
+fn time_value(fields: Fields, key: &str, t: Option<meta::Time>) -> Fields {
+    fields.put(key, meta_time(t))
+}
+
+/// A `*metav1.Time` / `*metav1.MicroTime`: written when set.
+fn time_pointer(fields: Fields, key: &str, t: Value, set: bool) -> Fields {
+    if set { fields.put(key, t) } else { fields }
+}
+
+fn object_meta(m: Option<meta::ObjectMeta>) -> Map<String, Value> {
+    let m = m.unwrap_or_default();
+    let creation = meta_time(m.creation_timestamp);
+    let deletion_set = m.deletion_timestamp.is_some();
+    let mut f = Fields::default()
+        .string("name", m.name)
+        .string("generateName", m.generate_name)
+        .string("namespace", m.namespace)
+        .string("selfLink", m.self_link)
+        .string("uid", m.uid)
+        .string("resourceVersion", m.resource_version)
+        .int("generation", m.generation);
+    // `omitzero`: the zero creation time is left out.
+    if !creation.is_null() {
+        f = f.put("creationTimestamp", creation);
+    }
+    let f = time_pointer(
+        f,
+        "deletionTimestamp",
+        meta_time(m.deletion_timestamp),
+        deletion_set,
+    )
+    .pointer(
+        "deletionGracePeriodSeconds",
+        m.deletion_grace_period_seconds,
+    )
+    .nonempty("labels", strings(m.labels))
+    .nonempty("annotations", strings(m.annotations))
+    .nonempty(
+        "ownerReferences",
+        m.owner_references
+            .into_iter()
+            .map(|r| {
+                Value::Object(
+                    Fields::default()
+                        .string_always("apiVersion", r.api_version)
+                        .string_always("kind", r.kind)
+                        .string_always("name", r.name)
+                        .string_always("uid", r.uid)
+                        .pointer("controller", r.controller)
+                        .pointer("blockOwnerDeletion", r.block_owner_deletion)
+                        .done(),
+                )
+            })
+            .collect(),
+    )
+    .nonempty("finalizers", string_list(m.finalizers))
+    .nonempty(
+        "managedFields",
+        m.managed_fields
+            .into_iter()
+            .map(|e| {
+                let time_set = e.time.is_some();
+                let fields_v1 = e
+                    .fields_v1
+                    .and_then(|f| f.raw)
+                    .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok());
+                let f = Fields::default()
+                    .string("manager", e.manager)
+                    .string("operation", e.operation)
+                    .string("apiVersion", e.api_version);
+                let f = time_pointer(f, "time", meta_time(e.time), time_set)
+                    .string("fieldsType", e.fields_type)
+                    .pointer("fieldsV1", fields_v1)
+                    .string("subresource", e.subresource);
+                Value::Object(f.done())
+            })
+            .collect(),
+    );
+    f.done()
+}
+
+fn object_reference(r: Option<core::ObjectReference>) -> Option<Map<String, Value>> {
+    r.map(|r| {
+        Fields::default()
+            .string("kind", r.kind)
+            .string("namespace", r.namespace)
+            .string("name", r.name)
+            .string("uid", r.uid)
+            .string("apiVersion", r.api_version)
+            .string("resourceVersion", r.resource_version)
+            .string("fieldPath", r.field_path)
+            .done()
+    })
+}
+
+fn event_source(s: Option<core::EventSource>) -> Option<Map<String, Value>> {
+    s.map(|s| {
+        Fields::default()
+            .string("component", s.component)
+            .string("host", s.host)
+            .done()
+    })
+}
+
+fn secret(s: core::Secret) -> Map<String, Value> {
+    Fields::default()
+        .object("metadata", Some(object_meta(s.metadata)))
+        .pointer("immutable", s.immutable)
+        .nonempty("data", bytes(s.data))
+        .nonempty("stringData", strings(s.string_data))
+        .string("type", s.r#type)
+        .done()
+}
+
+fn config_map(c: core::ConfigMap) -> Map<String, Value> {
+    Fields::default()
+        .object("metadata", Some(object_meta(c.metadata)))
+        .pointer("immutable", c.immutable)
+        .nonempty("data", strings(c.data))
+        .nonempty("binaryData", bytes(c.binary_data))
+        .done()
+}
+
+fn namespace(n: core::Namespace) -> Map<String, Value> {
+    let spec = n.spec.unwrap_or_default();
+    let status = n.status.unwrap_or_default();
+    let conditions: Vec<Value> = status
+        .conditions
+        .into_iter()
+        .map(|c| {
+            let set = c.last_transition_time.is_some();
+            let f = Fields::default()
+                .string_always("type", c.r#type)
+                .string_always("status", c.status);
+            Value::Object(
+                time_pointer(
+                    f,
+                    "lastTransitionTime",
+                    meta_time(c.last_transition_time),
+                    set,
+                )
+                .string("reason", c.reason)
+                .string("message", c.message)
+                .done(),
+            )
+        })
+        .collect();
+    Fields::default()
+        .object("metadata", Some(object_meta(n.metadata)))
+        .object(
+            "spec",
+            Some(
+                Fields::default()
+                    .nonempty("finalizers", string_list(spec.finalizers))
+                    .done(),
+            ),
+        )
+        .object(
+            "status",
+            Some(
+                Fields::default()
+                    .string("phase", status.phase)
+                    .nonempty("conditions", Value::Array(conditions))
+                    .done(),
+            ),
+        )
+        .done()
+}
+
+fn service_account(s: core::ServiceAccount) -> Map<String, Value> {
+    Fields::default()
+        .object("metadata", Some(object_meta(s.metadata)))
+        .nonempty(
+            "secrets",
+            s.secrets
+                .into_iter()
+                .map(|r| Value::Object(object_reference(Some(r)).unwrap_or_default()))
+                .collect(),
+        )
+        .nonempty(
+            "imagePullSecrets",
+            s.image_pull_secrets
+                .into_iter()
+                .map(|r| Value::Object(Fields::default().string("name", r.name).done()))
+                .collect(),
+        )
+        .pointer(
+            "automountServiceAccountToken",
+            s.automount_service_account_token,
+        )
+        .done()
+}
+
+fn core_event(e: core::Event) -> Map<String, Value> {
+    let series = e.series.map(|s| {
+        let set = s.last_observed_time.is_some();
+        time_pointer(
+            Fields::default().int("count", s.count),
+            "lastObservedTime",
+            micro_time(s.last_observed_time),
+            set,
+        )
+        .done()
+    });
+    let f = Fields::default()
+        .object("metadata", Some(object_meta(e.metadata)))
+        .object("involvedObject", object_reference(e.involved_object))
+        .string("reason", e.reason)
+        .string("message", e.message)
+        .object("source", event_source(e.source));
+    let f = time_value(f, "firstTimestamp", e.first_timestamp);
+    let f = time_value(f, "lastTimestamp", e.last_timestamp)
+        .int("count", e.count)
+        .string("type", e.r#type)
+        .put("eventTime", micro_time(e.event_time))
+        .object_pointer("series", series)
+        .string("action", e.action)
+        .object_pointer("related", object_reference(e.related))
+        .string_always("reportingComponent", e.reporting_component)
+        .string_always("reportingInstance", e.reporting_instance);
+    f.done()
+}
+
+fn event(e: events::Event) -> Map<String, Value> {
+    let series = e.series.map(|s| {
+        Fields::default()
+            .put("count", json!(s.count.unwrap_or(0)))
+            .put("lastObservedTime", micro_time(s.last_observed_time))
+            .done()
+    });
+    let f = Fields::default()
+        .object("metadata", Some(object_meta(e.metadata)))
+        .put("eventTime", micro_time(e.event_time))
+        .object_pointer("series", series)
+        .string("reportingController", e.reporting_controller)
+        .string("reportingInstance", e.reporting_instance)
+        .string("action", e.action)
+        .string("reason", e.reason)
+        .object("regarding", object_reference(e.regarding))
+        .object_pointer("related", object_reference(e.related))
+        .string("note", e.note)
+        .string("type", e.r#type)
+        .object("deprecatedSource", event_source(e.deprecated_source));
+    let f = time_value(f, "deprecatedFirstTimestamp", e.deprecated_first_timestamp);
+    let f = time_value(f, "deprecatedLastTimestamp", e.deprecated_last_timestamp)
+        .int("deprecatedCount", e.deprecated_count);
+    f.done()
+}
+
+fn lease(l: coordination::Lease) -> Map<String, Value> {
+    let spec = l.spec.unwrap_or_default();
+    let (acquire_set, renew_set) = (spec.acquire_time.is_some(), spec.renew_time.is_some());
+    let s = Fields::default()
+        .pointer("holderIdentity", spec.holder_identity)
+        .pointer("leaseDurationSeconds", spec.lease_duration_seconds);
+    let s = time_pointer(s, "acquireTime", micro_time(spec.acquire_time), acquire_set);
+    let s = time_pointer(s, "renewTime", micro_time(spec.renew_time), renew_set)
+        .pointer("leaseTransitions", spec.lease_transitions)
+        .pointer("strategy", spec.strategy)
+        .pointer("preferredHolder", spec.preferred_holder);
+    Fields::default()
+        .object("metadata", Some(object_meta(l.metadata)))
+        .object("spec", Some(s.done()))
+        .done()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::kube::resources::builtins;
+
+    fn rt(plural: &str) -> ResourceType {
+        builtins()
+            .into_iter()
+            .find(|t| t.plural == plural && t.group.is_empty())
+            .unwrap()
+    }
+
+    fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
+        let unknown = Unknown {
+            type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+                api_version: Some(api_version.into()),
+                kind: Some(kind.into()),
+            }),
+            raw: Some(raw),
+            content_encoding: Some(String::new()),
+            content_type: Some(String::new()),
+        };
+        let mut out = PREFIX.to_vec();
+        out.extend(unknown.encode_to_vec());
+        out
+    }
+
+    /// What `kubectl create secret generic s --from-literal=a=b` sends: Go encodes every
+    /// non-pointer field, empty or not.
+    #[test]
+    fn a_secret_decodes_to_the_json_a_go_client_sends() {
+        let secret = core::Secret {
+            metadata: Some(meta::ObjectMeta {
+                name: Some("s".into()),
+                generate_name: Some(String::new()),
+                namespace: Some(String::new()),
+                creation_timestamp: Some(meta::Time::default()),
+                labels: [("app".to_string(), "x".to_string())].into(),
+                ..Default::default()
+            }),
+            data: [("a".to_string(), b"b".to_vec())].into(),
+            r#type: Some("Opaque".into()),
+            ..Default::default()
+        };
+        let body = envelope("v1", "Secret", secret.encode_to_vec());
+        assert_eq!(
+            decode(&rt("secrets"), &body).unwrap(),
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "s", "labels": {"app": "x"}},
+                   "data": {"a": "Yg=="}, "type": "Opaque"})
+        );
+    }
+
+    #[test]
+    fn a_namespace_keeps_its_empty_spec_and_status_structs() {
+        let ns = core::Namespace {
+            metadata: Some(meta::ObjectMeta {
+                name: Some("n".into()),
+                ..Default::default()
+            }),
+            spec: Some(Default::default()),
+            status: Some(Default::default()),
+        };
+        let body = envelope("v1", "Namespace", ns.encode_to_vec());
+        assert_eq!(
+            decode(&rt("namespaces"), &body).unwrap(),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"},
+                   "spec": {}, "status": {}})
+        );
+    }
+
+    #[test]
+    fn times_are_rfc3339_and_micro_times_keep_microseconds() {
+        assert_eq!(
+            time(Some(1_700_000_000), Some(123_456_000), false),
+            json!("2023-11-14T22:13:20Z")
+        );
+        assert_eq!(
+            time(Some(1_700_000_000), Some(123_456_000), true),
+            json!("2023-11-14T22:13:20.123456Z")
+        );
+        assert_eq!(time(Some(0), Some(0), true), Value::Null);
+    }
+
+    #[test]
+    fn bodies_without_the_prefix_or_of_another_kind_are_refused_as_the_server_words_it() {
+        let e = decode(&rt("secrets"), b"garbage").unwrap_err();
+        assert_eq!(
+            e.message,
+            "the object provided is unrecognized (must be of type Secret): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] (67617262616765)"
+        );
+        let body = envelope("v1", "Secret", Vec::new());
+        let e = decode(&rt("configmaps"), &body).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Secret in version \"v1\" cannot be handled as a ConfigMap: converting (v1.Secret) to (core.ConfigMap): unknown conversion"
+        );
+    }
+
+    #[test]
+    fn a_status_round_trips_through_protobuf() {
+        let encoded = status(
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": "no", "reason": "NotAcceptable", "code": 406}),
+        );
+        let unknown = Unknown::decode(&encoded[PREFIX.len()..]).unwrap();
+        assert_eq!(unknown.type_meta.unwrap().kind.as_deref(), Some("Status"));
+        let s = meta::Status::decode(unknown.raw.unwrap().as_slice()).unwrap();
+        assert_eq!(
+            (s.code, s.reason.as_deref()),
+            (Some(406), Some("NotAcceptable"))
+        );
+    }
+}
