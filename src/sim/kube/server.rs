@@ -316,7 +316,7 @@ async fn dispatch(
         }
         (Method::GET, None) => {
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                watch(app, rt, ns, &q, shape == Shape::Metadata)
+                watch(app, rt, ns, &q, shape)
             } else {
                 list(&app, &rt, ns.as_deref(), &q, shape)
             }
@@ -922,16 +922,43 @@ impl WatchFilter {
     }
 }
 
-fn event_line(kind: &str, obj: &Value, meta_only: bool) -> Bytes {
-    let object = if meta_only {
-        table::partial(obj)
-    } else {
-        obj.clone()
-    };
+fn event_line(kind: &str, object: &Value) -> Bytes {
     let mut line =
         serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serializes");
     line.push(b'\n');
     Bytes::from(line)
+}
+
+/// Writes a watch's events in the shape the client asked for. A Table watch (`kubectl get
+/// -w`) sends each object as a one-row Table; only the first carries the column definitions.
+struct WatchEncoder {
+    rt: Arc<ResourceType>,
+    shape: Shape,
+    include: String,
+    columns_sent: bool,
+}
+
+impl WatchEncoder {
+    fn object(&mut self, kind: &str, obj: &Value) -> Bytes {
+        let object = match self.shape {
+            Shape::Full => obj.clone(),
+            Shape::Metadata => table::partial(obj),
+            Shape::Table => {
+                let mut t = table::table(
+                    &self.rt,
+                    &[obj],
+                    &self.include,
+                    json!({"resourceVersion": meta_str(obj, "resourceVersion")}),
+                );
+                if self.columns_sent {
+                    t["columnDefinitions"] = Value::Null;
+                }
+                self.columns_sent = true;
+                t
+            }
+        };
+        event_line(kind, &object)
+    }
 }
 
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
@@ -941,9 +968,18 @@ fn watch(
     rt: Arc<ResourceType>,
     ns: Option<String>,
     q: &HashMap<String, String>,
-    meta_only: bool,
+    shape: Shape,
 ) -> Result<Response> {
     let (label, field) = selectors(&rt, q)?;
+    let mut encoder = WatchEncoder {
+        rt: rt.clone(),
+        shape,
+        include: q
+            .get("includeObject")
+            .cloned()
+            .unwrap_or_else(|| "Metadata".into()),
+        columns_sent: false,
+    };
     let filter = WatchFilter {
         key: rt.storage_key(),
         ns,
@@ -977,7 +1013,7 @@ fn watch(
                     Ok(events) => {
                         for e in events {
                             if let Some(k) = filter.translate(&e) {
-                                initial.push(event_line(k, &rt.view(&e.obj), meta_only));
+                                initial.push(encoder.object(k, &rt.view(&e.obj)));
                             }
                         }
                     }
@@ -985,21 +1021,21 @@ fn watch(
                         let status =
                             ApiError::expired(format!("too old resource version: {rv} ({oldest})"))
                                 .status();
-                        initial.push(event_line("ERROR", &status, false));
+                        initial.push(event_line("ERROR", &status));
                     }
                 }
             }
             _ => {
                 for (_, obj) in store.range(&filter.key, filter.ns.as_deref(), None) {
                     if filter.matches(obj) {
-                        initial.push(event_line("ADDED", &rt.view(obj), meta_only));
+                        initial.push(encoder.object("ADDED", &rt.view(obj)));
                     }
                 }
                 if send_initial {
                     let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(),
                         "metadata": {"resourceVersion": current.to_string(),
                                      "annotations": {"k8s.io/initial-events-end": "true"}}});
-                    initial.push(event_line("BOOKMARK", &bm, false));
+                    initial.push(event_line("BOOKMARK", &bm));
                 }
             }
         }
@@ -1031,14 +1067,14 @@ fn watch(
                 _ = tick.tick(), if bookmarks => {
                     let bm = json!({"kind": kind, "apiVersion": api_version,
                                     "metadata": {"resourceVersion": last_rv.to_string()}});
-                    if tx.send(Ok(event_line("BOOKMARK", &bm, false))).await.is_err() { return; }
+                    if tx.send(Ok(event_line("BOOKMARK", &bm))).await.is_err() { return; }
                 }
                 e = rx.recv() => match e {
                     Ok(e) => {
                         if e.rv <= last_rv { continue; }
                         last_rv = e.rv;
                         if let Some(k) = filter.translate(&e)
-                            && tx.send(Ok(event_line(k, &rt.view(&e.obj), meta_only))).await.is_err() {
+                            && tx.send(Ok(encoder.object(k, &rt.view(&e.obj)))).await.is_err() {
                             return;
                         }
                     }

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use super::{
     errors::{ApiError, Cause},
-    resources::ResourceType,
+    resources::{self, ResourceType},
 };
 
 /// The `fieldValidation` query parameter of a write.
@@ -471,57 +471,18 @@ impl<'a> Schema<'a> {
     }
 }
 
-/// Built-in kinds' schemas (k8s-openapi's, the OpenAPI kube-apiserver publishes), by resource.
-fn builtin_schemas() -> &'static HashMap<(&'static str, &'static str), Value> {
-    static SCHEMAS: OnceLock<HashMap<(&'static str, &'static str), Value>> = OnceLock::new();
-    SCHEMAS.get_or_init(|| {
-        use k8s_openapi::{
-            api::{coordination::v1 as coordination, core::v1 as core, events::v1 as events},
-            apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions,
-        };
-        fn schema<T: schemars::JsonSchema>() -> Value {
-            serde_json::to_value(schemars::schema_for!(T)).expect("schemas serialize")
-        }
-        HashMap::from([
-            (("", "secrets"), schema::<core::Secret>()),
-            (("", "configmaps"), schema::<core::ConfigMap>()),
-            (("", "namespaces"), schema::<core::Namespace>()),
-            (("", "serviceaccounts"), schema::<core::ServiceAccount>()),
-            (("", "events"), schema::<core::Event>()),
-            (("events.k8s.io", "events"), schema::<events::Event>()),
-            (
-                ("coordination.k8s.io", "leases"),
-                schema::<coordination::Lease>(),
-            ),
-            (
-                ("apiextensions.k8s.io", "customresourcedefinitions"),
-                schema::<apiextensions::CustomResourceDefinition>(),
-            ),
-        ])
-    })
-}
-
 fn builtin_schema(rt: &ResourceType) -> Option<Schema<'static>> {
     if rt.crd.is_some() {
         return None;
     }
-    builtin_schemas()
-        .iter()
-        .find(|((group, plural), _)| *group == rt.group && *plural == rt.plural)
-        .map(|(_, node)| Schema {
-            node,
-            defs: node.get("$defs"),
-        })
+    resources::builtin_schema(&rt.group, &rt.plural).map(|node| Schema {
+        node,
+        defs: node.get("$defs"),
+    })
 }
 
 fn object_meta_schema() -> Schema<'static> {
-    static META: OnceLock<Value> = OnceLock::new();
-    let node = META.get_or_init(|| {
-        serde_json::to_value(schemars::schema_for!(
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta
-        ))
-        .expect("schemas serialize")
-    });
+    let node = resources::object_meta_schema();
     Schema {
         node,
         defs: node.get("$defs"),
