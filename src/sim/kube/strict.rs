@@ -132,11 +132,7 @@ pub fn patch_error(shown: &str, message: String) -> ApiError {
         "patch",
         format!("Invalid value: {}: {message}", go_quote(shown)),
     );
-    let mut e = ApiError::invalid_kind("", "", "", std::slice::from_ref(&cause));
-    e.details = Some(serde_json::json!({"causes": [
-        {"reason": cause.reason, "message": cause.message, "field": cause.field}
-    ]}));
-    e
+    ApiError::invalid_kind("", "", "", &[cause])
 }
 
 /// Decodes a create or update body (JSON or YAML) with the strict checks of `directive`.
