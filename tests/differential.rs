@@ -650,6 +650,7 @@ async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
     out.extend(kubectl_create(k));
     out.extend(field_validation(k, &api).await);
     out.extend(tables(k));
+    out.extend(negotiation(&api).await);
 
     out.push(("watch", watch_sequence(&api).await));
     out.push(("kube-rs-watcher", kube_rs_watcher(&api).await));
@@ -1101,6 +1102,74 @@ spec:
     out
 }
 
+/// Content negotiation: a body format the server does not read, an answer in YAML, and a
+/// client that accepts only protobuf (its 406 Status comes in protobuf).
+async fn negotiation(api: &kube::Client) -> Vec<(&'static str, String)> {
+    let send = |path: &str, method: &str, content_type: Option<&str>, accept: &str| {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        let body = if content_type.is_some() {
+            br#"{"metadata":{"name":"x"}}"#.to_vec()
+        } else {
+            Vec::new()
+        };
+        let req = req.header("accept", accept).body(body.into()).unwrap();
+        let api = api.clone();
+        async move {
+            let resp = api.send(req).await.unwrap();
+            let code = resp.status().as_u16();
+            let content_type = resp
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let bytes = resp.into_body().collect_bytes().await.unwrap();
+            (code, content_type, bytes.to_vec())
+        }
+    };
+    let galleries = "/apis/compute.gallery.dev/v1alpha1/namespaces/default/galleries";
+    let (code, ct, body) = send(
+        "/api/v1/namespaces/default/configmaps",
+        "POST",
+        Some("application/xml"),
+        "application/json",
+    )
+    .await;
+    let status: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let unsupported = format!("{code} {ct}\n{status}");
+    let (code, ct, body) = send(
+        &format!("{galleries}/platform-images"),
+        "GET",
+        None,
+        "application/yaml",
+    )
+    .await;
+    let mut yaml: Value = serde_yaml::from_slice(&body).unwrap_or(Value::Null);
+    normalise(&mut yaml);
+    let yaml = format!(
+        "{code} {ct}\n{}",
+        serde_json::to_string_pretty(&yaml).unwrap()
+    );
+    let (code, ct, body) = send(
+        &format!("{galleries}/missing"),
+        "GET",
+        None,
+        "application/vnd.kubernetes.protobuf",
+    )
+    .await;
+    let protobuf = format!(
+        "{code} {ct}\n{}",
+        body.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    vec![
+        ("negotiation-unsupported-body", unsupported),
+        ("negotiation-yaml", yaml),
+        ("negotiation-protobuf-only", protobuf),
+    ]
+}
+
 /// `kubectl get -w` prints its first row, then makes a change and prints the next; returns
 /// what kubectl printed.
 fn kubectl_watch(k: &Path, args: &[&str], change: &[&str]) -> String {
@@ -1426,6 +1495,11 @@ async fn emulator_matches_the_real_api_server() {
         ),
         ("table-events-wide", "example.com/op, op-1"),
         ("table-crds", "v1alpha1(storage)"),
+        ("negotiation-yaml", "200 application/yaml"),
+        (
+            "negotiation-protobuf-only",
+            "406 application/vnd.kubernetes.protobuf\n6b387300",
+        ),
         (
             "watch",
             "ADDED \"w\"\nMODIFIED \"w\"\nDELETED \"w\"\nADDED \"w\"\nDELETED \"w\"",

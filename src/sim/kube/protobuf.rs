@@ -79,12 +79,18 @@ pub fn decode(rt: &ResourceType, body: &[u8]) -> Result<Value, ApiError> {
     Ok(Value::Object(object))
 }
 
-/// A `Status` (the body of an error) in protobuf, prefix included.
+/// A `Status` (the body of an error) in protobuf, prefix included. Go's encoder writes every
+/// non-pointer field, empty or not; `details` is a pointer.
 pub fn status(status: &Value) -> Vec<u8> {
-    let text = |v: &Value| v.as_str().map(str::to_string);
+    let text = |v: &Value| Some(v.as_str().unwrap_or_default().to_string());
     let details = &status["details"];
     let message = meta::Status {
-        metadata: Some(meta::ListMeta::default()),
+        metadata: Some(meta::ListMeta {
+            self_link: Some(String::new()),
+            resource_version: Some(String::new()),
+            r#continue: Some(String::new()),
+            remaining_item_count: None,
+        }),
         status: text(&status["status"]),
         message: text(&status["message"]),
         reason: text(&status["reason"]),
@@ -103,9 +109,9 @@ pub fn status(status: &Value) -> Vec<u8> {
                     field: text(&c["field"]),
                 })
                 .collect(),
-            retry_after_seconds: None,
+            retry_after_seconds: Some(0),
         }),
-        code: status["code"].as_i64().map(|c| c as i32),
+        code: Some(status["code"].as_i64().unwrap_or(0) as i32),
     };
     let unknown = Unknown {
         type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
