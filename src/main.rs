@@ -83,14 +83,16 @@ struct SandboxArgs {
     /// Apply examples/quickstart.yaml, show progress until Ready, delete it all, exit.
     #[arg(long)]
     demo: bool,
-    /// With --demo: keep running after the demo instead of exiting.
-    #[arg(long)]
+    /// With --demo: keep running after the demo instead of exiting, and keep the temporary
+    /// directory.
+    #[arg(long, requires = "demo")]
     keep: bool,
     /// Speed-up of simulated Azure operation and replication times.
     #[arg(long, default_value_t = 4.0)]
     speed: f64,
-    /// Directory for the kubeconfig, the simulator's CA and the operator log (default: a new
-    /// temporary directory).
+    /// Directory for the kubeconfig, sandbox.env (the variables examples/ uses), the
+    /// simulator's CA and the operator log (default: a new temporary directory, removed on exit
+    /// unless --keep).
     #[arg(long)]
     dir: Option<PathBuf>,
 }
