@@ -87,14 +87,6 @@ fn the_demo_removes_its_temporary_directory() {
     );
 }
 
-#[test]
-fn keep_is_only_for_the_demo() {
-    let out = sandbox().arg("--keep").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--demo"), "{stderr}");
-}
-
 /// A running `sandbox` (no demo), stopped on drop.
 struct Running {
     child: Child,
