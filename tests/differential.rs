@@ -279,6 +279,15 @@ async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
         "explain",
         kubectl(k, &["explain", "imageversion.spec.targetRegions"], None),
     ));
+    // Descriptions as whole paragraphs; an optional enum without `<no value>`.
+    out.push((
+        "explain-descriptions",
+        kubectl(k, &["explain", "virtualmachine.spec"], None),
+    ));
+    out.push((
+        "explain-enum",
+        kubectl(k, &["explain", "imageversion.spec.replicationMode"], None),
+    ));
     let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Available",
         "message": "ready", "lastTransitionTime": "2024-01-01T00:00:00Z"}], "observedGeneration": 1}});
     out.push((
@@ -1437,7 +1446,18 @@ async fn emulator_matches_the_real_api_server() {
         ),
         ("wait-deleted", "exit=true"),
         ("replace-stale", "the object has been modified"),
-        ("invalid-name", "'1.0' is not a valid image version name"),
+        (
+            "invalid-name",
+            "metadata.name: Invalid value: '1.0' is not a valid image version name",
+        ),
+        (
+            "explain-enum",
+            "ENUM:\n    Full\n    Shallow\n\nDESCRIPTION:",
+        ),
+        (
+            "explain-descriptions",
+            "A virtual machine created from a gallery image. The operator creates its\n    network interface",
+        ),
         (
             "label-selector",
             "imagedefinition.compute.gallery.dev/ubuntu-22-04",
