@@ -115,13 +115,7 @@ fn negotiate(headers: &HeaderMap, rt: &ResourceType) -> Result<Shape> {
 /// protobuf, as kube-apiserver sends them.
 fn protobuf_only(headers: &HeaderMap) -> bool {
     let ranges = media_ranges(headers);
-    ranges.iter().any(|(m, _)| m == protobuf::MEDIA_TYPE)
-        && !ranges.iter().any(|(m, _)| {
-            matches!(
-                m.as_str(),
-                "application/json" | "*/*" | "application/*" | "application/yaml"
-            )
-        })
+    acceptable(&ranges).is_none() && ranges.iter().any(|(m, _)| m == protobuf::MEDIA_TYPE)
 }
 
 fn query(uri: &Uri) -> HashMap<String, String> {
