@@ -12,6 +12,7 @@
 
 use k8s_pb::{
     api::{coordination::v1 as coordination, core::v1 as core, events::v1 as events},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions,
     apimachinery::pkg::{
         apis::meta::v1::{self as meta},
         runtime::Unknown,
@@ -71,7 +72,10 @@ pub fn decode(rt: &ResourceType, body: &[u8]) -> Result<Value, ApiError> {
         ("coordination.k8s.io", "leases") => {
             lease(coordination::Lease::decode(raw.as_slice()).map_err(bad)?)
         }
-        _ => return Err(ApiError::unsupported_media_type(MEDIA_TYPE)),
+        ("apiextensions.k8s.io", "customresourcedefinitions") => custom_resource_definition(
+            apiextensions::CustomResourceDefinition::decode(raw.as_slice()).map_err(bad)?,
+        ),
+        _ => return Err(ApiError::unsupported_body_type()),
     };
     // TypeMeta (`json:",inline"`) comes first in every kind.
     object.insert("apiVersion".into(), json!(api_version));
@@ -174,6 +178,15 @@ impl Fields {
         match v {
             Some(v) => self.put(key, v.into()),
             None => self,
+        }
+    }
+
+    /// A `bool` with `omitempty`.
+    fn flag(self, key: &str, v: Option<bool>) -> Self {
+        if v == Some(true) {
+            self.put(key, json!(true))
+        } else {
+            self
         }
     }
 
@@ -525,6 +538,328 @@ fn lease(l: coordination::Lease) -> Map<String, Value> {
         .done()
 }
 
+/// A slice without `omitempty`: Go writes `null` for a nil one, which is what protobuf
+/// decoding leaves when there are no elements.
+fn list_always(values: Vec<Value>) -> Value {
+    if values.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(values)
+    }
+}
+
+/// `apiextensions.JSON`: raw JSON bytes.
+fn raw_json(j: Option<apiextensions::Json>) -> Option<Value> {
+    j.and_then(|j| j.raw)
+        .map(|raw| serde_json::from_slice(raw.as_slice()).unwrap_or(Value::Null))
+}
+
+fn schema_props(s: apiextensions::JsonSchemaProps) -> Map<String, Value> {
+    let schemas = |list: Vec<apiextensions::JsonSchemaProps>| -> Value {
+        list.into_iter()
+            .map(|p| Value::Object(schema_props(p)))
+            .collect()
+    };
+    let named = |map: std::collections::BTreeMap<String, apiextensions::JsonSchemaProps>| {
+        Value::Object(
+            map.into_iter()
+                .map(|(k, p)| (k, Value::Object(schema_props(p))))
+                .collect(),
+        )
+    };
+    let or_bool = |b: Option<Box<apiextensions::JsonSchemaPropsOrBool>>| {
+        b.map(|b| match b.schema {
+            Some(s) => Value::Object(schema_props(*s)),
+            None => json!(b.allows.unwrap_or(false)),
+        })
+    };
+    let items = s.items.map(|i| match i.schema {
+        Some(one) => Value::Object(schema_props(*one)),
+        None => schemas(i.j_son_schemas),
+    });
+    let dependencies = Value::Object(
+        s.dependencies
+            .into_iter()
+            .map(|(k, d)| {
+                let v = match d.schema {
+                    Some(p) => Value::Object(schema_props(p)),
+                    None => json!(d.property),
+                };
+                (k, v)
+            })
+            .collect(),
+    );
+    let validations: Vec<Value> = s
+        .x_kubernetes_validations
+        .into_iter()
+        .map(|r| {
+            Value::Object(
+                Fields::default()
+                    .string_always("rule", r.rule)
+                    .string("message", r.message)
+                    .string("messageExpression", r.message_expression)
+                    .pointer("reason", r.reason)
+                    .string("fieldPath", r.field_path)
+                    .pointer("optionalOldSelf", r.optional_old_self)
+                    .done(),
+            )
+        })
+        .collect();
+    let mut f = Fields::default()
+        .string("id", s.id)
+        .string("$schema", s.schema)
+        .pointer("$ref", s.r#ref)
+        .string("description", s.description)
+        .string("type", s.r#type)
+        .string("format", s.format)
+        .string("title", s.title)
+        .pointer("default", raw_json(s.default))
+        .pointer("maximum", s.maximum)
+        .flag("exclusiveMaximum", s.exclusive_maximum)
+        .pointer("minimum", s.minimum)
+        .flag("exclusiveMinimum", s.exclusive_minimum)
+        .pointer("maxLength", s.max_length)
+        .pointer("minLength", s.min_length)
+        .string("pattern", s.pattern)
+        .pointer("maxItems", s.max_items)
+        .pointer("minItems", s.min_items)
+        .flag("uniqueItems", s.unique_items)
+        .pointer("multipleOf", s.multiple_of)
+        .nonempty(
+            "enum",
+            s.r#enum
+                .into_iter()
+                .map(|e| raw_json(Some(e)).unwrap_or(Value::Null))
+                .collect(),
+        )
+        .pointer("maxProperties", s.max_properties)
+        .pointer("minProperties", s.min_properties)
+        .nonempty("required", string_list(s.required))
+        .pointer("items", items)
+        .nonempty("allOf", schemas(s.all_of))
+        .nonempty("oneOf", schemas(s.one_of))
+        .nonempty("anyOf", schemas(s.any_of));
+    if let Some(not) = s.not {
+        f = f.put("not", Value::Object(schema_props(*not)));
+    }
+    f.nonempty("properties", named(s.properties))
+        .pointer("additionalProperties", or_bool(s.additional_properties))
+        .nonempty("patternProperties", named(s.pattern_properties))
+        .nonempty("dependencies", dependencies)
+        .pointer("additionalItems", or_bool(s.additional_items))
+        .nonempty("definitions", named(s.definitions))
+        .object_pointer(
+            "externalDocs",
+            s.external_docs.map(|d| {
+                Fields::default()
+                    .string("description", d.description)
+                    .string("url", d.url)
+                    .done()
+            }),
+        )
+        .pointer("example", raw_json(s.example))
+        .flag("nullable", s.nullable)
+        .pointer(
+            "x-kubernetes-preserve-unknown-fields",
+            s.x_kubernetes_preserve_unknown_fields,
+        )
+        .flag(
+            "x-kubernetes-embedded-resource",
+            s.x_kubernetes_embedded_resource,
+        )
+        .flag("x-kubernetes-int-or-string", s.x_kubernetes_int_or_string)
+        .nonempty(
+            "x-kubernetes-list-map-keys",
+            string_list(s.x_kubernetes_list_map_keys),
+        )
+        .pointer("x-kubernetes-list-type", s.x_kubernetes_list_type)
+        .pointer("x-kubernetes-map-type", s.x_kubernetes_map_type)
+        .nonempty("x-kubernetes-validations", Value::Array(validations))
+        .done()
+}
+
+fn crd_names(n: Option<apiextensions::CustomResourceDefinitionNames>) -> Map<String, Value> {
+    let n = n.unwrap_or_default();
+    Fields::default()
+        .string_always("plural", n.plural)
+        .string("singular", n.singular)
+        .nonempty("shortNames", string_list(n.short_names))
+        .string_always("kind", n.kind)
+        .string("listKind", n.list_kind)
+        .nonempty("categories", string_list(n.categories))
+        .done()
+}
+
+fn custom_resource_definition(c: apiextensions::CustomResourceDefinition) -> Map<String, Value> {
+    let spec = c.spec.unwrap_or_default();
+    let versions = spec
+        .versions
+        .into_iter()
+        .map(|v| {
+            let subresources = v.subresources.map(|s| {
+                Fields::default()
+                    .object_pointer("status", s.status.map(|_| Map::new()))
+                    .object_pointer(
+                        "scale",
+                        s.scale.map(|sc| {
+                            Fields::default()
+                                .string_always("specReplicasPath", sc.spec_replicas_path)
+                                .string_always("statusReplicasPath", sc.status_replicas_path)
+                                .pointer("labelSelectorPath", sc.label_selector_path)
+                                .done()
+                        }),
+                    )
+                    .done()
+            });
+            let columns = v
+                .additional_printer_columns
+                .into_iter()
+                .map(|c| {
+                    Value::Object(
+                        Fields::default()
+                            .string_always("name", c.name)
+                            .string_always("type", c.r#type)
+                            .string("format", c.format)
+                            .string("description", c.description)
+                            .int("priority", c.priority)
+                            .string_always("jsonPath", c.json_path)
+                            .done(),
+                    )
+                })
+                .collect();
+            let selectable = v
+                .selectable_fields
+                .into_iter()
+                .map(|f| {
+                    Value::Object(
+                        Fields::default()
+                            .string_always("jsonPath", f.json_path)
+                            .done(),
+                    )
+                })
+                .collect();
+            Value::Object(
+                Fields::default()
+                    .string_always("name", v.name)
+                    .put("served", json!(v.served.unwrap_or(false)))
+                    .put("storage", json!(v.storage.unwrap_or(false)))
+                    .flag("deprecated", v.deprecated)
+                    .pointer("deprecationWarning", v.deprecation_warning)
+                    .object_pointer(
+                        "schema",
+                        v.schema.map(|s| {
+                            Fields::default()
+                                .object_pointer(
+                                    "openAPIV3Schema",
+                                    s.open_apiv3_schema.map(schema_props),
+                                )
+                                .done()
+                        }),
+                    )
+                    .object_pointer("subresources", subresources)
+                    .nonempty("additionalPrinterColumns", Value::Array(columns))
+                    .nonempty("selectableFields", Value::Array(selectable))
+                    .done(),
+            )
+        })
+        .collect();
+    let conversion = spec.conversion.map(|c| {
+        let webhook = c.webhook.map(|w| {
+            let client = w.client_config.map(|cc| {
+                use base64::Engine as _;
+                Fields::default()
+                    .pointer("url", cc.url)
+                    .object_pointer(
+                        "service",
+                        cc.service.map(|s| {
+                            Fields::default()
+                                .string_always("namespace", s.namespace)
+                                .string_always("name", s.name)
+                                .pointer("path", s.path)
+                                .pointer("port", s.port)
+                                .done()
+                        }),
+                    )
+                    .string(
+                        "caBundle",
+                        cc.ca_bundle
+                            .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+                    )
+                    .done()
+            });
+            Fields::default()
+                .object_pointer("clientConfig", client)
+                .put(
+                    "conversionReviewVersions",
+                    list_always(
+                        w.conversion_review_versions
+                            .into_iter()
+                            .map(Value::String)
+                            .collect(),
+                    ),
+                )
+                .done()
+        });
+        Fields::default()
+            .string_always("strategy", c.strategy)
+            .object_pointer("webhook", webhook)
+            .done()
+    });
+    let status = c.status.unwrap_or_default();
+    let conditions = status
+        .conditions
+        .into_iter()
+        .map(|c| {
+            let f = Fields::default()
+                .string_always("type", c.r#type)
+                .string_always("status", c.status);
+            Value::Object(
+                time_value(f, "lastTransitionTime", c.last_transition_time)
+                    .string("reason", c.reason)
+                    .string("message", c.message)
+                    .int("observedGeneration", c.observed_generation)
+                    .done(),
+            )
+        })
+        .collect();
+    Fields::default()
+        .object("metadata", Some(object_meta(c.metadata)))
+        .object(
+            "spec",
+            Some(
+                Fields::default()
+                    .string_always("group", spec.group)
+                    .object("names", Some(crd_names(spec.names)))
+                    .string_always("scope", spec.scope)
+                    .put("versions", list_always(versions))
+                    .object_pointer("conversion", conversion)
+                    .flag("preserveUnknownFields", spec.preserve_unknown_fields)
+                    .done(),
+            ),
+        )
+        .object(
+            "status",
+            Some(
+                Fields::default()
+                    .put("conditions", list_always(conditions))
+                    .object("acceptedNames", Some(crd_names(status.accepted_names)))
+                    .put(
+                        "storedVersions",
+                        list_always(
+                            status
+                                .stored_versions
+                                .into_iter()
+                                .map(Value::String)
+                                .collect(),
+                        ),
+                    )
+                    .int("observedGeneration", status.observed_generation)
+                    .done(),
+            ),
+        )
+        .done()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,6 +956,99 @@ mod tests {
         assert_eq!(
             e.message,
             "Secret in version \"v1\" cannot be handled as a ConfigMap: converting (v1.Secret) to (core.ConfigMap): unknown conversion"
+        );
+    }
+
+    /// A CRD as client-go's apiextensions clientset would send it: the emulator can serve it.
+    #[test]
+    fn a_crd_decodes_into_one_the_emulator_serves() {
+        let string = |ty: &str| apiextensions::JsonSchemaProps {
+            r#type: Some(ty.into()),
+            nullable: Some(false),
+            ..Default::default()
+        };
+        let json = |v: &str| apiextensions::Json {
+            raw: Some(v.as_bytes().to_vec()),
+        };
+        let mut mode = string("string");
+        mode.r#enum = vec![json("\"Full\""), json("\"Shallow\"")];
+        let mut tags = string("object");
+        tags.additional_properties = Some(Box::new(apiextensions::JsonSchemaPropsOrBool {
+            allows: Some(true),
+            schema: Some(Box::new(string("string"))),
+        }));
+        let mut spec = string("object");
+        spec.properties = [("mode".to_string(), mode), ("tags".to_string(), tags)].into();
+        spec.required = vec!["mode".into()];
+        spec.x_kubernetes_validations = vec![apiextensions::ValidationRule {
+            rule: Some("self.mode != 'Shallow' || !has(self.tags)".into()),
+            message: Some("no tags on shallow things".into()),
+            field_path: Some(".tags".into()),
+            ..Default::default()
+        }];
+        let mut root = string("object");
+        root.properties = [("spec".to_string(), spec)].into();
+        let crd = apiextensions::CustomResourceDefinition {
+            metadata: Some(meta::ObjectMeta {
+                name: Some("things.example.com".into()),
+                ..Default::default()
+            }),
+            spec: Some(apiextensions::CustomResourceDefinitionSpec {
+                group: Some("example.com".into()),
+                names: Some(apiextensions::CustomResourceDefinitionNames {
+                    plural: Some("things".into()),
+                    kind: Some("Thing".into()),
+                    short_names: vec!["th".into()],
+                    ..Default::default()
+                }),
+                scope: Some("Namespaced".into()),
+                versions: vec![apiextensions::CustomResourceDefinitionVersion {
+                    name: Some("v1".into()),
+                    served: Some(true),
+                    storage: Some(true),
+                    schema: Some(apiextensions::CustomResourceValidation {
+                        open_apiv3_schema: Some(root),
+                    }),
+                    subresources: Some(apiextensions::CustomResourceSubresources {
+                        status: Some(Default::default()),
+                        scale: None,
+                    }),
+                    ..Default::default()
+                }],
+                conversion: None,
+                preserve_unknown_fields: Some(false),
+            }),
+            status: Some(Default::default()),
+        };
+        let rt = builtins()
+            .into_iter()
+            .find(|t| t.is_crd_definition())
+            .unwrap();
+        let body = envelope(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            crd.encode_to_vec(),
+        );
+        let value = decode(&rt, &body).unwrap();
+        let spec = &value["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        assert_eq!(
+            spec["properties"]["mode"]["enum"],
+            json!(["Full", "Shallow"])
+        );
+        assert_eq!(
+            spec["properties"]["tags"]["additionalProperties"],
+            json!({"type": "string"})
+        );
+        assert_eq!(spec["x-kubernetes-validations"][0]["fieldPath"], ".tags");
+        assert_eq!(
+            value["spec"]["versions"][0]["subresources"],
+            json!({"status": {}})
+        );
+        assert_eq!(value["status"]["storedVersions"], Value::Null);
+        let served = crate::sim::kube::resources::from_crd(&value).unwrap();
+        assert_eq!(
+            (served[0].kind.as_str(), served[0].short_names.clone()),
+            ("Thing", vec!["th".to_string()])
         );
     }
 
