@@ -83,6 +83,34 @@ pub fn decode(rt: &ResourceType, body: &[u8]) -> Result<Value, ApiError> {
     Ok(Value::Object(object))
 }
 
+/// The `DeleteOptions` body of a typed client's delete, as JSON.
+pub fn delete_options(body: &[u8]) -> Result<Value, ApiError> {
+    let bad = |why: String| ApiError::bad_request(format!("invalid DeleteOptions: {why}"));
+    let envelope = body
+        .strip_prefix(PREFIX)
+        .ok_or_else(|| bad("not a protobuf message".into()))?;
+    let unknown = Unknown::decode(envelope).map_err(|e| bad(e.to_string()))?;
+    let o = meta::DeleteOptions::decode(unknown.raw.unwrap_or_default().as_slice())
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(Value::Object(
+        Fields::default()
+            .pointer("gracePeriodSeconds", o.grace_period_seconds)
+            .object_pointer(
+                "preconditions",
+                o.preconditions.map(|p| {
+                    Fields::default()
+                        .pointer("uid", p.uid)
+                        .pointer("resourceVersion", p.resource_version)
+                        .done()
+                }),
+            )
+            .pointer("orphanDependents", o.orphan_dependents)
+            .pointer("propagationPolicy", o.propagation_policy)
+            .nonempty("dryRun", string_list(o.dry_run))
+            .done(),
+    ))
+}
+
 /// A `Status` (the body of an error) in protobuf, prefix included. Go's encoder writes every
 /// non-pointer field, empty or not; `details` is a pointer.
 pub fn status(status: &Value) -> Vec<u8> {
@@ -1049,6 +1077,23 @@ mod tests {
         assert_eq!(
             (served[0].kind.as_str(), served[0].short_names.clone()),
             ("Thing", vec!["th".to_string()])
+        );
+    }
+
+    #[test]
+    fn delete_options_decode_to_their_json() {
+        let options = meta::DeleteOptions {
+            propagation_policy: Some("Foreground".into()),
+            preconditions: Some(meta::Preconditions {
+                uid: Some("u".into()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        let body = envelope("v1", "DeleteOptions", options.encode_to_vec());
+        assert_eq!(
+            delete_options(&body).unwrap(),
+            json!({"propagationPolicy": "Foreground", "preconditions": {"uid": "u"}})
         );
     }
 

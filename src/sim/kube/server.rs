@@ -365,7 +365,7 @@ async fn dispatch(
             ))
         }
         (Method::DELETE, Some(name)) => {
-            let opts = delete_options(&body, &q)?;
+            let opts = delete_options(headers, &body, &q)?;
             let mut work = Vec::new();
             let (obj, gone) = {
                 let mut store = app.store.lock().expect("store lock");
@@ -386,7 +386,7 @@ async fn dispatch(
             if rt.is_namespace() {
                 return Err(ApiError::method_not_allowed());
             }
-            let opts = delete_options(&body, &q)?;
+            let opts = delete_options(headers, &body, &q)?;
             let (label, field) = selectors(&rt, &q)?;
             let mut work = Vec::new();
             let mut deleted = Vec::new();
@@ -656,11 +656,14 @@ fn check_namespace_exists(store: &Store, rt: &ResourceType, ns: &str, name: &str
 }
 
 fn delete_options(
+    headers: &HeaderMap,
     body: &Bytes,
     q: &HashMap<String, String>,
 ) -> Result<(Propagation, Preconditions)> {
     let opts: Value = if body.is_empty() {
         json!({})
+    } else if content_type(headers) == protobuf::MEDIA_TYPE {
+        protobuf::delete_options(body)?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
