@@ -21,6 +21,7 @@ struct Cli {
 enum Command {
     /// Run the operator: watch Gallery, ImageDefinition, ImageVersion and VirtualMachine objects
     /// and drive Azure to match them.
+    #[command(after_help = RUN_ENVIRONMENT)]
     Run(RunArgs),
     /// Print every CRD as multi-document YAML (the content of crds/).
     Crds,
@@ -32,6 +33,22 @@ enum Command {
     /// Run the sandbox at scale and print throughput, request and memory figures.
     Bench(BenchArgs),
 }
+
+/// `run --help`: the environment `run` reads besides its options.
+const RUN_ENVIRONMENT: &str = "\
+Azure identity, the first that applies:
+  workload identity   AZURE_FEDERATED_TOKEN_FILE with AZURE_CLIENT_ID and AZURE_TENANT_ID
+                      (as AKS's workload identity webhook injects them)
+  client secret       AZURE_CLIENT_SECRET with AZURE_CLIENT_ID and AZURE_TENANT_ID
+  managed identity    AZURE_USE_MANAGED_IDENTITY=true (and AZURE_CLIENT_ID for a user-assigned one)
+  Azure CLI           the account of `az login`
+An object may name a Secret in spec.credentialRef with AZURE_TENANT_ID, AZURE_CLIENT_ID and
+AZURE_CLIENT_SECRET to act as another identity.
+
+Environment:
+  AZURE_SUBSCRIPTION_ID  the subscription of objects that name none
+  RUST_LOG               log filter (default: info), e.g. RUST_LOG=azure_gallery_operator=debug
+  POD_NAMESPACE          the namespace of the leader Lease with --leader-elect (default: default)";
 
 #[derive(Args)]
 struct RunArgs {
@@ -92,14 +109,16 @@ struct SandboxArgs {
     /// Apply examples/quickstart.yaml, show progress until Ready, delete it all, exit.
     #[arg(long)]
     demo: bool,
-    /// With --demo: keep running after the demo instead of exiting.
-    #[arg(long)]
+    /// With --demo: keep running after the demo instead of exiting, and keep the temporary
+    /// directory.
+    #[arg(long, requires = "demo")]
     keep: bool,
     /// Speed-up of simulated Azure operation and replication times.
     #[arg(long, default_value_t = 4.0)]
     speed: f64,
-    /// Directory for the kubeconfig, the simulator's CA and the operator log (default: a new
-    /// temporary directory).
+    /// Directory for the kubeconfig, sandbox.env (the variables examples/ uses), the
+    /// simulator's CA and the operator log (default: a new temporary directory, removed on exit
+    /// unless --keep).
     #[arg(long)]
     dir: Option<PathBuf>,
 }
@@ -107,8 +126,20 @@ struct SandboxArgs {
 #[derive(Subcommand)]
 enum SimCommand {
     /// Serve ARM and the Entra ID token endpoint over HTTPS.
+    #[command(after_help = "\
+When ready, prints KEY=VALUE lines, then READY, and serves until killed:
+  ARM_ENDPOINT, AUTHORITY_HOST, CA_FILE      where to reach it, and the CA to trust
+  AZURE_TENANT_ID, AZURE_SUBSCRIPTION_ID     tenant 1 and its subscription
+  AZURE_CLIENT_ID, AZURE_CLIENT_SECRET       the multi-tenant app (registered in both tenants)
+  AZURE_TENANT_ID_2, AZURE_SUBSCRIPTION_ID_2 tenant 2 and its subscription
+  AZURE_SINGLE_TENANT_CLIENT_ID, AZURE_SINGLE_TENANT_CLIENT_SECRET   an app of tenant 1 only
+  SOURCE_LINUX_IMAGE_ID, SOURCE_WINDOWS_IMAGE_ID, SOURCE_SPECIALIZED_SNAPSHOT_ID, SOURCE_VM_ID,
+  SUBNET_ID (and SOURCE_LINUX_IMAGE_ID_2, SUBNET_ID_2 in tenant 2)   the seeded sources")]
     Arm(SimArmArgs),
     /// Serve the Kubernetes API emulator with this operator's CRDs installed.
+    #[command(
+        after_help = "When ready, prints KUBECONFIG=<the --kubeconfig-out file>, then READY, and serves until\nkilled."
+    )]
     Kube(SimKubeArgs),
 }
 
@@ -142,13 +173,14 @@ struct SimKubeArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["objects", "plot"])))]
 struct BenchArgs {
-    /// Number of image versions to create.
-    #[arg(long, required_unless_present = "plot")]
+    /// Number of image versions to create (required, unless --plot).
+    #[arg(long, value_name = "N")]
     objects: Option<usize>,
     /// Instead of measuring, draw time-to-Ready and peak RSS against N from the JSON files in
     /// this directory (earlier `--json` outputs) into DIR/scaling.png.
-    #[arg(long, value_name = "DIR", conflicts_with = "objects")]
+    #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
     /// TrueType font for `--plot` labels; default: the first of a few common system paths.
     #[arg(long, requires = "plot")]
@@ -321,7 +353,7 @@ fn bench(args: BenchArgs) -> ExitCode {
                 operator: args.operator,
             }))
         }
-        (None, None) => unreachable!("clap requires --objects without --plot"),
+        (None, None) => unreachable!("clap requires --objects or --plot"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,6 +53,84 @@ fn run_documents_its_options() {
 }
 
 #[test]
+fn run_help_names_the_environment_it_reads() {
+    let help = stdout(&ago(&["run", "--help"]));
+    for variable in [
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_USE_MANAGED_IDENTITY",
+        "AZURE_SUBSCRIPTION_ID",
+        "RUST_LOG",
+        "POD_NAMESPACE",
+    ] {
+        assert!(
+            help.contains(variable),
+            "run --help names {variable}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn bench_needs_objects_or_plot_and_says_so() {
+    let help = stdout(&ago(&["bench", "--help"]));
+    assert!(
+        help.contains("Usage: azure-gallery-operator bench [OPTIONS] <--objects <N>|--plot <DIR>>"),
+        "{help}"
+    );
+    let out = ago(&["bench"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--objects <N>"));
+    assert_eq!(
+        ago(&["bench", "--objects", "1", "--plot", "d"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn sandbox_keep_is_only_for_the_demo() {
+    let out = ago(&["sandbox", "--keep"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--demo"), "{stderr}");
+}
+
+/// `sim arm --help` lists every fact `sim arm` announces.
+#[test]
+fn sim_help_says_what_the_simulators_print() {
+    use std::io::{BufRead as _, BufReader};
+    let help = stdout(&ago(&["sim", "arm", "--help"]));
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_azure-gallery-operator"))
+        .args(["sim", "arm", "--ca-out"])
+        .arg(dir.path().join("ca.pem"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let keys: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .take_while(|l| l != "READY")
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(keys.len() > 10, "{keys:?}");
+    for key in keys {
+        assert!(help.contains(&key), "sim arm --help names {key}:\n{help}");
+    }
+    assert!(help.contains("READY"), "{help}");
+    let kube = stdout(&ago(&["sim", "kube", "--help"]));
+    assert!(
+        kube.contains("KUBECONFIG=") && kube.contains("READY"),
+        "{kube}"
+    );
+}
+
+#[test]
 fn a_bad_option_is_a_usage_error() {
     let out = ago(&["crds", "--bogus"]);
     assert_eq!(out.status.code(), Some(2));

@@ -279,6 +279,15 @@ async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
         "explain",
         kubectl(k, &["explain", "imageversion.spec.targetRegions"], None),
     ));
+    // Descriptions as whole paragraphs; an optional enum without `<no value>`.
+    out.push((
+        "explain-descriptions",
+        kubectl(k, &["explain", "virtualmachine.spec"], None),
+    ));
+    out.push((
+        "explain-enum",
+        kubectl(k, &["explain", "imageversion.spec.replicationMode"], None),
+    ));
     let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Available",
         "message": "ready", "lastTransitionTime": "2024-01-01T00:00:00Z"}], "observedGeneration": 1}});
     out.push((
@@ -647,10 +656,630 @@ async fn scenario(server: &Server) -> Vec<(&'static str, String)> {
             .collect::<Vec<_>>()
             .join("\n"),
     ));
+    out.extend(kubectl_create(k));
+    out.extend(field_validation(k, &api).await);
+    out.extend(tables(k));
+    out.extend(negotiation(&api).await);
 
     out.push(("watch", watch_sequence(&api).await));
     out.push(("kube-rs-watcher", kube_rs_watcher(&api).await));
     out
+}
+
+/// Uids, timestamps and resourceVersions anywhere in a text, e.g. inside the JSON a patch's
+/// 422 quotes (`\"uid\":\"…\"`), where [`normalise_text`]'s word matching does not reach.
+fn scrub(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let digits = |from: usize, n: usize| {
+        bytes.len() >= from + n && bytes[from..from + n].iter().all(u8::is_ascii_digit)
+    };
+    let hex = |from: usize, n: usize| {
+        bytes.len() >= from + n && bytes[from..from + n].iter().all(u8::is_ascii_hexdigit)
+    };
+    let mut out = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        // 2026-12-01T21:37:04Z (with optional fraction)
+        if digits(i, 4)
+            && bytes.get(i + 4) == Some(&b'-')
+            && digits(i + 5, 2)
+            && bytes.get(i + 7) == Some(&b'-')
+            && digits(i + 8, 2)
+            && bytes.get(i + 10) == Some(&b'T')
+            && digits(i + 11, 2)
+            && digits(i + 14, 2)
+            && digits(i + 17, 2)
+        {
+            let mut j = i + 19;
+            if bytes.get(j) == Some(&b'.') {
+                j += 1;
+                while bytes.get(j).is_some_and(u8::is_ascii_digit) {
+                    j += 1;
+                }
+            }
+            if bytes.get(j) == Some(&b'Z') {
+                out.push_str("<time>");
+                i = j + 1;
+                continue;
+            }
+        }
+        // 8-4-4-4-12 hex
+        if hex(i, 8)
+            && bytes.get(i + 8) == Some(&b'-')
+            && hex(i + 9, 4)
+            && bytes.get(i + 13) == Some(&b'-')
+            && hex(i + 14, 4)
+            && bytes.get(i + 18) == Some(&b'-')
+            && hex(i + 19, 4)
+            && bytes.get(i + 23) == Some(&b'-')
+            && hex(i + 24, 12)
+        {
+            out.push_str("<uid>");
+            i += 36;
+            continue;
+        }
+        if text[i..].starts_with("resourceVersion") {
+            out.push_str("resourceVersion");
+            i += "resourceVersion".len();
+            while i < bytes.len() && !bytes[i].is_ascii_digit() && bytes[i] != b',' {
+                out.push(bytes[i] as char);
+                i += 1;
+            }
+            if bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                out.push_str("<rv>");
+            }
+            continue;
+        }
+        let c = text[i..].chars().next().unwrap();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// A request's code, Warning headers and error message (or the kind it answered with).
+async fn http_warned(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> String {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", content_type)
+        .body(body.as_bytes().to_vec().into())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let warnings: Vec<String> = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let bytes = resp.into_body().collect_bytes().await.unwrap();
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let what = if value["kind"] == "Status" {
+        json!({"reason": value["reason"], "message": value["message"], "details": value["details"]})
+            .to_string()
+    } else {
+        format!("kind {}", value["kind"])
+    };
+    scrub(&format!("{code}\n{}\n{what}", warnings.join("\n")))
+}
+
+/// kubectl's typed clients send protobuf: `kubectl create secret|configmap|namespace|
+/// serviceaccount`, and what they created as `get -o yaml` shows it.
+fn kubectl_create(k: &Path) -> Vec<(&'static str, String)> {
+    let yaml = |kind: &str, name: &str, ns: &[&str]| {
+        let mut args = vec!["get", kind, name, "-o", "yaml"];
+        args.extend_from_slice(ns);
+        let text = kubectl(k, &args, None);
+        let mut v: Value = match text.strip_prefix("exit=true\n") {
+            Some(y) => serde_yaml::from_str(y).unwrap(),
+            None => return text,
+        };
+        normalise(&mut v);
+        serde_json::to_string_pretty(&v).unwrap()
+    };
+    let configmap = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-file\n  labels: {diff: create}\ndata:\n  a: b\n";
+    vec![
+        (
+            "create-secret",
+            kubectl(
+                k,
+                &[
+                    "create",
+                    "secret",
+                    "generic",
+                    "tenant-2-publisher",
+                    "--from-literal=AZURE_TENANT_ID=0b4e9a7c-5d1f-4c2e-9a3b-7f6d2e1c0a02",
+                    "--from-literal=AZURE_CLIENT_SECRET=s3cr3t",
+                ],
+                None,
+            ),
+        ),
+        (
+            "create-secret-yaml",
+            yaml("secret", "tenant-2-publisher", &[]),
+        ),
+        (
+            "create-secret-again",
+            kubectl(
+                k,
+                &[
+                    "create",
+                    "secret",
+                    "generic",
+                    "tenant-2-publisher",
+                    "--from-literal=a=b",
+                ],
+                None,
+            ),
+        ),
+        (
+            "create-configmap",
+            kubectl(
+                k,
+                &[
+                    "create",
+                    "configmap",
+                    "settings",
+                    "--from-literal=region=eastus",
+                ],
+                None,
+            ),
+        ),
+        ("create-configmap-yaml", yaml("configmap", "settings", &[])),
+        (
+            "create-namespace",
+            kubectl(k, &["create", "namespace", "team-a"], None),
+        ),
+        ("create-namespace-yaml", yaml("namespace", "team-a", &[])),
+        (
+            "create-serviceaccount",
+            kubectl(
+                k,
+                &["create", "serviceaccount", "builder", "-n", "team-a"],
+                None,
+            ),
+        ),
+        (
+            "create-serviceaccount-yaml",
+            yaml("serviceaccount", "builder", &["-n", "team-a"]),
+        ),
+        (
+            "create-file",
+            kubectl(k, &["create", "-f", "-"], Some(configmap)),
+        ),
+        ("create-file-yaml", yaml("configmap", "from-file", &[])),
+    ]
+}
+
+const TYPO_GALLERY: &str = r#"apiVersion: compute.gallery.dev/v1alpha1
+kind: Gallery
+metadata:
+  name: typo
+spec:
+  resourceGroup: rg-typo
+  location: eastus
+  azureName: typo
+  descripton: Golden images
+  sharing:
+    permissions: Private
+    bogus: 1
+    roleAssignments:
+    - {principalId: 3c9a1f0e-2b4d-4e6f-8a1b-2c3d4e5f6a01, principalType: Group, role: Reader, extra: x}
+"#;
+
+const GOOD_GALLERY: &str = r#"apiVersion: compute.gallery.dev/v1alpha1
+kind: Gallery
+metadata:
+  name: typo
+spec:
+  resourceGroup: rg-typo
+  location: eastus
+  azureName: typo
+"#;
+
+/// The misspelt field of the issue (`descripton:`), nested unknown fields and duplicates,
+/// through kubectl's create, apply (client-side, server-side), replace and --validate, and
+/// raw requests for each directive.
+async fn field_validation(k: &Path, api: &kube::Client) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let run = |args: &[&str], stdin: &str| scrub(&kubectl(k, args, Some(stdin)));
+    out.push(("strict-create", run(&["create", "-f", "-"], TYPO_GALLERY)));
+    out.push(("strict-apply-new", run(&["apply", "-f", "-"], TYPO_GALLERY)));
+    out.push((
+        "strict-apply-good",
+        run(&["apply", "-f", "-"], GOOD_GALLERY),
+    ));
+    // An existing object: kubectl sends a merge patch; the 422 quotes the patched object.
+    out.push((
+        "strict-apply-existing",
+        run(&["apply", "-f", "-"], TYPO_GALLERY),
+    ));
+    out.push(("strict-replace", run(&["replace", "-f", "-"], TYPO_GALLERY)));
+    // One undeclared field per map: structured-merge-diff's answer does not depend on Go's
+    // map order then.
+    let ssa = r#"apiVersion: compute.gallery.dev/v1alpha1
+kind: Gallery
+metadata: {name: typo}
+spec:
+  sharing:
+    roleAssignments:
+    - {principalId: 3c9a1f0e-2b4d-4e6f-8a1b-2c3d4e5f6a01, principalType: Group, role: Reader, extra: x}
+    - {principalId: 3c9a1f0e-2b4d-4e6f-8a1b-2c3d4e5f6a02, principalType: Group, role: Reader, other: y}
+"#;
+    out.push((
+        "strict-apply-server-side",
+        run(&["apply", "--server-side", "-f", "-"], ssa),
+    ));
+    let version = r#"apiVersion: compute.gallery.dev/v1alpha1
+kind: ImageVersion
+metadata: {name: typo-1.0.0}
+spec:
+  imageDefinitionRef: {name: ubuntu-22-04}
+  version: 1.0.0
+  source: {managedImageId: /subscriptions/5f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d01/resourceGroups/rg-image-sources/providers/Microsoft.Compute/images/ubuntu-22.04-golden}
+  targetRegions:
+  - {name: eastus, replicas: 2}
+"#;
+    out.push((
+        "strict-apply-server-side-list-map",
+        run(&["apply", "--server-side", "-f", "-"], version),
+    ));
+    out.push((
+        "warn-apply",
+        run(&["apply", "--validate=warn", "-f", "-"], TYPO_GALLERY),
+    ));
+    out.push((
+        "ignore-dropped",
+        run(
+            &[
+                "get",
+                "gal",
+                "typo",
+                "-o",
+                "jsonpath={.spec.descripton}|{.spec.sharing}",
+            ],
+            "",
+        ),
+    ));
+    out.push(("ignore-delete", run(&["delete", "gal", "typo"], "")));
+    out.push((
+        "ignore-create",
+        run(&["create", "--validate=ignore", "-f", "-"], TYPO_GALLERY),
+    ));
+    let configmap =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndata:\n  a: b\nbogus: 1\n";
+    out.push(("strict-builtin-new", run(&["apply", "-f", "-"], configmap)));
+    out.push((
+        "strict-builtin-good",
+        run(
+            &["apply", "-f", "-"],
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndata:\n  a: b\n",
+        ),
+    ));
+    // An existing built-in object: a strategic merge patch; the 422 quotes the patch.
+    out.push((
+        "strict-builtin-existing",
+        run(&["apply", "-f", "-"], configmap),
+    ));
+
+    // Raw requests: each directive, duplicates, body order, bad values.
+    let galleries = "/apis/compute.gallery.dev/v1alpha1/namespaces/default/galleries";
+    let configmaps = "/api/v1/namespaces/default/configmaps";
+    let dup_gallery = r#"{"apiVersion":"compute.gallery.dev/v1alpha1","kind":"Gallery","metadata":{"name":"dup","foo":1},"spec":{"resourceGroup":"rg","location":"eastus","location":"westus","azureName":"dup","descripton":"x","sharing":{"permissions":"Private","bogus":1}}}"#;
+    for (step, directive) in [
+        ("raw-create-strict", "Strict"),
+        ("raw-create-warn", "Warn"),
+        ("raw-create-default", ""),
+        ("raw-create-ignore", "Ignore"),
+    ] {
+        let path = format!("{galleries}?dryRun=All&fieldValidation={directive}");
+        out.push((
+            step,
+            http_warned(api, "POST", &path, "application/json", dup_gallery).await,
+        ));
+    }
+    out.push((
+        "raw-create-bogus-directive",
+        http_warned(
+            api,
+            "POST",
+            &format!("{galleries}?fieldValidation=Bogus"),
+            "application/json",
+            dup_gallery,
+        )
+        .await,
+    ));
+    let dup_configmap = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup","foo":1,"labels":{"a":"1","a":"2"}},"data":{"k":"v"},"bogus":{"x":1},"data":{"k":"w"}}"#;
+    out.push((
+        "raw-builtin-strict",
+        http_warned(
+            api,
+            "POST",
+            &format!("{configmaps}?fieldValidation=Strict"),
+            "application/json",
+            dup_configmap,
+        )
+        .await,
+    ));
+    out.push((
+        "raw-builtin-warn-created",
+        http_warned(
+            api,
+            "POST",
+            &format!("{configmaps}?fieldValidation=Warn"),
+            "application/json",
+            dup_configmap,
+        )
+        .await,
+    ));
+    out.push((
+        "raw-builtin-warn-stored",
+        scrub(&kubectl(
+            k,
+            &[
+                "get",
+                "configmap",
+                "dup",
+                "-o",
+                "jsonpath={.metadata.labels}|{.data}|{.bogus}",
+            ],
+            None,
+        )),
+    ));
+    out.push((
+        "raw-yaml-duplicate",
+        http_warned(
+            api,
+            "POST",
+            &format!("{galleries}?dryRun=All&fieldValidation=Strict"),
+            "application/yaml",
+            "apiVersion: compute.gallery.dev/v1alpha1\nkind: Gallery\nmetadata:\n  name: yamldup\nspec:\n  resourceGroup: rg\n  location: eastus\n  azureName: yamldup\n  location: westus\n",
+        )
+        .await,
+    ));
+    let dup_apply = r#"{"apiVersion":"compute.gallery.dev/v1alpha1","kind":"Gallery","metadata":{"name":"typo"},"spec":{"description":"a","description":"b"}}"#;
+    for (step, directive) in [
+        ("raw-apply-duplicate-strict", "Strict"),
+        ("raw-apply-duplicate-warn", "Warn"),
+        ("raw-apply-duplicate-ignore", "Ignore"),
+    ] {
+        let path =
+            format!("{galleries}/typo?fieldManager=diff&dryRun=All&fieldValidation={directive}");
+        out.push((
+            step,
+            http_warned(
+                api,
+                "PATCH",
+                &path,
+                "application/apply-patch+yaml",
+                dup_apply,
+            )
+            .await,
+        ));
+    }
+    let merge = r#"{"spec":{"zzz":1,"description":"a","description":"b"}}"#;
+    for (step, directive) in [("raw-merge-strict", "Strict"), ("raw-merge-warn", "Warn")] {
+        let path = format!("{galleries}/typo?dryRun=All&fieldValidation={directive}");
+        out.push((
+            step,
+            http_warned(api, "PATCH", &path, "application/merge-patch+json", merge).await,
+        ));
+    }
+    out.push((
+        "raw-json-patch-strict",
+        http_warned(
+            api,
+            "PATCH",
+            &format!("{galleries}/typo?dryRun=All&fieldValidation=Strict"),
+            "application/json-patch+json",
+            r#"[{"op":"add","path":"/spec/zzz","value":1,"extra":true}]"#,
+        )
+        .await,
+    ));
+    out.push((
+        "raw-strategic-strict",
+        http_warned(
+            api,
+            "PATCH",
+            &format!("{configmaps}/dup?dryRun=All&fieldValidation=Strict"),
+            "application/strategic-merge-patch+json",
+            r#"{"metadata":{"foo":1},"bogus":1,"data":{"a":"1","a":"2"}}"#,
+        )
+        .await,
+    ));
+    out.push((
+        "raw-builtin-merge-strict",
+        http_warned(
+            api,
+            "PATCH",
+            &format!("{configmaps}/dup?dryRun=All&fieldValidation=Strict"),
+            "application/merge-patch+json",
+            r#"{"bogus":1}"#,
+        )
+        .await,
+    ));
+    out
+}
+
+/// Content negotiation: a body format the server does not read, an answer in YAML, and a
+/// client that accepts only protobuf (its 406 Status comes in protobuf).
+async fn negotiation(api: &kube::Client) -> Vec<(&'static str, String)> {
+    let send = |path: &str, method: &str, content_type: Option<&str>, accept: &str| {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        let body = if content_type.is_some() {
+            br#"{"metadata":{"name":"x"}}"#.to_vec()
+        } else {
+            Vec::new()
+        };
+        let req = req.header("accept", accept).body(body.into()).unwrap();
+        let api = api.clone();
+        async move {
+            let resp = api.send(req).await.unwrap();
+            let code = resp.status().as_u16();
+            let content_type = resp
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let bytes = resp.into_body().collect_bytes().await.unwrap();
+            (code, content_type, bytes.to_vec())
+        }
+    };
+    let galleries = "/apis/compute.gallery.dev/v1alpha1/namespaces/default/galleries";
+    let (code, ct, body) = send(
+        "/api/v1/namespaces/default/configmaps",
+        "POST",
+        Some("application/xml"),
+        "application/json",
+    )
+    .await;
+    let status: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let unsupported = format!("{code} {ct}\n{status}");
+    let (code, ct, body) = send(
+        &format!("{galleries}/platform-images"),
+        "GET",
+        None,
+        "application/yaml",
+    )
+    .await;
+    let mut yaml: Value = serde_yaml::from_slice(&body).unwrap_or(Value::Null);
+    normalise(&mut yaml);
+    let yaml = format!(
+        "{code} {ct}\n{}",
+        serde_json::to_string_pretty(&yaml).unwrap()
+    );
+    let (code, ct, body) = send(
+        &format!("{galleries}/missing"),
+        "GET",
+        None,
+        "application/vnd.kubernetes.protobuf",
+    )
+    .await;
+    let protobuf = format!(
+        "{code} {ct}\n{}",
+        body.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    vec![
+        ("negotiation-unsupported-body", unsupported),
+        ("negotiation-yaml", yaml),
+        ("negotiation-protobuf-only", protobuf),
+    ]
+}
+
+/// `kubectl get -w` prints its first row, then makes a change and prints the next; returns
+/// what kubectl printed.
+fn kubectl_watch(k: &Path, args: &[&str], change: &[&str]) -> String {
+    use std::io::Read as _;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .arg("-w")
+        .env("KUBECONFIG", k)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut changed = false;
+    while lines.len() < 3 && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            lines.push(line);
+        }
+        // Header and first row seen: change the object once.
+        if lines.len() == 2 && !changed {
+            kubectl(k, change, None);
+            changed = true;
+        }
+    }
+    let _ = child.kill();
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    let _ = child.wait();
+    normalise_text(&format!("{}\n{stderr}", lines.join("\n")))
+}
+
+/// Tables: watches as kubectl get -w asks for them, Events in both APIs, CRDs, built-ins.
+fn tables(k: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "table-watch-custom",
+            kubectl_watch(
+                k,
+                &["get", "gal", "platform-images"],
+                &["annotate", "gal", "platform-images", "watched=1"],
+            ),
+        ),
+        (
+            "table-watch-builtin",
+            kubectl_watch(
+                k,
+                &["get", "configmap", "settings"],
+                &["label", "configmap", "settings", "watched=1"],
+            ),
+        ),
+        ("table-events", kubectl(k, &["get", "events"], None)),
+        (
+            "table-events-wide",
+            kubectl(k, &["get", "events", "-o", "wide"], None),
+        ),
+        (
+            "table-events-v1",
+            kubectl(k, &["get", "events.v1.events.k8s.io", "-o", "wide"], None),
+        ),
+        ("table-kubectl-events", kubectl(k, &["events"], None)),
+        (
+            "table-crds",
+            kubectl(
+                k,
+                &["get", "crd", "-o", "wide", "galleries.compute.gallery.dev"],
+                None,
+            ),
+        ),
+        (
+            "table-builtins",
+            kubectl(
+                k,
+                &[
+                    "get",
+                    "secret/tenant-2-publisher",
+                    "configmap/settings",
+                    "namespace/team-a",
+                ],
+                None,
+            ),
+        ),
+        (
+            "table-serviceaccount",
+            kubectl(
+                k,
+                &["get", "serviceaccount", "builder", "-n", "team-a"],
+                None,
+            ),
+        ),
+    ]
 }
 
 /// A kube-rs watcher across server-side closes of its watch.
@@ -817,7 +1446,18 @@ async fn emulator_matches_the_real_api_server() {
         ),
         ("wait-deleted", "exit=true"),
         ("replace-stale", "the object has been modified"),
-        ("invalid-name", "'1.0' is not a valid image version name"),
+        (
+            "invalid-name",
+            "metadata.name: Invalid value: '1.0' is not a valid image version name",
+        ),
+        (
+            "explain-enum",
+            "ENUM:\n    Full\n    Shallow\n\nDESCRIPTION:",
+        ),
+        (
+            "explain-descriptions",
+            "A virtual machine created from a gallery image. The operator creates its\n    network interface",
+        ),
         (
             "label-selector",
             "imagedefinition.compute.gallery.dev/ubuntu-22-04",
@@ -831,6 +1471,55 @@ async fn emulator_matches_the_real_api_server() {
         ("http-409-conflict", "\"reason\":\"Conflict\""),
         ("http-422", "FieldValueNotSupported"),
         ("http-json-patch-test", "\"code\":422"),
+        ("create-secret", "secret/tenant-2-publisher created"),
+        (
+            "create-secret-yaml",
+            "\"AZURE_CLIENT_SECRET\": \"czNjcjN0\"",
+        ),
+        ("create-namespace", "namespace/team-a created"),
+        ("create-serviceaccount", "serviceaccount/builder created"),
+        ("create-file", "configmap/from-file created"),
+        (
+            "strict-create",
+            "strict decoding error: unknown field \"spec.descripton\"",
+        ),
+        (
+            "strict-apply-existing",
+            "unknown field \"spec.sharing.roleAssignments[0].extra\"",
+        ),
+        (
+            "strict-apply-server-side",
+            ".spec.sharing.roleAssignments[1].other: field not declared in schema",
+        ),
+        (
+            "warn-apply",
+            "Warning: unknown field \"spec.sharing.bogus\"",
+        ),
+        ("ignore-dropped", "exit=true\n|{"),
+        ("strict-builtin-existing", "map[bogus:1 metadata:map["),
+        (
+            "raw-builtin-strict",
+            r#"unknown field \"bogus\", duplicate field \"data\""#,
+        ),
+        (
+            "raw-create-warn",
+            r#"299 - "duplicate field \"spec.location\"""#,
+        ),
+        (
+            "raw-apply-duplicate-strict",
+            r#"line 1: key \"description\" already set in map"#,
+        ),
+        (
+            "table-watch-custom",
+            "platform-images   True    Available   eastus",
+        ),
+        ("table-events-wide", "example.com/op, op-1"),
+        ("table-crds", "v1alpha1(storage)"),
+        ("negotiation-yaml", "200 application/yaml"),
+        (
+            "negotiation-protobuf-only",
+            "406 application/vnd.kubernetes.protobuf\n6b387300",
+        ),
         (
             "watch",
             "ADDED \"w\"\nMODIFIED \"w\"\nDELETED \"w\"\nADDED \"w\"\nDELETED \"w\"",

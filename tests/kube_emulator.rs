@@ -426,7 +426,7 @@ async fn validation_reports_fields_like_the_api_server() {
     );
     assert_eq!(
         invalid["message"],
-        "ImageVersion.compute.gallery.dev \"1.0\" is invalid: <nil>: Invalid value: '1.0' is not a valid image version name: Azure needs Major.Minor.Patch with 32-bit integer parts, e.g. 1.0.0 (or set spec.version)"
+        "ImageVersion.compute.gallery.dev \"1.0\" is invalid: metadata.name: Invalid value: '1.0' is not a valid image version name: Azure needs Major.Minor.Patch with 32-bit integer parts, e.g. 1.0.0 (or set spec.version)"
     );
     assert_eq!(invalid["details"]["kind"], "ImageVersion");
 

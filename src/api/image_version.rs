@@ -52,7 +52,7 @@ pub const VERSION_PATTERN: &str = r"^[0-9]{1,10}\.[0-9]{1,10}\.[0-9]{1,10}$";
 ).message("blockDeletionBeforeEndOfLife needs endOfLifeDate: deletion is blocked until then").field_path(".blockDeletionBeforeEndOfLife"))]
 #[x_kube(validation = kube::core::Rule::new(
     "!has(self.targetRegions) || self.targetRegions.map(r, has(r.replicaCount) ? r.replicaCount : (has(self.replicaCount) ? self.replicaCount : 1)).sum() <= 100"
-).message("an image version has at most 100 replicas over all its target regions"))]
+).message("an image version has at most 100 replicas over all its target regions").field_path(".targetRegions"))]
 pub struct ImageVersionSpec {
     /// The ImageDefinition object (same namespace) this version belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]

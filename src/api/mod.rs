@@ -16,7 +16,7 @@ pub use image_version::{ImageVersion, ImageVersionSpec, ImageVersionStatus};
 pub use virtual_machine::{VirtualMachine, VirtualMachineSpec, VirtualMachineStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps,
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
 use kube::CustomResourceExt;
 
@@ -31,8 +31,74 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ImageVersion::crd(),
         VirtualMachine::crd(),
     ];
-    crds.iter_mut().for_each(bound_object_name);
+    for crd in &mut crds {
+        bound_object_name(crd);
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                tidy(schema);
+            }
+        }
+    }
     crds
+}
+
+/// What `kubectl explain` shows of the derived schema, cleaned up: descriptions are doc
+/// comments, hard-wrapped at 100 columns, so their line breaks within a paragraph are joined
+/// (explain wraps text itself); an `Option` of an enum is `nullable` already, so its `null`
+/// enum member (explain's `<no value>`) is dropped.
+fn tidy(schema: &mut JSONSchemaProps) {
+    if let Some(text) = &mut schema.description {
+        *text = unwrap_paragraphs(text);
+    }
+    if let Some(values) = &mut schema.enum_ {
+        values.retain(|v| !v.0.is_null());
+    }
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        tidy(child);
+    }
+    for list in [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of] {
+        list.iter_mut().flatten().for_each(tidy);
+    }
+    match &mut schema.items {
+        Some(JSONSchemaPropsOrArray::Schema(item)) => tidy(item),
+        Some(JSONSchemaPropsOrArray::Schemas(items)) => items.iter_mut().for_each(tidy),
+        None => {}
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(extra)) = &mut schema.additional_properties {
+        tidy(extra);
+    }
+    if let Some(not) = &mut schema.not {
+        tidy(not);
+    }
+}
+
+/// Joins the lines of each paragraph with spaces; blank lines still separate paragraphs, and
+/// a line that starts a list item (`- `, `* `, `1. `) keeps its own line.
+fn unwrap_paragraphs(text: &str) -> String {
+    let list_item = |line: &str| {
+        let l = line.trim_start();
+        l.starts_with("- ")
+            || l.starts_with("* ")
+            || l.split_once(". ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    text.split("\n\n")
+        .map(|paragraph| {
+            let mut out = String::new();
+            for line in paragraph.lines() {
+                if !out.is_empty() {
+                    out.push(if list_item(line) { '\n' } else { ' ' });
+                }
+                out.push_str(line.trim());
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// Declares `metadata.name` (and `generateName`) with their real bound. The API server already
@@ -82,4 +148,59 @@ pub fn crd_documents() -> Vec<(String, String)> {
 /// `crds/` concatenated.
 pub fn crds_yaml() -> String {
     crd_documents().into_iter().map(|(_, yaml)| yaml).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paragraphs_are_unwrapped_and_kept_apart() {
+        assert_eq!(
+            unwrap_paragraphs(
+                "A virtual machine created from a gallery\nimage, with its NIC.\n\nSecond paragraph\nhere."
+            ),
+            "A virtual machine created from a gallery image, with its NIC.\n\nSecond paragraph here."
+        );
+        assert_eq!(
+            unwrap_paragraphs("Exactly one of:\n- managedImageId\n- snapshots, which\n  continue"),
+            "Exactly one of:\n- managedImageId\n- snapshots, which continue"
+        );
+    }
+
+    /// Every description reads as `kubectl explain` should show it, and no enum lists `null`.
+    #[test]
+    fn the_crds_have_no_hard_wrapped_descriptions_or_null_enum_members() {
+        fn walk(path: &str, s: &JSONSchemaProps, out: &mut Vec<String>) {
+            if let Some(d) = &s.description
+                && d.split("\n\n")
+                    .any(|p| p.contains('\n') && !p.contains("\n- "))
+            {
+                out.push(format!("{path}: description {d:?}"));
+            }
+            if s.enum_.iter().flatten().any(|v| v.0.is_null()) {
+                out.push(format!("{path}: enum with null"));
+            }
+            for (k, v) in s.properties.iter().flatten() {
+                walk(&format!("{path}.{k}"), v, out);
+            }
+            if let Some(JSONSchemaPropsOrArray::Schema(item)) = &s.items {
+                walk(&format!("{path}[]"), item, out);
+            }
+        }
+        let mut found = Vec::new();
+        for crd in crds() {
+            for v in &crd.spec.versions {
+                let schema = v
+                    .schema
+                    .as_ref()
+                    .unwrap()
+                    .open_api_v3_schema
+                    .as_ref()
+                    .unwrap();
+                walk(&crd.spec.names.kind, schema, &mut found);
+            }
+        }
+        assert!(found.is_empty(), "{found:#?}");
+    }
 }

@@ -30,12 +30,15 @@ pub fn exactly_one(fields: &[&str], what: &str) -> Rule {
 /// `cel_check`, a CEL predicate over a variable `n`. Sits on the root object, the only place
 /// `metadata.name` is visible; `spec.{spec_field}` has its own pattern.
 ///
-/// `message_expression` may use `self.metadata.name` to suggest a fix.
+/// `message_expression` may use `self.metadata.name` to suggest a fix. The error names
+/// `metadata.name` (the name that fails, `spec.{spec_field}` being unset) rather than the
+/// whole object (`<nil>`).
 pub fn effective_name(spec_field: &str, cel_check: &str, message_expression: &str) -> Rule {
     Rule::new(format!(
         "has(self.spec.{spec_field}) || [self.metadata.name].all(n, {cel_check})"
     ))
     .message(Message::Expression(message_expression.to_string()))
+    .field_path(".metadata.name")
 }
 
 /// CEL predicate: `n` is `Major.Minor.Patch` with non-negative 32-bit integer parts, as Azure
@@ -78,6 +81,7 @@ mod tests {
     #[test]
     fn effective_name_prefers_the_spec_field() {
         let rule = effective_name("azureName", "size(n) <= 80", "'m'");
+        assert_eq!(rule.field_path.as_deref(), Some(".metadata.name"));
         assert_eq!(
             rule.rule,
             "has(self.spec.azureName) || [self.metadata.name].all(n, size(n) <= 80)"

@@ -44,18 +44,40 @@ pub struct Options {
     pub dir: Option<PathBuf>,
 }
 
+/// Where the sandbox keeps its files: the directory given, or a temporary one that is removed
+/// when the sandbox ends (unless `--keep`, or the demo failed and its log tells why).
+enum Files {
+    Given(PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl Files {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Given(p) => p,
+            Self::Temporary(t) => t.path(),
+        }
+    }
+}
+
+/// The file of `KEY=VALUE` exports next to the kubeconfig: `source` it, and every command in
+/// examples/ works as written.
+pub const ENV_FILE: &str = "sandbox.env";
+
 /// Runs the sandbox; with `--demo` (and without `--keep`) returns when the demo is over.
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let dir = match &options.dir {
+    let files = match &options.dir {
         Some(d) => {
             std::fs::create_dir_all(d)?;
-            d.clone()
+            Files::Given(d.clone())
         }
-        None => tempfile::Builder::new()
-            .prefix("azure-gallery-sandbox-")
-            .tempdir()?
-            .keep(),
+        None => Files::Temporary(
+            tempfile::Builder::new()
+                .prefix("azure-gallery-sandbox-")
+                .tempdir()?,
+        ),
     };
+    let dir = files.path().to_path_buf();
     let log = dir.join("operator.log");
     init_file_logging(&log)?;
 
@@ -77,6 +99,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     })
     .await
     .context("starting the Kubernetes API emulator")?;
+    let env_file = dir.join(ENV_FILE);
+    std::fs::write(&env_file, env_exports(&kubeconfig, &arm.facts))
+        .with_context(|| format!("writing {}", env_file.display()))?;
 
     let fact = |k: &str| {
         arm_facts
@@ -120,30 +145,76 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     .shared();
     let operator = tokio::spawn(controllers::operate(startup, shutdown.clone()));
 
+    let removed = matches!(files, Files::Temporary(_)) && !options.keep;
     println!(
         "Sandbox running: simulated Azure at {}",
         fact("ARM_ENDPOINT")?
     );
-    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!("  source {}", env_file.display());
     println!("  kubectl get azure-gallery -A");
-    println!("  operator log: {}", log.display());
+    println!(
+        "  files: {}{}",
+        dir.display(),
+        if removed { " (removed on exit)" } else { "" }
+    );
+    if !options.demo {
+        print_variables(&env_file, &kubeconfig, &arm.facts);
+    }
 
     let client = kube_client(&kubeconfig).await?;
     let outcome = if options.demo {
-        demo(&client, &arm_facts).await
+        demo(&client, &arm_facts, &log, removed).await
     } else {
         Ok(())
     };
-    if !options.demo || options.keep {
+    if outcome.is_ok() && (!options.demo || options.keep) {
+        if options.demo {
+            print_variables(&env_file, &kubeconfig, &arm.facts);
+        }
         println!("Press Ctrl-C to stop.");
         shutdown.clone().await;
     }
     let _ = stop.send(());
-    match tokio::time::timeout(Duration::from_secs(10), operator).await {
+    let stopped = tokio::time::timeout(Duration::from_secs(10), operator).await;
+    match (files, &outcome) {
+        // The log tells why the demo failed: keep it.
+        (Files::Temporary(t), Err(_)) => {
+            eprintln!("Sandbox files kept for inspection: {}", t.keep().display());
+        }
+        (Files::Temporary(t), Ok(_)) if options.keep => drop(t.keep()),
+        (files, _) => drop(files),
+    }
+    match stopped {
         Ok(Ok(Err(e))) if outcome.is_ok() => return Err(e.context("the operator stopped")),
         _ => {}
     }
     outcome
+}
+
+/// The sandbox's variables as shell exports: the kubeconfig, then what `sim arm` announces
+/// (endpoints, tenants, subscriptions, the apps' IDs and secrets, the seeded sources' IDs).
+fn env_exports(kubeconfig: &Path, facts: &[(String, String)]) -> String {
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "'\\''"));
+    let mut out = String::from(
+        "# Written by `azure-gallery-operator sandbox`: `source` this file, then run the commands\n# in examples/ as written. Simulated Azure only: these credentials work nowhere else.\n",
+    );
+    out.push_str(&format!(
+        "export KUBECONFIG={}\n",
+        quote(&kubeconfig.display().to_string())
+    ));
+    for (k, v) in facts {
+        out.push_str(&format!("export {k}={}\n", quote(v)));
+    }
+    out
+}
+
+/// What a user of the examples needs to see: how to load the variables, and their values.
+fn print_variables(env_file: &Path, kubeconfig: &Path, facts: &[(String, String)]) {
+    println!("Variables (source {} to set them):", env_file.display());
+    println!("  KUBECONFIG={}", kubeconfig.display());
+    for (k, v) in facts {
+        println!("  {k}={v}");
+    }
 }
 
 /// A client for the API server a kubeconfig names (the sandbox's and the bench's).
@@ -183,20 +254,23 @@ impl std::fmt::Display for Key {
     }
 }
 
-/// What the display shows of an object: its Ready condition and, for image versions, the
-/// replication progress of each region.
+/// What the display shows of an object: its Ready condition, whether it is being deleted,
+/// and, for image versions, the replication progress of each region.
 #[derive(Clone, Default, PartialEq)]
 struct Observed {
     ready: bool,
+    deleting: bool,
     reason: String,
     message: String,
     regions: Vec<(String, String, u8)>,
 }
 
-/// Reads the display facts from a status (pure).
-fn observe(status: Option<&Value>) -> Observed {
-    let Some(status) = status else {
+/// Reads the display facts from an object (pure).
+fn observe(object: Option<&Value>) -> Observed {
+    let deleting = object.is_some_and(|o| o["metadata"]["deletionTimestamp"].is_string());
+    let Some(status) = object.and_then(|o| o.get("status")) else {
         return Observed {
+            deleting,
             reason: "Pending".into(),
             ..Default::default()
         };
@@ -221,6 +295,7 @@ fn observe(status: Option<&Value>) -> Observed {
         .unwrap_or_default();
     Observed {
         ready: ready.is_some_and(|c| c["status"] == "True"),
+        deleting,
         reason: ready
             .map(|c| text(&c["reason"]))
             .unwrap_or("Pending".into()),
@@ -229,9 +304,42 @@ fn observe(status: Option<&Value>) -> Observed {
     }
 }
 
-/// Lists the quickstart's four kinds in the demo namespace as kind/name → status.
-async fn snapshot(client: &Client) -> anyhow::Result<BTreeMap<Key, Option<Value>>> {
-    async fn list<K>(client: &Client, out: &mut BTreeMap<Key, Option<Value>>) -> anyhow::Result<()>
+/// How a row is marked: working (a spinner), Ready, or being deleted (a spinner again, never
+/// the Ready tick: a deleted object's last status still says Ready until the operator writes).
+#[derive(Debug, PartialEq)]
+enum Mark {
+    Working,
+    Ready,
+    Deleting,
+}
+
+/// A row's mark and text (pure).
+fn row(key: &Key, seen: &Observed) -> (Mark, String) {
+    let detail = |reason: &str| {
+        if seen.message.is_empty() {
+            reason.to_string()
+        } else {
+            format!("{reason}: {}", seen.message)
+        }
+    };
+    let (mark, state) = if seen.deleting {
+        let state = if seen.reason.starts_with("Deleting") {
+            detail(&seen.reason)
+        } else {
+            "Deleting".to_string()
+        };
+        (Mark::Deleting, state)
+    } else if seen.ready {
+        (Mark::Ready, "Ready".to_string())
+    } else {
+        (Mark::Working, detail(&seen.reason))
+    };
+    (mark, format!("{:<34} {state}", key.to_string()))
+}
+
+/// Lists the quickstart's four kinds in the demo namespace as kind/name → object.
+async fn snapshot(client: &Client) -> anyhow::Result<BTreeMap<Key, Value>> {
+    async fn list<K>(client: &Client, out: &mut BTreeMap<Key, Value>) -> anyhow::Result<()>
     where
         K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
             + Clone
@@ -242,13 +350,12 @@ async fn snapshot(client: &Client) -> anyhow::Result<BTreeMap<Key, Option<Value>
         let api: Api<K> = Api::namespaced(client.clone(), NAMESPACE);
         for object in api.list(&Default::default()).await? {
             let name = object.name_any();
-            let json = serde_json::to_value(&object)?;
             out.insert(
                 Key {
                     kind: K::kind(&()).to_string(),
                     name,
                 },
-                json.get("status").cloned(),
+                serde_json::to_value(&object)?,
             );
         }
         Ok(())
@@ -261,13 +368,20 @@ async fn snapshot(client: &Client) -> anyhow::Result<BTreeMap<Key, Option<Value>
     Ok(out)
 }
 
-/// The terminal display: bars on a TTY, one line per change otherwise.
+/// The terminal display: bars on a TTY (each line cut to the terminal's width, so nothing
+/// wraps and tears the redraw), one line per change otherwise.
 struct Display {
     multi: Option<MultiProgress>,
     rows: HashMap<Key, ProgressBar>,
     region_bars: HashMap<(Key, String), ProgressBar>,
     last: HashMap<Key, Observed>,
     started: Instant,
+    /// When the deletion began: rows say how long after it each object went.
+    deleting_since: Instant,
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).expect("template")
 }
 
 impl Display {
@@ -278,27 +392,20 @@ impl Display {
             region_bars: HashMap::new(),
             last: HashMap::new(),
             started: Instant::now(),
+            deleting_since: Instant::now(),
         }
-    }
-
-    fn line(key: &Key, seen: &Observed) -> String {
-        let state = if seen.ready {
-            "Ready".to_string()
-        } else if seen.message.is_empty() {
-            seen.reason.clone()
-        } else {
-            format!("{}: {}", seen.reason, seen.message)
-        };
-        format!("{:<34} {state}", key.to_string())
     }
 
     fn show(&mut self, key: &Key, seen: &Observed) {
         let previous = self.last.insert(key.clone(), seen.clone());
         let elapsed = self.started.elapsed().as_secs_f32();
+        let (mark, text) = row(key, seen);
         let Some(multi) = &self.multi else {
             let before = previous.unwrap_or_default();
-            if (before.ready, &before.reason) != (seen.ready, &seen.reason) {
-                println!("[{elapsed:5.1}s] {}", Self::line(key, seen));
+            if (before.ready, before.deleting, &before.reason)
+                != (seen.ready, seen.deleting, &seen.reason)
+            {
+                println!("[{elapsed:5.1}s] {text}");
             }
             for (region, state, progress) in &seen.regions {
                 let old = before.regions.iter().find(|(r, ..)| r == region);
@@ -316,11 +423,11 @@ impl Display {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        row.set_message(Self::line(key, seen));
-        if seen.ready {
-            row.set_style(ProgressStyle::with_template("✔ {msg}").expect("template"));
-            row.tick();
-        }
+        row.set_style(match mark {
+            Mark::Ready => style("✔ {wide_msg}"),
+            Mark::Working | Mark::Deleting => style("{spinner} {wide_msg}"),
+        });
+        row.set_message(text);
         for (region, state, progress) in &seen.regions {
             let bar = self
                 .region_bars
@@ -328,8 +435,7 @@ impl Display {
                 .or_insert_with(|| {
                     let bar = multi.insert_after(row, ProgressBar::new(100));
                     bar.set_style(
-                        ProgressStyle::with_template("    {prefix:<14} [{bar:30}] {pos:>3}% {msg}")
-                            .expect("template")
+                        style("    {prefix:<14} [{bar:30}] {pos:>3}% {wide_msg}")
                             .progress_chars("=> "),
                     );
                     bar.set_prefix(region.clone());
@@ -345,8 +451,9 @@ impl Display {
         let text = format!("{:<34} deleted", key.to_string());
         match (&self.multi, self.rows.remove(key)) {
             (Some(_), Some(row)) => {
-                row.set_style(ProgressStyle::with_template("✘ {msg}").expect("template"));
-                row.finish_with_message(format!("{text} after {elapsed:.1}s"));
+                let after = self.deleting_since.elapsed().as_secs_f32();
+                row.set_style(style("✘ {wide_msg}"));
+                row.finish_with_message(format!("{text} {after:.1}s after the delete"));
                 self.region_bars.retain(|(k, _), bar| {
                     if k == key {
                         bar.finish_and_clear();
@@ -366,10 +473,23 @@ impl Display {
             None => println!("{text}"),
         }
     }
+
+    /// Ends the live display (what it drew stays), so lines printed next are not redrawn over.
+    fn finish(self) {
+        for bar in self.rows.values().chain(self.region_bars.values()) {
+            bar.finish();
+        }
+    }
 }
 
-/// Applies the quickstart, shows it reaching Ready, deletes it all and shows the order.
-async fn demo(client: &Client, arm: &HashMap<String, String>) -> anyhow::Result<()> {
+/// Applies the quickstart, shows it reaching Ready, deletes it all and shows the order, then
+/// sums it up below the live display, where no redraw reaches it.
+async fn demo(
+    client: &Client,
+    arm: &HashMap<String, String>,
+    log: &Path,
+    log_removed: bool,
+) -> anyhow::Result<()> {
     let documents = parse_documents(QUICKSTART)?;
     let mut display = Display::new();
     display.note("Applying examples/quickstart.yaml");
@@ -380,7 +500,7 @@ async fn demo(client: &Client, arm: &HashMap<String, String>) -> anyhow::Result<
         let now = snapshot(client).await?;
         let mut all_ready = true;
         for key in &keys {
-            let seen = observe(now.get(key).and_then(|s| s.as_ref()));
+            let seen = observe(now.get(key));
             all_ready &= seen.ready;
             display.show(key, &seen);
         }
@@ -390,7 +510,7 @@ async fn demo(client: &Client, arm: &HashMap<String, String>) -> anyhow::Result<
         if Instant::now() > deadline {
             let waiting: Vec<String> = keys
                 .iter()
-                .map(|k| (k, observe(now.get(k).and_then(|s| s.as_ref()))))
+                .map(|k| (k, observe(now.get(k))))
                 .filter(|(_, seen)| !seen.ready)
                 .map(|(k, seen)| format!("{k}: {} {}", seen.reason, seen.message))
                 .collect();
@@ -401,12 +521,13 @@ async fn demo(client: &Client, arm: &HashMap<String, String>) -> anyhow::Result<
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let ready_after = display.started.elapsed().as_secs_f32();
     display.note(&format!(
-        "All {} objects Ready after {:.1}s. Deleting everything at once (like `kubectl delete -f`)…",
+        "All {} objects Ready after {ready_after:.1}s. Deleting everything at once (like `kubectl delete -f`)…",
         keys.len(),
-        display.started.elapsed().as_secs_f32()
     ));
 
+    display.deleting_since = Instant::now();
     for key in &keys {
         delete(client, key).await?;
     }
@@ -423,19 +544,14 @@ async fn demo(client: &Client, arm: &HashMap<String, String>) -> anyhow::Result<
                     display.gone(key);
                     order.push(key.clone());
                 }
-                Some(status) => display.show(key, &observe(status.as_ref())),
+                Some(object) => display.show(key, &observe(Some(object))),
             }
         }
         if Instant::now() > deadline {
             let left: Vec<String> = keys
                 .iter()
                 .filter(|k| !order.contains(k))
-                .map(|k| {
-                    format!(
-                        "{k}: {}",
-                        observe(now.get(k).and_then(|s| s.as_ref())).reason
-                    )
-                })
+                .map(|k| format!("{k}: {}", observe(now.get(k)).reason))
                 .collect();
             anyhow::bail!(
                 "deletion did not finish within {DEMO_DEADLINE:?}; still there: {}",
@@ -444,25 +560,40 @@ async fn demo(client: &Client, arm: &HashMap<String, String>) -> anyhow::Result<
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    display.note(&format!(
-        "Deleted in this order: {}",
-        order
-            .iter()
-            .map(|k| k.kind.as_str())
-            .collect::<Vec<_>>()
-            .join(" → ")
-    ));
-    match leftovers(arm).await {
+    let deleted_after = display.deleting_since.elapsed().as_secs_f32();
+    let leftovers = leftovers(arm).await;
+    display.finish();
+    let order = order
+        .iter()
+        .map(|k| k.kind.as_str())
+        .collect::<Vec<_>>()
+        .join(" → ");
+    println!("All {} objects Ready after {ready_after:.1}s.", keys.len());
+    println!("Deleted in this order: {order}, in {deleted_after:.1}s.");
+    let outcome = match leftovers {
         Ok(left) if left.is_empty() => {
-            display.note("Simulated Azure holds nothing of the quickstart any more.");
+            println!("Simulated Azure holds nothing of the quickstart any more.");
             Ok(())
         }
-        Ok(left) => anyhow::bail!("Azure resources left behind: {}", left.join(", ")),
+        Ok(left) => Err(anyhow::anyhow!(
+            "Azure resources left behind: {}",
+            left.join(", ")
+        )),
         Err(e) => {
-            display.note(&format!("(could not read the simulator's state: {e:#})"));
+            println!("(could not read the simulator's state: {e:#})");
             Ok(())
         }
-    }
+    };
+    println!(
+        "Operator log: {}{}",
+        log.display(),
+        if log_removed && outcome.is_ok() {
+            " (removed on exit: --dir keeps it)"
+        } else {
+            ""
+        }
+    );
+    outcome
 }
 
 fn parse_documents(yaml: &str) -> anyhow::Result<Vec<Value>> {
@@ -601,7 +732,7 @@ mod tests {
 
     #[test]
     fn observe_reads_ready_reason_and_region_progress() {
-        let seen = observe(Some(&json!({
+        let seen = observe(Some(&json!({"status": {
             "conditions": [
                 {"type": "Synced", "status": "True", "reason": "Synced"},
                 {"type": "Ready", "status": "False", "reason": "Replicating", "message": "1 of 2 regions"}
@@ -610,8 +741,8 @@ mod tests {
                 {"region": "eastus", "state": "Completed", "progress": 100},
                 {"region": "westeurope", "state": "Replicating", "progress": 40}
             ]}
-        })));
-        assert!(!seen.ready);
+        }})));
+        assert!(!seen.ready && !seen.deleting);
         assert_eq!(seen.reason, "Replicating");
         assert_eq!(seen.message, "1 of 2 regions");
         assert_eq!(
@@ -619,6 +750,45 @@ mod tests {
             ("westeurope".into(), "Replicating".into(), 40)
         );
         assert_eq!(observe(None).reason, "Pending");
+    }
+
+    #[test]
+    fn an_object_being_deleted_loses_its_ready_mark() {
+        let key = Key {
+            kind: "Gallery".into(),
+            name: "g".into(),
+        };
+        let ready = json!({"metadata": {}, "status": {"conditions": [
+            {"type": "Ready", "status": "True", "reason": "Succeeded"}]}});
+        assert_eq!(row(&key, &observe(Some(&ready))).0, Mark::Ready);
+        let mut deleting = ready.clone();
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        let (mark, text) = row(&key, &observe(Some(&deleting)));
+        assert_eq!(mark, Mark::Deleting);
+        assert!(text.ends_with(" Deleting"), "{text}");
+        deleting["status"]["conditions"][0] = json!({"type": "Ready", "status": "False",
+            "reason": "DeletingBlocked", "message": "waiting for ImageDefinition/d"});
+        let (_, text) = row(&key, &observe(Some(&deleting)));
+        assert!(
+            text.ends_with("DeletingBlocked: waiting for ImageDefinition/d"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_env_file_exports_quoted_values_a_shell_can_source() {
+        let text = env_exports(
+            Path::new("/tmp/s/kubeconfig"),
+            &[("AZURE_CLIENT_SECRET".into(), "it's~secret".into())],
+        );
+        assert!(text.contains("export KUBECONFIG='/tmp/s/kubeconfig'\n"));
+        assert!(text.contains("export AZURE_CLIENT_SECRET='it'\\''s~secret'\n"));
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("{text}\nprintf %s \"$AZURE_CLIENT_SECRET\""))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's~secret");
     }
 
     #[test]

@@ -32,9 +32,12 @@ CLIENT_ID = "7d1e2f3a-4b5c-4d6e-8f70-112233445566"
 TENANT_ID = "0b4e9a7c-5d1f-4c2e-9a3b-7f6d2e1c0a01"
 SUBSCRIPTION_ID = "5f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d01"
 
+# What a default install (workload identity) must set: the identity's client ID.
+IDENTITY = {"credentials": {"clientId": CLIENT_ID}}
+
 # Named value sets: every credentials mode, namespaced RBAC, sovereign cloud settings, HA.
 VALUE_SETS: dict[str, dict[str, Any]] = {
-    "defaults": {},
+    "defaults": IDENTITY,
     "workload-identity": {
         "credentials": {"mode": "workloadIdentity", "clientId": CLIENT_ID, "tenantId": TENANT_ID},
         "defaultSubscriptionId": SUBSCRIPTION_ID,
@@ -53,9 +56,14 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "credentials": {"mode": "clientSecret", "clientSecret": {"secretName": "azure-creds"}},
         "defaultSubscriptionId": SUBSCRIPTION_ID,
     },
-    "watch-namespaces": {"watchNamespaces": ["team-a", "team-b"]},
-    "no-secrets-no-leader": {"rbac": {"readSecrets": False}, "leaderElection": {"enabled": False}},
+    "watch-namespaces": {**IDENTITY, "watchNamespaces": ["team-a", "team-b"]},
+    "no-secrets-no-leader": {
+        **IDENTITY,
+        "rbac": {"readSecrets": False},
+        "leaderElection": {"enabled": False},
+    },
     "sovereign-cloud": {
+        **IDENTITY,
         "armEndpoint": "https://management.usgovcloudapi.net",
         "authorityHost": "https://login.microsoftonline.us",
         "armScope": "https://management.usgovcloudapi.net/.default",
@@ -65,14 +73,21 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "resyncSeconds": 120,
         "concurrency": 4,
     },
-    "ha-with-monitoring": {"replicas": 2, "metrics": {"serviceMonitor": {"enabled": True}}},
+    "ha-with-monitoring": {
+        **IDENTITY,
+        "replicas": 2,
+        "metrics": {"serviceMonitor": {"enabled": True}},
+    },
 }
 
 
 def render(values: dict[str, Any] | None = None, namespace: str = NAMESPACE) -> list[dict]:
-    """The chart's templated objects (not its CRDs) as helm template renders them."""
+    """The chart's templated objects (not its CRDs) as helm template renders them; without
+    values, a default install's (which must name its identity)."""
     with helm.Chart.load(CHART) as chart:
-        manifests = chart.render(values or {}, name=RELEASE, namespace=namespace)
+        manifests = chart.render(
+            IDENTITY if values is None else values, name=RELEASE, namespace=namespace
+        )
     objects = []
     for path, text in sorted(manifests.items()):
         if path.endswith("NOTES.txt"):
@@ -83,7 +98,9 @@ def render(values: dict[str, Any] | None = None, namespace: str = NAMESPACE) -> 
 
 def notes(values: dict[str, Any] | None = None) -> str:
     with helm.Chart.load(CHART) as chart:
-        manifests = chart.render(values or {}, name=RELEASE, namespace=NAMESPACE)
+        manifests = chart.render(
+            IDENTITY if values is None else values, name=RELEASE, namespace=NAMESPACE
+        )
     return next(text for path, text in manifests.items() if path.endswith("NOTES.txt"))
 
 
@@ -197,7 +214,7 @@ def test_rbac_is_cluster_wide_by_default_and_per_namespace_when_namespaces_are_w
         }
     ]
 
-    scoped = render({"watchNamespaces": ["team-a", "team-b"]})
+    scoped = render(VALUE_SETS["watch-namespaces"])
     assert of_kind(scoped, "ClusterRole") == [] and of_kind(scoped, "ClusterRoleBinding") == []
     workload_roles = {
         o["metadata"]["namespace"]
@@ -337,7 +354,20 @@ def test_sovereign_cloud_settings_become_flags() -> None:
 def test_more_than_one_replica_needs_leader_election() -> None:
     assert "--leader-elect" in container(render(VALUE_SETS["ha-with-monitoring"]))["args"]
     with pytest.raises(helm.HelmError, match="leaderElection"):
-        render({"replicas": 2, "leaderElection": {"enabled": False}})
+        render({**IDENTITY, "replicas": 2, "leaderElection": {"enabled": False}})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"credentials": {"mode": "workloadIdentity", "clientId": ""}}],
+    ids=["default-values", "empty-client-id"],
+)
+def test_workload_identity_without_a_client_id_fails_to_render(values: dict) -> None:
+    """helm install (or template) stops with a message saying what to set, instead of
+    installing an operator without an Azure identity."""
+    expected = r"credentials\.clientId is required with credentials\.mode=workloadIdentity"
+    with pytest.raises(helm.HelmError, match=expected):
+        render(values)
 
 
 @pytest.mark.parametrize(
@@ -423,8 +453,6 @@ def test_notes_tell_what_to_do_next() -> None:
     text = notes()
     assert "kubectl get azure-gallery" in text
     assert "examples/quickstart.yaml" in text
-    assert "credentials.clientId is empty" in text
-    assert "credentials.clientId is empty" not in notes(VALUE_SETS["workload-identity"])
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)

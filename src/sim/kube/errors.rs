@@ -195,11 +195,15 @@ impl ApiError {
             format!("[{}]", rendered.join(", "))
         };
         let mut d = Map::new();
-        d.insert("name".into(), json!(name));
+        if !name.is_empty() {
+            d.insert("name".into(), json!(name));
+        }
         if !group.is_empty() {
             d.insert("group".into(), json!(group));
         }
-        d.insert("kind".into(), json!(kind));
+        if !kind.is_empty() {
+            d.insert("kind".into(), json!(kind));
+        }
         d.insert(
             "causes".into(),
             Value::Array(
@@ -261,6 +265,32 @@ impl ApiError {
         )
     }
 
+    /// A create or update body in a format kube-apiserver does not read.
+    pub fn unsupported_body_type() -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        )
+    }
+
+    /// No media type of the Accept header can be answered. kube-apiserver words it one way
+    /// for custom resources and another (go-restful's) for built-in kinds; the emulator writes
+    /// no protobuf, so a built-in kind asked only for protobuf gets a message of its own.
+    pub fn not_acceptable(custom_resource: bool, protobuf: bool) -> Self {
+        let message = if custom_resource {
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+        } else if protobuf {
+            "the Kubernetes API emulator answers in application/json or application/yaml, not application/vnd.kubernetes.protobuf"
+        } else {
+            "406: Not Acceptable\n\nAvailable representations: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+        };
+        Self {
+            details: (!custom_resource).then(|| json!({})),
+            ..Self::new(406, "NotAcceptable", message)
+        }
+    }
+
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
     }
@@ -269,8 +299,12 @@ impl ApiError {
     pub fn status(&self) -> Value {
         let mut s = json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "message": self.message, "reason": self.reason,
+            "status": "Failure", "message": self.message,
         });
+        // An internal error (structured-merge-diff's, say) has no reason.
+        if !self.reason.is_empty() {
+            s["reason"] = json!(self.reason);
+        }
         if let Some(d) = &self.details {
             s["details"] = d.clone();
         }

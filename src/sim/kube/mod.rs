@@ -1,15 +1,22 @@
 //! The Kubernetes API emulator (`sim kube`): enough of kube-apiserver for the operator,
 //! kubectl, kube-rs and the lease manager, with our CRDs preinstalled. The real API server of
 //! `tests/kube-apiserver` is its oracle (tests/differential.rs).
+//!
+//! Request bodies come as JSON, YAML or, for the built-in kinds, protobuf (`protobuf.rs`, as
+//! kubectl's typed clients send them); `fieldValidation` is checked as the real server checks
+//! it (`strict.rs`); answers are JSON, YAML, Tables (also on watches) or metadata-only, as
+//! the Accept header asks.
 
 mod discovery;
 mod errors;
 mod objects;
 mod patch;
+mod protobuf;
 mod resources;
 mod selectors;
 mod server;
 mod store;
+mod strict;
 mod table;
 mod validation;
 

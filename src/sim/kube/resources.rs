@@ -1,6 +1,6 @@
 //! The resource types the emulator serves: built-in kinds and those defined by CRDs.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
@@ -283,6 +283,67 @@ pub fn builtins() -> Vec<ResourceType> {
         ),
         crds,
     ]
+}
+
+/// The schema of a built-in kind as kube-apiserver publishes it (k8s-openapi's, generated from
+/// the same OpenAPI), with its `$ref`s into `$defs`: its fields, and their descriptions.
+pub fn builtin_schema(group: &str, plural: &str) -> Option<&'static Value> {
+    static SCHEMAS: OnceLock<Vec<(&str, &str, Value)>> = OnceLock::new();
+    let schemas = SCHEMAS.get_or_init(|| {
+        use k8s_openapi::{
+            api::{coordination::v1 as coordination, core::v1 as core, events::v1 as events},
+            apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions,
+        };
+        vec![
+            ("", "secrets", schema::<core::Secret>()),
+            ("", "configmaps", schema::<core::ConfigMap>()),
+            ("", "namespaces", schema::<core::Namespace>()),
+            ("", "serviceaccounts", schema::<core::ServiceAccount>()),
+            ("", "events", schema::<core::Event>()),
+            ("events.k8s.io", "events", schema::<events::Event>()),
+            (
+                "coordination.k8s.io",
+                "leases",
+                schema::<coordination::Lease>(),
+            ),
+            (
+                "apiextensions.k8s.io",
+                "customresourcedefinitions",
+                schema::<apiextensions::CustomResourceDefinition>(),
+            ),
+        ]
+    });
+    schemas
+        .iter()
+        .find(|(g, p, _)| *g == group && *p == plural)
+        .map(|(.., s)| s)
+}
+
+/// `ObjectMeta`'s schema: what `metadata` of any kind may hold.
+pub fn object_meta_schema() -> &'static Value {
+    static META: OnceLock<Value> = OnceLock::new();
+    META.get_or_init(schema::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>)
+}
+
+fn schema<T: schemars::JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).expect("schemas serialize")
+}
+
+/// The description of the field at `path` in a k8s-openapi schema (following `$ref`s).
+pub fn field_doc(schema: &Value, path: &[&str]) -> String {
+    let defs = &schema["$defs"];
+    let mut node = schema;
+    for field in path {
+        while let Some(target) = node["$ref"]
+            .as_str()
+            .and_then(|r| r.rsplit('/').next())
+            .and_then(|name| defs.get(name))
+        {
+            node = target;
+        }
+        node = &node["properties"][field];
+    }
+    node["description"].as_str().unwrap_or_default().to_string()
 }
 
 /// The resource types a CRD object defines (one per served version), or an error message.

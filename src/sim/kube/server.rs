@@ -21,10 +21,11 @@ use super::{
     discovery,
     errors::{ApiError, success_status},
     objects::{self, GcWork, Preconditions, Propagation, Writer},
-    patch,
+    patch, protobuf,
     resources::ResourceType,
     selectors::{FieldSelector, LabelSelector},
     store::{Event, Store, meta_str},
+    strict::{self, Directive},
     table,
 };
 
@@ -60,23 +61,61 @@ enum Shape {
     Metadata,
 }
 
-fn shape(headers: &HeaderMap) -> Shape {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    for media in accept.split(',') {
-        if media.contains("as=Table") {
-            return Shape::Table;
-        }
-        if media.contains("as=PartialObjectMetadata") {
-            return Shape::Metadata;
-        }
-        if media.trim().starts_with("application/json") || media.trim().starts_with("*/*") {
-            return Shape::Full;
-        }
+/// The media ranges of the Accept header (type and parameters).
+fn media_ranges(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|m| {
+            let (media, params) = m.split_once(';').unwrap_or((m, ""));
+            (media.trim().to_ascii_lowercase(), params.replace(' ', ""))
+        })
+        .filter(|(m, _)| !m.is_empty())
+        .collect()
+}
+
+/// The first media range the emulator can answer with: the shape of objects, and whether in
+/// YAML. None when the header names only others.
+fn acceptable(ranges: &[(String, String)]) -> Option<(Shape, bool)> {
+    if ranges.is_empty() {
+        return Some((Shape::Full, false));
     }
-    Shape::Full
+    ranges.iter().find_map(|(media, params)| {
+        let shape = if params.contains("as=Table") {
+            Shape::Table
+        } else if params.contains("as=PartialObjectMetadata") {
+            Shape::Metadata
+        } else {
+            Shape::Full
+        };
+        match media.as_str() {
+            "application/json" | "*/*" | "application/*" => Some((shape, false)),
+            "application/yaml" => Some((shape, true)),
+            _ => None,
+        }
+    })
+}
+
+/// kube-apiserver's content negotiation (without protobuf answers), or the 406 it sends when
+/// no media type fits.
+fn negotiate(headers: &HeaderMap, rt: &ResourceType) -> Result<Shape> {
+    let ranges = media_ranges(headers);
+    match acceptable(&ranges) {
+        Some((shape, _)) => Ok(shape),
+        None => Err(ApiError::not_acceptable(
+            rt.crd.is_some(),
+            ranges.iter().any(|(m, _)| m == protobuf::MEDIA_TYPE),
+        )),
+    }
+}
+
+/// A client that accepts protobuf and nothing the emulator writes gets its errors in
+/// protobuf, as kube-apiserver sends them.
+fn protobuf_only(headers: &HeaderMap) -> bool {
+    let ranges = media_ranges(headers);
+    acceptable(&ranges).is_none() && ranges.iter().any(|(m, _)| m == protobuf::MEDIA_TYPE)
 }
 
 fn query(uri: &Uri) -> HashMap<String, String> {
@@ -135,9 +174,63 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match dispatch(app, method, uri, headers, body).await {
+    let mut warnings = Vec::new();
+    let yaml = acceptable(&media_ranges(&headers)).is_some_and(|(_, yaml)| yaml);
+    let protobuf_only = protobuf_only(&headers);
+    let mut response = match dispatch(app, method, uri, &headers, body, &mut warnings).await {
+        Ok(r) if yaml => as_yaml(r).await,
         Ok(r) => r,
+        Err(e) if protobuf_only => (
+            StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            [(header::CONTENT_TYPE, protobuf::MEDIA_TYPE)],
+            protobuf::status(&e.status()),
+        )
+            .into_response(),
+        Err(e) if yaml => as_yaml(e.into_response()).await,
         Err(e) => e.into_response(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    for w in warnings.into_iter().filter(|w| seen.insert(w.clone())) {
+        if let Ok(v) = header::HeaderValue::from_bytes(warning_header(&w).as_bytes()) {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
+    response
+}
+
+/// kube-apiserver's `Warning` header: code 299, no agent, the text quoted with `"` and `\`
+/// escaped.
+fn warning_header(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("299 - \"{escaped}\"")
+}
+
+/// A JSON answer re-encoded as YAML, for clients that asked for `application/yaml`.
+async fn as_yaml(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !is_json || response.headers().contains_key(header::TRANSFER_ENCODING) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let yaml = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| serde_yaml::to_string(&v).ok());
+    match yaml {
+        Some(text) => {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/yaml"),
+            );
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(text))
+        }
+        None => Response::from_parts(parts, Body::from(bytes)),
     }
 }
 
@@ -145,8 +238,9 @@ async fn dispatch(
     app: App,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    headers: &HeaderMap,
     body: Bytes,
+    warnings: &mut Vec<String>,
 ) -> Result<Response> {
     let path = uri.path().trim_matches('/');
     let segments: Vec<&str> = if path.is_empty() {
@@ -199,13 +293,13 @@ async fn dispatch(
         return Err(ApiError::no_route());
     }
     let ns_str = ns.clone().unwrap_or_default();
-    let writer_manager = field_manager(&q, &headers);
+    let writer_manager = field_manager(&q, headers);
     let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
     let writer = Writer {
         manager: &writer_manager,
         dry_run,
     };
-    let shape = shape(&headers);
+    let shape = negotiate(headers, &rt)?;
     match (method.clone(), name) {
         (Method::GET, Some(name)) => {
             let store = app.store.lock().expect("store lock");
@@ -216,20 +310,20 @@ async fn dispatch(
         }
         (Method::GET, None) => {
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                watch(app, rt, ns, &q, shape == Shape::Metadata)
+                watch(app, rt, ns, &q, shape)
             } else {
                 list(&app, &rt, ns.as_deref(), &q, shape)
             }
         }
         (Method::POST, None) => {
-            let obj = decode(&body)?;
+            let obj = decode_write(&rt, headers, &body, &q, "CreateOptions", warnings)?;
             let obj = prepare_body(&rt, &ns_str, obj)?;
             let mut store = app.store.lock().expect("store lock");
             let created = objects::create(&mut store, &rt, &ns_str, obj, &writer, false)?;
             Ok(render_one_code(&rt, &created, shape, &q, 201))
         }
         (Method::PUT, Some(name)) => {
-            let obj = decode(&body)?;
+            let obj = decode_write(&rt, headers, &body, &q, "UpdateOptions", warnings)?;
             let obj = prepare_body(&rt, &ns_str, obj)?;
             let mut work = Vec::new();
             let updated = {
@@ -243,15 +337,7 @@ async fn dispatch(
             Ok(render_one(&rt, &updated, shape, &q))
         }
         (Method::PATCH, Some(name)) => {
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
+            let content_type = content_type(headers);
             let mut work = Vec::new();
             let (obj, created) = {
                 let mut store = app.store.lock().expect("store lock");
@@ -266,6 +352,7 @@ async fn dispatch(
                     &q,
                     &writer,
                     &mut work,
+                    warnings,
                 )?
             };
             spawn_gc(&app, work);
@@ -278,7 +365,7 @@ async fn dispatch(
             ))
         }
         (Method::DELETE, Some(name)) => {
-            let opts = delete_options(&body, &q)?;
+            let opts = delete_options(headers, &body, &q)?;
             let mut work = Vec::new();
             let (obj, gone) = {
                 let mut store = app.store.lock().expect("store lock");
@@ -299,7 +386,7 @@ async fn dispatch(
             if rt.is_namespace() {
                 return Err(ApiError::method_not_allowed());
             }
-            let opts = delete_options(&body, &q)?;
+            let opts = delete_options(headers, &body, &q)?;
             let (label, field) = selectors(&rt, &q)?;
             let mut work = Vec::new();
             let mut deleted = Vec::new();
@@ -354,10 +441,46 @@ fn spawn_gc(app: &App, work: Vec<GcWork>) {
     });
 }
 
-fn decode(body: &Bytes) -> Result<Value> {
-    serde_json::from_slice(body)
-        .or_else(|_| serde_yaml::from_slice(body))
-        .map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized: {e}")))
+/// The media type of the request body, without parameters.
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A create or update body in any format kube-apiserver reads (JSON, YAML, protobuf for
+/// built-in kinds), checked as its `fieldValidation` asks.
+fn decode_write(
+    rt: &ResourceType,
+    headers: &HeaderMap,
+    body: &Bytes,
+    q: &HashMap<String, String>,
+    options: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Value> {
+    let directive = Directive::from_query(q, options)?;
+    let decoded = match content_type(headers).as_str() {
+        // Without a Content-Type, whatever parses.
+        "" => strict::decode_body(rt, body, true, directive)?,
+        "application/json" => strict::decode_body(rt, body, false, directive)?,
+        "application/yaml" => strict::decode_body(rt, body, true, directive)?,
+        protobuf::MEDIA_TYPE if rt.crd.is_none() => strict::Decoded {
+            value: protobuf::decode(rt, body)?,
+            errors: Vec::new(),
+        },
+        _ => return Err(ApiError::unsupported_body_type()),
+    };
+    let strict::Decoded { value, errors } = decoded;
+    strict::settle(directive, errors, warnings, |m| {
+        strict::body_error(rt, &value, m)
+    })?;
+    Ok(value)
 }
 
 /// Checks a request body's kind, apiVersion and namespace against the path.
@@ -410,7 +533,9 @@ fn patch_object(
     q: &HashMap<String, String>,
     writer: &Writer,
     work: &mut Vec<GcWork>,
+    warnings: &mut Vec<String>,
 ) -> Result<(Arc<Value>, bool)> {
+    let directive = Directive::from_query(q, "PatchOptions")?;
     let current = store.get(&rt.storage_key(), ns, name).map(|o| rt.view(&o));
     if content_type == "application/apply-patch+yaml" {
         let manager = q
@@ -429,8 +554,8 @@ fn patch_object(
                 )
             })?;
         let force = q.get("force").is_some_and(|f| f == "true");
-        let config: Value = serde_yaml::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        let (config, duplicates) = strict::decode_apply(body)?;
+        strict::check_apply(rt, body, &config, duplicates, directive, warnings)?;
         let mut config = prepare_body(rt, ns, config)?;
         // An apply body without a name keeps the live object's (kube-rs status patches send
         // only apiVersion, kind and status); with nothing live, there is no name to take.
@@ -470,12 +595,18 @@ fn patch_object(
         }
     } else {
         let cur = current.ok_or_else(|| ApiError::not_found(rt, name))?;
-        let patch_doc: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let json_patch = content_type == "application/json-patch+json";
+        let (patch_doc, mut errors) = strict::decode_patch(body, json_patch, directive)?;
         let mut obj = (*cur).clone();
-        match content_type {
-            "application/json-patch+json" => patch::json_patch(&mut obj, &patch_doc)?,
-            "application/merge-patch+json" => patch::merge_patch(&mut obj, &patch_doc),
+        let strategic = match content_type {
+            "application/json-patch+json" => {
+                patch::json_patch(&mut obj, &patch_doc)?;
+                false
+            }
+            "application/merge-patch+json" => {
+                patch::merge_patch(&mut obj, &patch_doc);
+                false
+            }
             "application/strategic-merge-patch+json" => {
                 if rt.crd.is_some() {
                     return Err(ApiError::new(
@@ -484,9 +615,25 @@ fn patch_object(
                         "strategic merge patch is not supported for custom resources",
                     ));
                 }
-                patch::strategic_merge(&mut obj, &patch_doc)
+                patch::strategic_merge(&mut obj, &patch_doc);
+                true
             }
             other => return Err(ApiError::unsupported_media_type(other)),
+        };
+        // Decoding the patched object: its unknown fields, dropped from a built-in kind.
+        if directive != Directive::Ignore || rt.crd.is_none() {
+            errors.extend(strict::patched_unknown(rt, &obj));
+        }
+        if !errors.is_empty() {
+            strict::settle(directive, errors, warnings, |m| {
+                let shown = if strategic {
+                    strict::go_map(&patch_doc)
+                } else {
+                    strict::patched_json(rt, &obj, &patch_doc)
+                };
+                strict::patch_error(&shown, m)
+            })?;
+            strict::drop_unknown(rt, &mut obj);
         }
         // Without a resourceVersion in the patch, a patch applies to the latest version.
         if obj["metadata"]["resourceVersion"]
@@ -509,11 +656,14 @@ fn check_namespace_exists(store: &Store, rt: &ResourceType, ns: &str, name: &str
 }
 
 fn delete_options(
+    headers: &HeaderMap,
     body: &Bytes,
     q: &HashMap<String, String>,
 ) -> Result<(Propagation, Preconditions)> {
     let opts: Value = if body.is_empty() {
         json!({})
+    } else if content_type(headers) == protobuf::MEDIA_TYPE {
+        protobuf::delete_options(body)?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
@@ -769,16 +919,43 @@ impl WatchFilter {
     }
 }
 
-fn event_line(kind: &str, obj: &Value, meta_only: bool) -> Bytes {
-    let object = if meta_only {
-        table::partial(obj)
-    } else {
-        obj.clone()
-    };
+fn event_line(kind: &str, object: &Value) -> Bytes {
     let mut line =
         serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serializes");
     line.push(b'\n');
     Bytes::from(line)
+}
+
+/// Writes a watch's events in the shape the client asked for. A Table watch (`kubectl get
+/// -w`) sends each object as a one-row Table; only the first carries the column definitions.
+struct WatchEncoder {
+    rt: Arc<ResourceType>,
+    shape: Shape,
+    include: String,
+    columns_sent: bool,
+}
+
+impl WatchEncoder {
+    fn object(&mut self, kind: &str, obj: &Value) -> Bytes {
+        let object = match self.shape {
+            Shape::Full => obj.clone(),
+            Shape::Metadata => table::partial(obj),
+            Shape::Table => {
+                let mut t = table::table(
+                    &self.rt,
+                    &[obj],
+                    &self.include,
+                    json!({"resourceVersion": meta_str(obj, "resourceVersion")}),
+                );
+                if self.columns_sent {
+                    t["columnDefinitions"] = Value::Null;
+                }
+                self.columns_sent = true;
+                t
+            }
+        };
+        event_line(kind, &object)
+    }
 }
 
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
@@ -788,9 +965,18 @@ fn watch(
     rt: Arc<ResourceType>,
     ns: Option<String>,
     q: &HashMap<String, String>,
-    meta_only: bool,
+    shape: Shape,
 ) -> Result<Response> {
     let (label, field) = selectors(&rt, q)?;
+    let mut encoder = WatchEncoder {
+        rt: rt.clone(),
+        shape,
+        include: q
+            .get("includeObject")
+            .cloned()
+            .unwrap_or_else(|| "Metadata".into()),
+        columns_sent: false,
+    };
     let filter = WatchFilter {
         key: rt.storage_key(),
         ns,
@@ -824,7 +1010,7 @@ fn watch(
                     Ok(events) => {
                         for e in events {
                             if let Some(k) = filter.translate(&e) {
-                                initial.push(event_line(k, &rt.view(&e.obj), meta_only));
+                                initial.push(encoder.object(k, &rt.view(&e.obj)));
                             }
                         }
                     }
@@ -832,21 +1018,21 @@ fn watch(
                         let status =
                             ApiError::expired(format!("too old resource version: {rv} ({oldest})"))
                                 .status();
-                        initial.push(event_line("ERROR", &status, false));
+                        initial.push(event_line("ERROR", &status));
                     }
                 }
             }
             _ => {
                 for (_, obj) in store.range(&filter.key, filter.ns.as_deref(), None) {
                     if filter.matches(obj) {
-                        initial.push(event_line("ADDED", &rt.view(obj), meta_only));
+                        initial.push(encoder.object("ADDED", &rt.view(obj)));
                     }
                 }
                 if send_initial {
                     let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(),
                         "metadata": {"resourceVersion": current.to_string(),
                                      "annotations": {"k8s.io/initial-events-end": "true"}}});
-                    initial.push(event_line("BOOKMARK", &bm, false));
+                    initial.push(event_line("BOOKMARK", &bm));
                 }
             }
         }
@@ -878,14 +1064,14 @@ fn watch(
                 _ = tick.tick(), if bookmarks => {
                     let bm = json!({"kind": kind, "apiVersion": api_version,
                                     "metadata": {"resourceVersion": last_rv.to_string()}});
-                    if tx.send(Ok(event_line("BOOKMARK", &bm, false))).await.is_err() { return; }
+                    if tx.send(Ok(event_line("BOOKMARK", &bm))).await.is_err() { return; }
                 }
                 e = rx.recv() => match e {
                     Ok(e) => {
                         if e.rv <= last_rv { continue; }
                         last_rv = e.rv;
                         if let Some(k) = filter.translate(&e)
-                            && tx.send(Ok(event_line(k, &rt.view(&e.obj), meta_only))).await.is_err() {
+                            && tx.send(Ok(encoder.object(k, &rt.view(&e.obj)))).await.is_err() {
                             return;
                         }
                     }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::resources::ResourceType;
+use super::resources::{self, ResourceType};
 
 /// Evaluates the JSONPath subset printer columns use: `.a.b`, `.a[0]`, `.a[*].b` and
 /// `.a[?(@.k=="v")].b`. Returns every match.
@@ -129,28 +129,35 @@ fn age_of(ts: &str) -> Value {
     }
 }
 
-const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
-const AGE_DESCRIPTION: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
-
 fn column(name: &str, ty: &str, format: &str, description: &str, priority: i64) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": description, "priority": priority})
 }
 
-/// Column definitions and a cell function for a resource type.
+/// A column described by a field's documentation (kube-apiserver uses the API types'
+/// `SwaggerDoc`, the same text as their OpenAPI descriptions).
+fn documented(name: &str, schema: Option<&Value>, path: &[&str], priority: i64) -> Value {
+    let doc = schema
+        .map(|s| resources::field_doc(s, path))
+        .unwrap_or_default();
+    column(name, "string", "", &doc, priority)
+}
+
 /// A column definition and how to compute its cell.
 type Column<'a> = (Value, Box<dyn Fn(&Value) -> Value + 'a>);
 
+fn cell<'a>(definition: Value, f: impl Fn(&Value) -> Value + 'a) -> Column<'a> {
+    (definition, Box::new(f))
+}
+
 fn columns(rt: &ResourceType) -> Vec<Column<'_>> {
-    let name = (
-        column("Name", "string", "name", NAME_DESCRIPTION, 0),
-        Box::new(|o: &Value| o["metadata"]["name"].clone()) as Box<dyn Fn(&Value) -> Value>,
-    );
-    let age_col = || {
-        (
-            column("Age", "string", "", AGE_DESCRIPTION, 0),
-            Box::new(age) as Box<dyn Fn(&Value) -> Value>,
-        )
+    let meta = Some(resources::object_meta_schema());
+    let name_def = || {
+        let mut c = documented("Name", meta, &["name"], 0);
+        c["format"] = json!("name");
+        c
     };
+    let name = cell(name_def(), |o| o["metadata"]["name"].clone());
+    let age_col = || cell(documented("Age", meta, &["creationTimestamp"], 0), age);
     if let Some(crd) = &rt.crd {
         let mut out = vec![name];
         for c in &crd.columns {
@@ -163,27 +170,19 @@ fn columns(rt: &ResourceType) -> Vec<Column<'_>> {
                 c["description"].as_str().unwrap_or(""),
                 c["priority"].as_i64().unwrap_or(0),
             );
-            out.push((
-                def,
-                Box::new(move |o: &Value| match jsonpath(o, &path).first() {
-                    None => Value::Null,
-                    Some(Value::String(ts)) if ty == "date" => age_of(ts),
-                    Some(v) if ty == "string" => match v {
-                        Value::String(s) => json!(s),
-                        other => json!(other.to_string()),
-                    },
-                    Some(v) => (*v).clone(),
-                }),
-            ));
+            out.push(cell(def, move |o| match jsonpath(o, &path).first() {
+                None => Value::Null,
+                Some(Value::String(ts)) if ty == "date" => age_of(ts),
+                Some(v) if ty == "string" => match v {
+                    Value::String(s) => json!(s),
+                    other => json!(other.to_string()),
+                },
+                Some(v) => (*v).clone(),
+            }));
         }
         return out;
     }
-    let field = |n: &str, f: fn(&Value) -> Value| {
-        (
-            column(n, "string", "", "", 0),
-            Box::new(f) as Box<dyn Fn(&Value) -> Value>,
-        )
-    };
+    let own = resources::builtin_schema(&rt.group, &rt.plural);
     let count = |o: &Value, k: &str| {
         json!(
             o[k].as_object().map_or(0, |m| m.len())
@@ -193,42 +192,223 @@ fn columns(rt: &ResourceType) -> Vec<Column<'_>> {
                     .map_or(0, |m| m.len())
         )
     };
+    let text = |v: &Value| json!(v.as_str().unwrap_or_default());
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "namespaces") => vec![
             name,
-            field("Status", |o| o["status"]["phase"].clone()),
+            cell(
+                column("Status", "string", "", "The status of the namespace", 0),
+                move |o| text(&o["status"]["phase"]),
+            ),
             age_col(),
         ],
         ("", "secrets") => vec![
             name,
-            field("Type", |o| o["type"].clone()),
-            (
-                column("Data", "string", "", "", 0),
-                Box::new(move |o: &Value| count(o, "data")),
-            ),
+            cell(documented("Type", own, &["type"], 0), move |o| {
+                text(&o["type"])
+            }),
+            cell(documented("Data", own, &["data"], 0), move |o| {
+                json!(o["data"].as_object().map_or(0, |m| m.len()))
+            }),
             age_col(),
         ],
         ("", "configmaps") => vec![
             name,
-            (
-                column("Data", "string", "", "", 0),
-                Box::new(move |o: &Value| count(o, "data")),
-            ),
+            cell(documented("Data", own, &["data"], 0), move |o| {
+                count(o, "data")
+            }),
             age_col(),
         ],
         ("coordination.k8s.io", "leases") => vec![
             name,
-            field("Holder", |o| o["spec"]["holderIdentity"].clone()),
+            cell(
+                documented("Holder", own, &["spec", "holderIdentity"], 0),
+                move |o| text(&o["spec"]["holderIdentity"]),
+            ),
             age_col(),
         ],
-        ("apiextensions.k8s.io", _) => vec![
-            name,
-            (
-                column("Created At", "date", "", "", 0),
-                Box::new(|o: &Value| o["metadata"]["creationTimestamp"].clone()),
-            ),
-        ],
+        ("apiextensions.k8s.io", _) => crd_columns(name, meta),
+        (_, "events") => event_columns(name_def()),
         _ => vec![name, age_col()],
+    }
+}
+
+/// The CRD table of apiextensions-apiserver's `tableconvertor`.
+fn crd_columns<'a>(name: Column<'a>, meta: Option<&Value>) -> Vec<Column<'a>> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
+    let mut created = documented("Created At", meta, &["creationTimestamp"], 0);
+    created["type"] = json!("date");
+    vec![
+        name,
+        cell(
+            column("Scope", "string", "", "Cluster/Namespaced", 0),
+            |o| o["spec"]["scope"].clone(),
+        ),
+        cell(
+            column("Versions", "string", "", "Served versions", 0),
+            |o| {
+                let mut versions: Vec<String> = o["spec"]["versions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|v| v["served"] == true)
+                    .map(|v| {
+                        let name = v["name"].as_str().unwrap_or_default();
+                        if v["storage"] == true {
+                            format!("{name}(storage)")
+                        } else {
+                            name.to_string()
+                        }
+                    })
+                    .collect();
+                versions.sort();
+                json!(versions.join(","))
+            },
+        ),
+        cell(created, |o| o["metadata"]["creationTimestamp"].clone()),
+        cell(column("Group", "string", "", "API group", 1), |o| {
+            o["spec"]["group"].clone()
+        }),
+        cell(
+            column("Kind", "string", "", "CustomResource kind", 1),
+            |o| o["spec"]["names"]["kind"].clone(),
+        ),
+        cell(
+            column("ShortNames", "string", "", "Short names", 1),
+            move |o| json!(strings(&o["spec"]["names"]["shortNames"]).join(",")),
+        ),
+        cell(
+            column("Established", "boolean", "", "Established status", 1),
+            |o| {
+                json!(
+                    o["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Established" && c["status"] == "True")
+                )
+            },
+        ),
+    ]
+}
+
+/// The Event table of kube-apiserver's printers (`printEvent`, always wide on the server),
+/// for core v1 and events.k8s.io/v1 Events alike.
+fn event_columns<'a>(name: Value) -> Vec<Column<'a>> {
+    let core = resources::builtin_schema("", "events");
+    let doc = |title: &str, path: &[&str], priority: i64| documented(title, core, path, priority);
+    let mut name = name;
+    name["priority"] = json!(1);
+    vec![
+        cell(doc("Last Seen", &["lastTimestamp"], 0), |o| {
+            event_row(o).last
+        }),
+        cell(doc("Type", &["type"], 0), |o| {
+            json!(event_field(o, "type", "type"))
+        }),
+        cell(doc("Reason", &["reason"], 0), |o| {
+            json!(event_field(o, "reason", "reason"))
+        }),
+        cell(doc("Object", &["involvedObject"], 0), |o| {
+            event_row(o).target
+        }),
+        cell(doc("Subobject", &["involvedObject", "fieldPath"], 1), |o| {
+            json!(event_object(o)["fieldPath"].as_str().unwrap_or_default())
+        }),
+        cell(doc("Source", &["source"], 1), |o| event_row(o).source),
+        cell(doc("Message", &["message"], 0), |o| {
+            json!(event_field(o, "message", "note").trim())
+        }),
+        cell(doc("First Seen", &["firstTimestamp"], 1), |o| {
+            event_row(o).first
+        }),
+        cell(doc("Count", &["count"], 1), |o| event_row(o).count),
+        cell(name, |o| o["metadata"]["name"].clone()),
+    ]
+}
+
+/// A field of an Event in either shape: its core v1 name, or its events.k8s.io/v1 one.
+fn event_field<'a>(o: &'a Value, core: &str, events_v1: &str) -> &'a str {
+    let field = if o["apiVersion"] == "events.k8s.io/v1" {
+        events_v1
+    } else {
+        core
+    };
+    o[field].as_str().unwrap_or_default()
+}
+
+fn event_object(o: &Value) -> &Value {
+    if o["apiVersion"] == "events.k8s.io/v1" {
+        &o["regarding"]
+    } else {
+        &o["involvedObject"]
+    }
+}
+
+/// The derived cells of an Event row.
+struct EventRow {
+    first: Value,
+    last: Value,
+    count: Value,
+    target: Value,
+    source: Value,
+}
+
+fn event_row(o: &Value) -> EventRow {
+    let v1 = o["apiVersion"] == "events.k8s.io/v1";
+    let pick = |core: &str, new: &str| if v1 { &o[new] } else { &o[core] };
+    let since = |t: &Value| t.as_str().map_or_else(|| json!("<unknown>"), age_of);
+    let first = match pick("firstTimestamp", "deprecatedFirstTimestamp") {
+        Value::String(t) => age_of(t),
+        _ => since(&o["eventTime"]),
+    };
+    let mut last = match pick("lastTimestamp", "deprecatedLastTimestamp") {
+        Value::String(t) => age_of(t),
+        _ => first.clone(),
+    };
+    let mut count = pick("count", "deprecatedCount").as_i64().unwrap_or(0);
+    if o["series"].is_object() {
+        last = since(&o["series"]["lastObservedTime"]);
+        count = o["series"]["count"].as_i64().unwrap_or(0);
+    } else if count == 0 {
+        // Singleton events have no count in the new API.
+        count = 1;
+    }
+    let object = event_object(o);
+    let kind = object["kind"].as_str().unwrap_or_default().to_lowercase();
+    let target = match object["name"].as_str().filter(|n| !n.is_empty()) {
+        Some(n) => format!("{kind}/{n}"),
+        None => kind,
+    };
+    let source = pick("source", "deprecatedSource");
+    let first_non_empty = |a: &Value, b: &Value| {
+        a.as_str()
+            .filter(|s| !s.is_empty())
+            .or(b.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let component = first_non_empty(
+        &source["component"],
+        pick("reportingComponent", "reportingController"),
+    );
+    let host = first_non_empty(&source["host"], &o["reportingInstance"]);
+    EventRow {
+        first,
+        last,
+        count: json!(count),
+        target: json!(target),
+        source: json!(if host.is_empty() {
+            component
+        } else {
+            format!("{component}, {host}")
+        }),
     }
 }
 
@@ -249,7 +429,7 @@ pub fn table(rt: &ResourceType, objects: &[&Value], include: &str, list_meta: Va
             let cells: Vec<Value> = cols.iter().map(|(_, f)| f(o)).collect();
             let mut row = json!({"cells": cells});
             match include {
-                "None" => {}
+                "None" => row["object"] = Value::Null,
                 "Object" => row["object"] = (*o).clone(),
                 _ => row["object"] = partial(o),
             }
