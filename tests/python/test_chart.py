@@ -407,10 +407,11 @@ TEAM_SCOPES = {
 def test_tenancy_values_become_flags_and_a_scopes_file_the_binary_accepts(
     tmp_path: pathlib.Path,
 ) -> None:
-    assert "--tenancy=shared" in container(render())["args"], "shared by default"
-    assert not [o for o in render() if o["kind"] == "ConfigMap"], "no scopes, no ConfigMap"
+    base = VALUE_SETS["workload-identity"]
+    assert "--tenancy=shared" in container(render(base))["args"], "shared by default"
+    assert not [o for o in render(base) if o["kind"] == "ConfigMap"], "no scopes, no ConfigMap"
 
-    objects = render({"tenancy": {"mode": "namespaced", "scopes": TEAM_SCOPES}})
+    objects = render({**base, "tenancy": {"mode": "namespaced", "scopes": TEAM_SCOPES}})
     c = container(objects)
     assert "--tenancy=namespaced" in c["args"]
     scopes_arg = next(a for a in c["args"] if a.startswith("--scopes="))
@@ -426,7 +427,7 @@ def test_tenancy_values_become_flags_and_a_scopes_file_the_binary_accepts(
     wider = {**TEAM_SCOPES, "team-b": {"scopes": [f"/subscriptions/{SUBSCRIPTION_ID}"]}}
     changed = next(
         o
-        for o in render({"tenancy": {"mode": "namespaced", "scopes": wider}})
+        for o in render({**base, "tenancy": {"mode": "namespaced", "scopes": wider}})
         if o["kind"] == "Deployment"
     )
     assert changed["spec"]["template"]["metadata"]["annotations"]["checksum/scopes"] != checksum, (
