@@ -134,7 +134,9 @@ When ready, prints KEY=VALUE lines, then READY, and serves until killed:
   AZURE_TENANT_ID_2, AZURE_SUBSCRIPTION_ID_2 tenant 2 and its subscription
   AZURE_SINGLE_TENANT_CLIENT_ID, AZURE_SINGLE_TENANT_CLIENT_SECRET   an app of tenant 1 only
   SOURCE_LINUX_IMAGE_ID, SOURCE_WINDOWS_IMAGE_ID, SOURCE_SPECIALIZED_SNAPSHOT_ID, SOURCE_VM_ID,
-  SUBNET_ID (and SOURCE_LINUX_IMAGE_ID_2, SUBNET_ID_2 in tenant 2)   the seeded sources")]
+  SUBNET_ID (and SOURCE_LINUX_IMAGE_ID_2, SUBNET_ID_2 in tenant 2)   the seeded sources
+  SOURCE_TRUSTED_LAUNCH_VM_ID, SOURCE_TRUSTED_LAUNCH_DISK_ID   Trusted Launch sources (tenant 1)
+  NON_ZONAL_REGION                           a region without availability zones (westus)")]
     Arm(SimArmArgs),
     /// Serve the Kubernetes API emulator with this operator's CRDs installed.
     #[command(
