@@ -4,8 +4,10 @@ pub mod common;
 pub mod gallery;
 pub mod image_definition;
 pub mod image_version;
+pub mod machine;
 mod rules;
 pub mod virtual_machine;
+pub mod virtual_machine_scale_set;
 
 pub use common::{
     AzureResourceOptions, CommonStatus, DeletionPolicy, LocalRef, SecretKeyRef, SecretRef,

@@ -35,6 +35,7 @@ pub mod image_definition;
 pub mod image_version;
 mod parents;
 mod report;
+pub mod scale_set_model;
 pub mod security;
 mod steps;
 pub mod tenancy;

@@ -638,7 +638,7 @@ fn public_ip_plan(
         )),
         sku: Some(models::Sku {
             name: Some("Standard".into()),
-            tier: None,
+            ..Default::default()
         }),
         properties: Some(models::PublicIpAddressProperties {
             public_ip_allocation_method: Some("Static".into()),
