@@ -117,7 +117,7 @@ pub fn disk(ctx: &mut PutCtx<'_>, mut props: Value) -> Result<Value, ArmError> {
     Ok(props)
 }
 
-fn now_rfc3339(ms: i64) -> String {
+pub(super) fn now_rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -161,11 +161,33 @@ const FORBIDDEN_USERS: &[&str] = &[
 
 /// What the image reference resolves to: osState, osType, the exact version name of a gallery
 /// image, and what its security allows.
-struct ImageFacts {
-    os_state: String,
-    os_type: Option<String>,
-    exact_version: Option<String>,
-    security: ImageSecurity,
+pub(super) struct ImageFacts {
+    pub os_state: String,
+    pub os_type: Option<String>,
+    pub exact_version: Option<String>,
+    pub security: ImageSecurity,
+}
+
+/// The image a VM or scale set asks for, after the linked-subscription check for an image in
+/// another subscription (auxiliary tokens, arm-reference §3).
+pub(super) fn image_facts(
+    ctx: &PutCtx<'_>,
+    image_id: &str,
+    region: &str,
+) -> Result<ImageFacts, ArmError> {
+    if let Some(image_sub) = subscription_of(image_id)
+        && image_sub != ctx.subscription
+    {
+        identity::authorize_linked(
+            ctx.world,
+            ctx.principal,
+            ctx.aux,
+            &image_sub,
+            "Microsoft.Compute/galleries/images/versions/read",
+            image_id,
+        )?;
+    }
+    resolve_image(ctx, image_id, region)
 }
 
 fn resolve_image(ctx: &PutCtx<'_>, image_id: &str, region: &str) -> Result<ImageFacts, ArmError> {
@@ -290,7 +312,7 @@ fn classes(password: &str) -> usize {
     .count()
 }
 
-fn check_os_profile(os: &Value, os_type: &str) -> Result<(), ArmError> {
+pub(super) fn check_os_profile(os: &Value, os_type: &str) -> Result<(), ArmError> {
     let windows = os_type.eq_ignore_ascii_case("Windows");
     let user = os
         .get("adminUsername")
@@ -417,19 +439,7 @@ pub fn vm(
     } else {
         let (os_state, os_type, exact, image_security) = match &image_id {
             Some(image_id) => {
-                if let Some(image_sub) = subscription_of(image_id)
-                    && image_sub != ctx.subscription
-                {
-                    identity::authorize_linked(
-                        ctx.world,
-                        ctx.principal,
-                        ctx.aux,
-                        &image_sub,
-                        "Microsoft.Compute/galleries/images/versions/read",
-                        image_id,
-                    )?;
-                }
-                let f = resolve_image(ctx, image_id, &location)?;
+                let f = image_facts(ctx, image_id, &location)?;
                 (f.os_state, f.os_type, f.exact_version, Some(f.security))
             }
             None => {

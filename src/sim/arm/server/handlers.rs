@@ -79,6 +79,9 @@ pub(super) fn list_items(
         }
         _ => {}
     }
+    if list.level == ListLevel::Parent {
+        resources::check_list(state, list.kind.arm_type, &list.scope_key)?;
+    }
     let filter = query(ctx.q, "$filter").unwrap_or("");
     let at_scope = filter.to_ascii_lowercase().contains("atscope()");
     let principal_filter = filter
@@ -113,6 +116,7 @@ pub(super) fn list_items(
                     })
             }
         })
+        .filter(|(_, r)| resources::list_filter(r, filter))
         .map(|(_, r)| resources::render(state, r, expand, None, ctx.now))
         .collect();
     Ok(page(ctx, state, items))
@@ -723,4 +727,54 @@ pub(super) fn resource_group(
             format!("The method '{}' is not allowed.", ctx.method),
         )),
     }
+}
+
+/// `GET …/virtualMachineScaleSets/{n}/instanceView`.
+pub(super) fn scale_set_instance_view(
+    ctx: &Request0<'_>,
+    state: &State,
+    item: &Item,
+) -> Result<Response, ArmError> {
+    let _ = ctx;
+    let r = state
+        .resources
+        .get(&item.key)
+        .ok_or_else(|| missing(state, item))?;
+    Ok(Json(resources::instance_view(state, r)?).into_response())
+}
+
+/// `POST …/virtualMachineScaleSets/{n}/manualupgrade` (VirtualMachineScaleSets_UpdateInstances):
+/// 202 with `Azure-AsyncOperation` and `Location`; the instances move when it ends.
+pub(super) fn scale_set_manual_upgrade(
+    ctx: &Request0<'_>,
+    state: &mut State,
+    item: &Item,
+    body: &Bytes,
+) -> Result<Response, ArmError> {
+    let request = parse_body(body)?;
+    let r = state
+        .resources
+        .get(&item.key)
+        .cloned()
+        .ok_or_else(|| missing(state, item))?;
+    let location = r.location().unwrap_or_default().to_string();
+    let duration = (resources::MANUAL_UPGRADE_MS as f64 / ctx.sim.speed).round() as i64;
+    resources::manual_upgrade(state, &item.key, &request, ctx.now + duration)?;
+    let op = new_operation(
+        ctx,
+        state,
+        Family::Compute,
+        &item.key,
+        &location,
+        Action::Update,
+        duration,
+        None,
+    );
+    lro::advance(state, ctx.now);
+    ctx.sim.save(state);
+    Ok((
+        StatusCode::ACCEPTED,
+        lro_headers(&op, &ctx.sim.endpoint, ctx.now, true),
+    )
+        .into_response())
 }

@@ -28,6 +28,9 @@ pub(super) enum Target {
     List(List),
     /// `POST …/galleries/{g}/share`.
     Share(Item),
+    /// `GET …/virtualMachineScaleSets/{n}/instanceView`, `POST …/manualupgrade`: the scale
+    /// set and the action's lower-cased name.
+    ScaleSetAction(Item, String),
     /// `GET …/galleries/{g}/softDeletedArtifactTypes/{type}/artifacts/{image}/versions`.
     SoftDeleted {
         gallery_key: String,
@@ -175,6 +178,27 @@ pub(super) fn parse(path: &str) -> Result<(String, Target), ArmError> {
                 display: format!("Microsoft.Compute/galleries/{name}"),
                 parent_name: String::new(),
             })
+        }
+        [r, _rg, p, ns, v, name, action]
+            if eq(r, "resourcegroups")
+                && eq(p, "providers")
+                && eq(ns, "Microsoft.Compute")
+                && eq(v, "virtualMachineScaleSets")
+                && (eq(action, "instanceView") || eq(action, "manualupgrade")) =>
+        {
+            Target::ScaleSetAction(
+                Item {
+                    kind: kind_of(ns, &["virtualMachineScaleSets"])?,
+                    key: lower(&segs[..8]),
+                    scope_key: lower(&segs[..4]),
+                    nested: false,
+                    name: name.to_string(),
+                    rg,
+                    display: format!("Microsoft.Compute/virtualMachineScaleSets/{name}"),
+                    parent_name: String::new(),
+                },
+                action.to_ascii_lowercase(),
+            )
         }
         [r, _rg, p, ns, g, _name, sd, t, a, image, v]
             if eq(r, "resourcegroups")

@@ -19,7 +19,8 @@ use super::{
     Sim,
     entra::{openid, token},
     handlers::{
-        Request0, delete_item, get_item, list_items, page, put_item, resource_group, share_gallery,
+        Request0, delete_item, get_item, list_items, page, put_item, resource_group,
+        scale_set_instance_view, scale_set_manual_upgrade, share_gallery,
     },
     now_ms,
     paths::{Target, eq, parse, query, query_map},
@@ -142,6 +143,12 @@ async fn arm(
                 Target::Item(i) => i.kind.arm_type.to_string(),
                 Target::List(l) => l.kind.arm_type.to_string(),
                 Target::Share(_) => "Microsoft.Compute/galleries/share".to_string(),
+                Target::ScaleSetAction(_, a) if a == "instanceview" => {
+                    "Microsoft.Compute/virtualMachineScaleSets/instanceView".to_string()
+                }
+                Target::ScaleSetAction(..) => {
+                    "Microsoft.Compute/virtualMachineScaleSets/manualUpgrade".to_string()
+                }
                 Target::SoftDeleted { .. } => {
                     "Microsoft.Compute/galleries/softDeletedArtifactTypes/artifacts/versions"
                         .to_string()
@@ -234,7 +241,9 @@ async fn handle(
     )?;
 
     let versions: Vec<&str> = match &target {
-        Target::Item(i) | Target::Share(i) => i.kind.versions.to_vec(),
+        Target::Item(i) | Target::Share(i) | Target::ScaleSetAction(i, _) => {
+            i.kind.versions.to_vec()
+        }
         Target::List(l) => l.kind.versions.to_vec(),
         Target::SoftDeleted { .. } => resources::kind("Microsoft.Compute/galleries")
             .expect("registered")
@@ -399,11 +408,19 @@ async fn handle(
             let items = resources::soft_deleted_versions(&state, &gallery_key, &image, now);
             Ok(page(&ctx, &state, items))
         }
-        Target::Share(_) | Target::SoftDeleted { .. } => Err(ArmError::new(
-            405,
-            "MethodNotAllowed",
-            format!("The method '{method}' is not allowed."),
-        )),
+        Target::ScaleSetAction(item, a) if a == "instanceview" && *method == Method::GET => {
+            scale_set_instance_view(&ctx, &state, &item)
+        }
+        Target::ScaleSetAction(item, a) if a == "manualupgrade" && *method == Method::POST => {
+            scale_set_manual_upgrade(&ctx, &mut state, &item, body)
+        }
+        Target::Share(_) | Target::SoftDeleted { .. } | Target::ScaleSetAction(..) => {
+            Err(ArmError::new(
+                405,
+                "MethodNotAllowed",
+                format!("The method '{method}' is not allowed."),
+            ))
+        }
         Target::Item(item) => match *method {
             Method::GET | Method::HEAD => get_item(&ctx, &state, &item),
             Method::PUT | Method::PATCH => put_item(&ctx, &mut state, &item, body),
