@@ -181,6 +181,45 @@ async fn uniform_scale_set_lifecycle_capacity_and_immutable_mode() {
         "ProvisioningState/succeeded"
     );
 
+    // From 2025-11-01 the set reads back `securityType: Standard`; sending it back is fine.
+    let later = format!("{path}?api-version={COMPUTE_API}");
+    let read = sim.get(&later, &token).await.body;
+    assert_eq!(
+        read["properties"]["virtualMachineProfile"]["securityProfile"]["securityType"],
+        json!(null),
+        "created at 2024-07-01 without one"
+    );
+    let tagged = sim
+        .call(
+            Method::PATCH,
+            &later,
+            Some(&token),
+            &[],
+            Some(&json!({"tags": {"a": "b"}})),
+        )
+        .await;
+    assert_eq!(tagged.status, StatusCode::OK, "{}", tagged.body);
+    sim.wait_terminal(&url, &token).await;
+    let echoed = sim
+        .call(
+            Method::PATCH,
+            &later,
+            Some(&token),
+            &[],
+            Some(&json!({"tags": {"a": "c"}})),
+        )
+        .await;
+    assert_eq!(echoed.status, StatusCode::OK, "{}", echoed.body);
+    assert_eq!(
+        echoed.body["properties"]["virtualMachineProfile"]["securityProfile"]["securityType"],
+        "Standard"
+    );
+    sim.wait_terminal(&url, &token).await;
+    assert!(
+        instances(&sim, &token, &path).await.iter().all(|i| i.1),
+        "tags and the read-back security type are no model change"
+    );
+
     // Capacity up, then down: scale-in removes the highest instance ids.
     let up = sim.put(&url, &token, body(&sim, &v1, 4, json!({}))).await;
     assert_eq!(up.status, StatusCode::OK, "{}", up.body);

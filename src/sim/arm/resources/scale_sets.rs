@@ -382,7 +382,8 @@ pub fn scale_set(
         .and_then(|o| o.meta.scale_set.clone())
         .unwrap_or_default();
     let model_changed = old.is_some_and(|o| {
-        o.body["properties"].get("virtualMachineProfile") != props.get("virtualMachineProfile")
+        comparable(o.body["properties"].get("virtualMachineProfile"))
+            != comparable(props.get("virtualMachineProfile"))
             || !same_str(o.body.pointer("/sku/name"), Some(&json!(size)))
     });
     let mut meta = ScaleSetMeta {
@@ -442,6 +443,25 @@ pub fn scale_set(
     plan.upserts.extend(changed);
     plan.meta.scale_set = Some(meta);
     Ok(props)
+}
+
+/// A model as compared for changes: the `securityType: Standard` read back from 2025-11-01 is
+/// the same model as none.
+fn comparable(vmp: Option<&Value>) -> Option<Value> {
+    let mut v = vmp.cloned()?;
+    let standard = v
+        .pointer("/securityProfile/securityType")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("Standard"));
+    if standard && let Some(p) = v["securityProfile"].as_object_mut() {
+        p.remove("securityType");
+        if p.is_empty()
+            && let Some(o) = v.as_object_mut()
+        {
+            o.remove("securityProfile");
+        }
+    }
+    Some(v)
 }
 
 /// The order instances scale in by (highest instance id last) and batch in.
@@ -707,7 +727,14 @@ fn check_profile(
             os.entry("secrets").or_insert_with(|| json!([]));
         }
     }
-    // Security type: the VM rules with the scale set's size.
+    // Security type: the VM rules with the scale set's size. An update echoing the
+    // `securityType: Standard` read back from 2025-11-01 is not a request for Standard.
+    let old_standard = old_vmp.is_some_and(|v| {
+        VmType::of_disk_or_vm(
+            v.pointer("/securityProfile/securityType")
+                .and_then(Value::as_str),
+        ) == VmType::Standard
+    });
     let vm_type = security::check_vm(
         &VmRequest {
             security_profile: vmp.get("securityProfile"),
@@ -715,8 +742,10 @@ fn check_profile(
             size,
         },
         Some(&facts.security),
-        ctx.world
-            .feature_registered(&ctx.subscription, FEATURE_STANDARD_SECURITY_TYPE),
+        old_standard
+            || ctx
+                .world
+                .feature_registered(&ctx.subscription, FEATURE_STANDARD_SECURITY_TYPE),
     )?;
     if let Some(old_vmp) = old_vmp {
         let old_type = VmType::of_disk_or_vm(
