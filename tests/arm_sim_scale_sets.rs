@@ -548,6 +548,49 @@ async fn the_image_security_type_and_network_references_are_checked() {
         done["properties"]["virtualMachineProfile"]["securityProfile"]["uefiSettings"]["vTpmEnabled"],
         true
     );
+    // A subnet and an NSG the model references cannot be deleted while it does.
+    let vnet = format!(
+        "{}/providers/Microsoft.Network/virtualNetworks/vnet-ss",
+        sim.rg_path(rg)
+    );
+    sim.ensure(
+        &vnet,
+        NETWORK_API,
+        &token,
+        json!({"location": "eastus", "properties": {
+            "addressSpace": {"addressPrefixes": ["10.1.0.0/16"]},
+            "subnets": [{"name": "s1", "properties": {"addressPrefix": "10.1.0.0/24"}}]}}),
+    )
+    .await;
+    let subnet = format!("{vnet}/subnets/s1");
+    let nsg = format!(
+        "{}/providers/Microsoft.Network/networkSecurityGroups/web-nsg",
+        sim.rg_path(rg)
+    );
+    sim.ensure(&nsg, NETWORK_API, &token, json!({"location": "eastus"}))
+        .await;
+    let mut own = b.clone();
+    let config = &mut own["properties"]["virtualMachineProfile"]["networkProfile"]["networkInterfaceConfigurations"]
+        [0]["properties"];
+    config["networkSecurityGroup"] = json!({"id": nsg});
+    config["ipConfigurations"][0]["properties"]["subnet"]["id"] = json!(subnet);
+    create(&sim, &token, &vmss_path(&sim, rg, "own"), own).await;
+    for (target, code) in [
+        (&nsg, "InUseNetworkSecurityGroupCannotBeDeleted"),
+        (&subnet, "InUseSubnetCannotBeDeleted"),
+    ] {
+        let a = sim
+            .delete(&format!("{target}?api-version={NETWORK_API}"), &token)
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{target}: {}", a.body);
+        assert_eq!(a.code(), code);
+        assert!(
+            a.message().contains("virtualMachineScaleSets/own"),
+            "{}",
+            a.body
+        );
+    }
+
     // Referenced subnet and NSG must exist.
     let mut bad = b.clone();
     let missing_subnet = format!(

@@ -59,6 +59,10 @@
 //!   `--speed` (durations inferred).
 //! - Deleting an instance (Uniform `DELETE {id}/virtualMachines/{i}` or a Flexible VM) lowers
 //!   `sku.capacity` by one (Learn: deleting instances reduces capacity).
+//! - A subnet or network security group a scale set's model references cannot be deleted
+//!   (Network's `InUseSubnetCannotBeDeleted` / `InUseNetworkSecurityGroupCannotBeDeleted`, naming
+//!   the scale set where Azure names its instances' NICs, inferred). Gallery images and versions
+//!   a scale set uses stay deletable, as they do for VMs in this simulator.
 
 use serde_json::{Value, json};
 
@@ -1018,6 +1022,35 @@ pub fn after_delete(state: &mut State, removed: &Resource) {
     for k in vms {
         state.remove_tree(&k);
     }
+}
+
+/// The first scale set whose model references the subnet or network security group
+/// `target_key` (so it cannot be deleted: Network's in-use refusals, as for NICs).
+pub fn referencing<'a>(state: &'a State, target_key: &str) -> Option<&'a Resource> {
+    state
+        .resources
+        .values()
+        .filter(|r| r.rtype == SCALE_SET)
+        .find(|r| {
+            props_of(r)
+                .pointer("/virtualMachineProfile/networkProfile/networkInterfaceConfigurations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    let nsg = c.pointer("/properties/networkSecurityGroup/id");
+                    let subnets = c
+                        .pointer("/properties/ipConfigurations")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|ip| ip.pointer("/properties/subnet/id"));
+                    nsg.into_iter()
+                        .chain(subnets)
+                        .filter_map(Value::as_str)
+                        .any(|id| key(id) == target_key)
+                })
+        })
 }
 
 /// Instances cannot be created or replaced one by one here (VirtualMachineScaleSetVMs_Update
