@@ -112,3 +112,31 @@ def test_uniform_scale_set_through_the_sdk(arm_sim):
         compute.virtual_machine_scale_sets.get(rg, "web")
     with pytest.raises(ResourceNotFoundError):
         compute.virtual_machine_scale_set_vms.get(rg, "web", "0")
+
+
+def test_flexible_scale_set_instances_are_vms_the_sdk_lists_with_the_scale_set_filter(arm_sim):
+    resources, compute, _ = clients(arm_sim)
+    rg = unique("rg-flex-")
+    resources.resource_groups.create_or_update(rg, {"location": "eastus"})
+    compute.galleries.begin_create_or_update(rg, "vmss_gallery", {"location": "eastus"}, **GALLERY).result()
+    definition = compute.gallery_images.begin_create_or_update(
+        rg, "vmss_gallery", "ubuntu", linux_definition(), **GALLERY
+    ).result()
+    version(compute, arm_sim, rg, "1.0.0")
+
+    body = scale_set_body(arm_sim, definition.id, 2, orchestrationMode="Flexible", platformFaultDomainCount=1)
+    flex = compute.virtual_machine_scale_sets.begin_create_or_update(rg, "flex", body, **FAST).result()
+    assert flex.orchestration_mode == "Flexible"
+    assert flex.virtual_machine_profile.storage_profile.image_reference.exact_version == "1.0.0"
+
+    vms = list(compute.virtual_machines.list(rg, filter=f"'virtualMachineScaleSet/id' eq '{flex.id}'"))
+    assert len(vms) == 2
+    assert all(vm.virtual_machine_scale_set.id == flex.id for vm in vms)
+    assert all(vm.storage_profile.image_reference.exact_version == "1.0.0" for vm in vms)
+
+    with pytest.raises(HttpResponseError) as refused:
+        list(compute.virtual_machine_scale_set_vms.list(rg, "flex"))
+    assert refused.value.error.code == "OperationNotAllowed"
+
+    compute.virtual_machine_scale_sets.begin_delete(rg, "flex", **FAST).result()
+    assert list(compute.virtual_machines.list(rg)) == []
