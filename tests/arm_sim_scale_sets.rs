@@ -476,8 +476,25 @@ async fn flexible_instances_are_vms_found_by_the_scale_set_filter() {
         assert_eq!(r.status, StatusCode::CONFLICT, "{sub_path}: {}", r.body);
         assert_eq!(r.code(), "OperationNotAllowed");
     }
-    // Deleting a VM lowers the capacity; deleting the set removes the rest.
+    // A Flexible VM takes VM API updates and stays in its set.
     let one = vms[0]["id"].as_str().unwrap();
+    let tagged = sim
+        .call(
+            Method::PATCH,
+            &format!("{one}?api-version={COMPUTE_API}"),
+            Some(&token),
+            &[],
+            Some(&json!({"tags": {"team": "a"}})),
+        )
+        .await;
+    assert_eq!(tagged.status, StatusCode::OK, "{}", tagged.body);
+    assert_eq!(
+        tagged.body["properties"]["virtualMachineScaleSet"]["id"],
+        json!(id)
+    );
+    sim.wait_terminal(&format!("{one}?api-version={COMPUTE_API}"), &token)
+        .await;
+    // Deleting a VM lowers the capacity; deleting the set removes the rest.
     let d = sim
         .delete(&format!("{one}?api-version={COMPUTE_API}"), &token)
         .await;

@@ -575,6 +575,19 @@ pub fn vm(
         plan.meta.power_state = Some("running".into());
     }
 
+    // A Flexible scale set's VM keeps the network its scale set gave it (scale_sets.rs).
+    if let Some(old) = ctx.existing
+        && old
+            .body
+            .pointer("/properties/virtualMachineScaleSet/id")
+            .is_some()
+    {
+        for keep in ["networkProfile", "virtualMachineScaleSet"] {
+            props[keep] = old.body["properties"][keep].clone();
+        }
+        props["provisioningState"] = json!("Updating");
+        return Ok(props);
+    }
     // Network interfaces: exist, same region, not another VM's.
     let nics = props
         .pointer("/networkProfile/networkInterfaces")

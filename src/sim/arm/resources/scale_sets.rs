@@ -41,9 +41,8 @@
 //!   on every PUT/PATCH, so a newer latest version makes that update a model change (inferred);
 //!   the `securityType: Standard` read back from 2025-11-01 is not one, and sending it back is
 //!   not a request for Standard (which needs `UseStandardSecurityType`).
-//! - Flexible VMs carry `networkProfile.networkInterfaceConfigurations` rather than NIC ids, so
-//!   a PUT/PATCH on one through the VM API is refused for its missing `networkInterfaces`
-//!   (a simulator limitation).
+//! - Flexible VMs carry `networkProfile.networkInterfaceConfigurations` rather than NIC ids; a
+//!   PUT/PATCH through the VM API keeps that network profile and the scale-set reference.
 //! - Instances (`sku.capacity` of them; scale-in removes the highest instance ids, the default
 //!   scale-in policy; new instances run the latest model). Uniform instances live at
 //!   `{id}/virtualMachines/{instanceId}` (VirtualMachineScaleSetVMs) with
