@@ -312,6 +312,18 @@ fn classes(password: &str) -> usize {
     .count()
 }
 
+/// An updated OS profile: the stored one with the request's fields over it, never its password
+/// (a VM's or scale set's password is write-only and kept out of the store).
+pub(super) fn merged_os_profile(old: &Value, given: Option<&Value>) -> Value {
+    let mut os = old.clone();
+    for (k, v) in given.and_then(Value::as_object).into_iter().flatten() {
+        if k != "adminPassword" {
+            os[k] = v.clone();
+        }
+    }
+    os
+}
+
 pub(super) fn check_os_profile(os: &Value, os_type: &str) -> Result<(), ArmError> {
     let windows = os_type.eq_ignore_ascii_case("Windows");
     let user = os
@@ -425,16 +437,8 @@ pub fn vm(
         }
         // Read-only and create-time parts stay as they were.
         props["storageProfile"] = old_props["storageProfile"].clone();
-        if old_props.get("osProfile").is_some() {
-            let mut os = old_props["osProfile"].clone();
-            if let Some(new_os) = props.get("osProfile").and_then(Value::as_object) {
-                for (k, v) in new_os {
-                    if k != "adminPassword" {
-                        os[k] = v.clone();
-                    }
-                }
-            }
-            props["osProfile"] = os;
+        if let Some(old_os) = old_props.get("osProfile") {
+            props["osProfile"] = merged_os_profile(old_os, props.get("osProfile"));
         }
     } else {
         let (os_state, os_type, exact, image_security) = match &image_id {

@@ -705,15 +705,7 @@ fn check_profile(
                 return Err(ArmError::property_change(&format!("osProfile.{field}")));
             }
         }
-        let mut os = old_os.clone();
-        if let Some(new_os) = vmp.get("osProfile").and_then(Value::as_object) {
-            for (k, v) in new_os {
-                if k != "adminPassword" {
-                    os[k] = v.clone();
-                }
-            }
-        }
-        vmp["osProfile"] = os;
+        vmp["osProfile"] = compute::merged_os_profile(old_os, vmp.get("osProfile"));
     } else {
         let os_type = facts.os_type.clone().unwrap_or_else(|| "Linux".into());
         match (
