@@ -333,8 +333,11 @@ def test_every_gallery_shape_round_trips_lists_and_updates(arm_sim):
     )
     definition = compute.gallery_images.begin_create_or_update(rg, "shapes", "full", full, **GALLERY).result()
     assert definition.recommended.v_cp_us.max == 16
+    # The specialized source is a snapshot of a Standard VM: Azure's default SecurityType
+    # (TrustedLaunchSupported at 2025-03-03) would refuse it, so the definition says Standard.
     compute.gallery_images.begin_create_or_update(rg, "shapes", "special", linux_definition(sku="special") | {
-        "properties": {**linux_definition(sku="special")["properties"], "osState": "Specialized"}}, **GALLERY).result()
+        "properties": {**linux_definition(sku="special")["properties"], "osState": "Specialized",
+                       "features": [{"name": "SecurityType", "value": "Standard"}]}}, **GALLERY).result()
     # The swagger's update bodies reuse the resource's properties, required fields included.
     required = {k: full["properties"][k] for k in ("osType", "osState", "identifier")}
     patched = compute.gallery_images.begin_update(

@@ -129,7 +129,7 @@ fn rfc3339(ms: i64) -> String {
 /// Completes every operation whose end time has passed, in end-time order, and drops
 /// soft-deleted versions past retention. Returns whether anything changed.
 pub fn advance(state: &mut State, now: i64) -> bool {
-    let purged = state.purge_soft_deleted(now);
+    let purged = state.purge_soft_deleted(now) | resources::advance_upgrades(state, now);
     let mut due: Vec<(i64, String)> = state
         .operations
         .values()

@@ -1,5 +1,5 @@
 //! The ARM and Entra ID token simulator (`sim arm`): a local Azure Resource Manager for
-//! galleries, images and VMs, written from ../shared/arm-reference.md and the public REST specs
+//! galleries, images, VMs and VM scale sets, written from ../shared/arm-reference.md and the public REST specs
 //! (never from `crate::arm`), so it catches the client's mistakes instead of sharing them.
 //!
 //! # Facts
@@ -83,7 +83,8 @@
 //!
 //! # Timing (base durations, divided by `--speed`)
 //! Galleries and definitions 3 s; versions 5 s, then 15 s per region (the version's own region
-//! first, one region after another); managed images, disks, snapshots 2 s; VMs 10 s; network
+//! first, one region after another); managed images, disks, snapshots 2 s; VMs 10 s; scale
+//! sets 10 s (delete 5 s, Automatic upgrade 5 s, a Rolling batch or manual upgrade 3 s); network
 //! resources 1 s; deletes 3 s (managed images, disks, snapshots 2 s; network 1 s); role
 //! assignments and resource group PUTs are synchronous. State advances lazily from wall-clock timestamps, so it is deterministic with
 //! respect to time and survives a restart. `Retry-After` is at least 1.
@@ -220,6 +221,14 @@
 //! - A definition (and so its gallery) with soft-deleted versions cannot be deleted: 409
 //!   CannotDeleteResource naming them. Turning soft delete off drops the kept versions
 //!   (inferred: otherwise the gallery could not be deleted for 7 days).
+//!
+//! # Scale sets
+//! `Microsoft.Compute/virtualMachineScaleSets` (Compute api-versions as VMs, 2024-07-01 and
+//! later): Uniform and Flexible orchestration, capacity, Manual/Automatic/Rolling upgrade
+//! policies, `POST {id}/manualupgrade`, `GET {id}/instanceView`, Uniform instances at
+//! `{id}/virtualMachines[/{instanceId}]`, Flexible instances as VMs found with
+//! `$filter='virtualMachineScaleSet/id' eq '{id}'`. Sources and inferred parts:
+//! resources/scale_sets.rs.
 //!
 //! # Admin API (no auth, loopback peers only, JSON)
 //! - `POST /_sim/reset` → 204: back to the seeded world; clears counters and faults.

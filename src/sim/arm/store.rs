@@ -97,6 +97,22 @@ pub struct Meta {
     /// Galleries: when the last share action ends (`sharingStatus` InProgress until then).
     #[serde(default)]
     pub sharing_done_ms: Option<i64>,
+    /// Scale sets and their instances: model generations and pending upgrades.
+    #[serde(default)]
+    pub scale_set: Option<ScaleSetMeta>,
+}
+
+/// A scale set's model generation (bumped by each model change) and next instance number; an
+/// instance's generation and the upgrade it waits for (`upgrade_at_ms`, Automatic, Rolling
+/// and manual upgrades).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleSetMeta {
+    pub model: u64,
+    #[serde(default)]
+    pub next_instance: u64,
+    #[serde(default)]
+    pub upgrade_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

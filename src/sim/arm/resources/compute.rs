@@ -117,7 +117,7 @@ pub fn disk(ctx: &mut PutCtx<'_>, mut props: Value) -> Result<Value, ArmError> {
     Ok(props)
 }
 
-fn now_rfc3339(ms: i64) -> String {
+pub(super) fn now_rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -161,11 +161,33 @@ const FORBIDDEN_USERS: &[&str] = &[
 
 /// What the image reference resolves to: osState, osType, the exact version name of a gallery
 /// image, and what its security allows.
-struct ImageFacts {
-    os_state: String,
-    os_type: Option<String>,
-    exact_version: Option<String>,
-    security: ImageSecurity,
+pub(super) struct ImageFacts {
+    pub os_state: String,
+    pub os_type: Option<String>,
+    pub exact_version: Option<String>,
+    pub security: ImageSecurity,
+}
+
+/// The image a VM or scale set asks for, after the linked-subscription check for an image in
+/// another subscription (auxiliary tokens, arm-reference §3).
+pub(super) fn image_facts(
+    ctx: &PutCtx<'_>,
+    image_id: &str,
+    region: &str,
+) -> Result<ImageFacts, ArmError> {
+    if let Some(image_sub) = subscription_of(image_id)
+        && image_sub != ctx.subscription
+    {
+        identity::authorize_linked(
+            ctx.world,
+            ctx.principal,
+            ctx.aux,
+            &image_sub,
+            "Microsoft.Compute/galleries/images/versions/read",
+            image_id,
+        )?;
+    }
+    resolve_image(ctx, image_id, region)
 }
 
 fn resolve_image(ctx: &PutCtx<'_>, image_id: &str, region: &str) -> Result<ImageFacts, ArmError> {
@@ -290,7 +312,19 @@ fn classes(password: &str) -> usize {
     .count()
 }
 
-fn check_os_profile(os: &Value, os_type: &str) -> Result<(), ArmError> {
+/// An updated OS profile: the stored one with the request's fields over it, never its password
+/// (a VM's or scale set's password is write-only and kept out of the store).
+pub(super) fn merged_os_profile(old: &Value, given: Option<&Value>) -> Value {
+    let mut os = old.clone();
+    for (k, v) in given.and_then(Value::as_object).into_iter().flatten() {
+        if k != "adminPassword" {
+            os[k] = v.clone();
+        }
+    }
+    os
+}
+
+pub(super) fn check_os_profile(os: &Value, os_type: &str) -> Result<(), ArmError> {
     let windows = os_type.eq_ignore_ascii_case("Windows");
     let user = os
         .get("adminUsername")
@@ -403,33 +437,13 @@ pub fn vm(
         }
         // Read-only and create-time parts stay as they were.
         props["storageProfile"] = old_props["storageProfile"].clone();
-        if old_props.get("osProfile").is_some() {
-            let mut os = old_props["osProfile"].clone();
-            if let Some(new_os) = props.get("osProfile").and_then(Value::as_object) {
-                for (k, v) in new_os {
-                    if k != "adminPassword" {
-                        os[k] = v.clone();
-                    }
-                }
-            }
-            props["osProfile"] = os;
+        if let Some(old_os) = old_props.get("osProfile") {
+            props["osProfile"] = merged_os_profile(old_os, props.get("osProfile"));
         }
     } else {
         let (os_state, os_type, exact, image_security) = match &image_id {
             Some(image_id) => {
-                if let Some(image_sub) = subscription_of(image_id)
-                    && image_sub != ctx.subscription
-                {
-                    identity::authorize_linked(
-                        ctx.world,
-                        ctx.principal,
-                        ctx.aux,
-                        &image_sub,
-                        "Microsoft.Compute/galleries/images/versions/read",
-                        image_id,
-                    )?;
-                }
-                let f = resolve_image(ctx, image_id, &location)?;
+                let f = image_facts(ctx, image_id, &location)?;
                 (f.os_state, f.os_type, f.exact_version, Some(f.security))
             }
             None => {
@@ -565,6 +579,19 @@ pub fn vm(
         plan.meta.power_state = Some("running".into());
     }
 
+    // A Flexible scale set's VM keeps the network its scale set gave it (scale_sets.rs).
+    if let Some(old) = ctx.existing
+        && old
+            .body
+            .pointer("/properties/virtualMachineScaleSet/id")
+            .is_some()
+    {
+        for keep in ["networkProfile", "virtualMachineScaleSet"] {
+            props[keep] = old.body["properties"][keep].clone();
+        }
+        props["provisioningState"] = json!("Updating");
+        return Ok(props);
+    }
     // Network interfaces: exist, same region, not another VM's.
     let nics = props
         .pointer("/networkProfile/networkInterfaces")

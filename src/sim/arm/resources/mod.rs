@@ -5,10 +5,12 @@ mod authorization;
 mod compute;
 mod gallery;
 mod network;
+mod scale_sets;
 mod security;
 mod sharing;
 mod soft_delete;
 
+pub use scale_sets::{BATCH_MS as MANUAL_UPGRADE_MS, instance_view, manual_upgrade};
 pub use sharing::share;
 pub use soft_delete::{restorable, soft_deleted_versions};
 
@@ -144,6 +146,22 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         arm_type: "Microsoft.Compute/virtualMachines",
+        versions: COMPUTE_VERSIONS,
+        family: Family::Compute,
+        create_ms: 10000,
+        delete_ms: 3000,
+        tracked: true,
+    },
+    Kind {
+        arm_type: scale_sets::SCALE_SET,
+        versions: COMPUTE_VERSIONS,
+        family: Family::Compute,
+        create_ms: 10000,
+        delete_ms: 5000,
+        tracked: true,
+    },
+    Kind {
+        arm_type: scale_sets::SCALE_SET_VM,
         versions: COMPUTE_VERSIONS,
         family: Family::Compute,
         create_ms: 10000,
@@ -317,6 +335,8 @@ pub fn plan_put(ctx: &mut PutCtx<'_>, request: Value) -> Result<Plan, ArmError> 
         "Microsoft.Compute/images" => compute::managed_image(ctx, props, &mut plan)?,
         "Microsoft.Compute/snapshots" | "Microsoft.Compute/disks" => compute::disk(ctx, props)?,
         "Microsoft.Compute/virtualMachines" => compute::vm(ctx, props, &request, &mut plan)?,
+        scale_sets::SCALE_SET => scale_sets::scale_set(ctx, props, &mut body, &mut plan)?,
+        scale_sets::SCALE_SET_VM => return Err(scale_sets::refuse_instance_put()),
         "Microsoft.Network/virtualNetworks" => network::vnet(ctx, props, &mut plan)?,
         "Microsoft.Network/virtualNetworks/subnets" => network::subnet(ctx, props)?,
         "Microsoft.Network/networkInterfaces" => network::nic(ctx, props)?,
@@ -438,9 +458,38 @@ pub fn after_delete(state: &mut State, removed: &Resource, end_ms: i64) {
                 state.last_child_deleted.insert(parent, end_ms);
             }
         }
-        "Microsoft.Compute/virtualMachines" => compute::after_vm_delete(state, removed),
+        "Microsoft.Compute/virtualMachines" => {
+            compute::after_vm_delete(state, removed);
+            scale_sets::after_instance_delete(state, removed);
+        }
+        scale_sets::SCALE_SET_VM => scale_sets::after_instance_delete(state, removed),
+        scale_sets::SCALE_SET => scale_sets::after_delete(state, removed),
         _ => {}
     }
+}
+
+/// Applies due scale-set instance upgrades (called whenever the state is read).
+pub fn advance_upgrades(state: &mut State, now: i64) -> bool {
+    scale_sets::advance(state, now)
+}
+
+/// Refusals of a list before it is read (the scale-set VM list of a Flexible set).
+pub fn check_list(state: &State, arm_type: &str, scope_key: &str) -> Result<(), ArmError> {
+    if arm_type == scale_sets::SCALE_SET_VM {
+        return scale_sets::check_list(state, scope_key);
+    }
+    Ok(())
+}
+
+/// Whether a listed resource passes the list's `$filter` where the type defines one (VMs:
+/// `'virtualMachineScaleSet/id' eq '{id}'`).
+pub fn list_filter(r: &Resource, filter: &str) -> bool {
+    if r.rtype == "Microsoft.Compute/virtualMachines"
+        && let Some(id) = scale_sets::vm_filter(filter)
+    {
+        return scale_sets::in_scale_set(r, &id);
+    }
+    true
 }
 
 /// A string property compared case-insensitively, as ARM compares enum values.

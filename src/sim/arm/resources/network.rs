@@ -134,16 +134,18 @@ pub fn subnet(ctx: &mut PutCtx<'_>, mut props: Value) -> Result<Value, ArmError>
 
 fn check_subnet_unused(state: &State, subnet: &Resource) -> Result<(), ArmError> {
     let k = key(&subnet.id);
-    if let Some((_, c)) =
-        ip_configurations(state).find(|(_, c)| refers(c, "/properties/subnet/id", &k))
-    {
+    let user = ip_configurations(state)
+        .find(|(_, c)| refers(c, "/properties/subnet/id", &k))
+        .map(|(_, c)| c["id"].as_str().unwrap_or_default().to_string())
+        // A scale set's model holds the subnet too (its instances' NICs are not simulated).
+        .or_else(|| super::scale_sets::referencing(state, &k).map(|r| r.id.clone()));
+    if let Some(user) = user {
         return Err(ArmError::new(
             400,
             "InUseSubnetCannotBeDeleted",
             format!(
-                "Subnet {} is in use by {} and cannot be deleted. In order to delete the subnet, delete all the resources within the subnet.",
+                "Subnet {} is in use by {user} and cannot be deleted. In order to delete the subnet, delete all the resources within the subnet.",
                 subnet.name(),
-                c["id"].as_str().unwrap_or_default()
             ),
         ));
     }
@@ -400,13 +402,18 @@ pub fn check_delete(state: &State, r: &Resource) -> Result<(), ArmError> {
             }
         }
         "Microsoft.Network/networkSecurityGroups" => {
-            if let Some(nic) = state.resources.values().find(|n| {
-                n.rtype == NIC
-                    && n.body
-                        .pointer("/properties/networkSecurityGroup/id")
-                        .and_then(Value::as_str)
-                        .is_some_and(|id| key(id) == k)
-            }) {
+            if let Some(nic) = state
+                .resources
+                .values()
+                .find(|n| {
+                    n.rtype == NIC
+                        && n.body
+                            .pointer("/properties/networkSecurityGroup/id")
+                            .and_then(Value::as_str)
+                            .is_some_and(|id| key(id) == k)
+                })
+                .or_else(|| super::scale_sets::referencing(state, &k))
+            {
                 return Err(ArmError::new(
                     400,
                     "InUseNetworkSecurityGroupCannotBeDeleted",
