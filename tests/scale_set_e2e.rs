@@ -90,8 +90,7 @@ async fn wait_rolled(s: &Scenario, name: &str, version: &str, capacity: i64) -> 
                 .as_str()
                 .is_some_and(|v| v.ends_with(&format!("/versions/{version}")));
             let counts = &st["instances"];
-            (on && counts["latestModel"] == capacity && counts["total"] == capacity)
-                .then_some(st)
+            (on && counts["latestModel"] == capacity && counts["total"] == capacity).then_some(st)
         },
     )
     .await
@@ -111,7 +110,10 @@ async fn a_scale_set_following_latest_rolls_to_a_new_version_and_holds_its_image
     wait_reason(&s.client, &s.ns, KIND, "web", "Ready").await;
     let st = wait_rolled(&s, "web", "1.0.0", 2).await;
     assert_eq!(st["instances"]["ready"], 2);
-    assert_eq!(st["securityType"], "TrustedLaunch", "follows the image's default");
+    assert_eq!(
+        st["securityType"], "TrustedLaunch",
+        "follows the image's default"
+    );
 
     let set_path = arm_path(
         &s,
@@ -135,8 +137,14 @@ async fn a_scale_set_following_latest_rolls_to_a_new_version_and_holds_its_image
         (s.probe.count("GET", "/virtualmachinescalesets/web").await >= 2).then_some(())
     })
     .await;
-    assert_eq!(s.probe.count("PUT", "/virtualmachinescalesets/web").await, 0);
-    assert_eq!(s.probe.count("PATCH", "/virtualmachinescalesets/web").await, 0);
+    assert_eq!(
+        s.probe.count("PUT", "/virtualmachinescalesets/web").await,
+        0
+    );
+    assert_eq!(
+        s.probe.count("PATCH", "/virtualmachinescalesets/web").await,
+        0
+    );
 
     // A new latest version: the model moves to it and Azure rolls the instances.
     s.apply(&version(&s, "2.0.0")).await;
@@ -150,7 +158,14 @@ async fn a_scale_set_following_latest_rolls_to_a_new_version_and_holds_its_image
         .delete("v2.0.0", &DeleteParams::default())
         .await
         .unwrap();
-    let message = wait_reason(&s.client, &s.ns, "ImageVersion", "v2.0.0", "DeletingBlocked").await;
+    let message = wait_reason(
+        &s.client,
+        &s.ns,
+        "ImageVersion",
+        "v2.0.0",
+        "DeletingBlocked",
+    )
+    .await;
     assert!(
         message.contains("VirtualMachineScaleSet web"),
         "names the scale set: {message}"
@@ -160,7 +175,12 @@ async fn a_scale_set_following_latest_rolls_to_a_new_version_and_holds_its_image
         .await
         .unwrap();
     eventually(READY_DEADLINE, "v1.0.0 gone", || async {
-        versions.get_opt("v1.0.0").await.unwrap().is_none().then_some(())
+        versions
+            .get_opt("v1.0.0")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
     })
     .await;
 
@@ -199,7 +219,8 @@ async fn capacity_is_reconciled_and_a_manual_policy_counts_instances_not_yet_upg
     let s = Scenario::start("vmss-manual", SPEED, &["--resync", "3"]).await;
     s.apply(&images()).await;
     s.apply(&version(&s, "1.0.0")).await;
-    s.apply(&scale_set(&s, "app", "  followLatest: true\n")).await;
+    s.apply(&scale_set(&s, "app", "  followLatest: true\n"))
+        .await;
     wait_rolled(&s, "app", "1.0.0", 2).await;
     wait_reason(&s.client, &s.ns, KIND, "app", "Ready").await;
 
@@ -233,13 +254,22 @@ async fn capacity_is_reconciled_and_a_manual_policy_counts_instances_not_yet_upg
     })
     .await;
     assert_eq!(st["instances"]["total"], 3);
-    let (ready, reason, message) =
-        e2e::ready_condition(&s.client, &s.ns, KIND, "app").await.unwrap();
-    assert_eq!((ready.as_str(), reason.as_str()), ("True", "Ready"), "{message}");
-    let st = eventually(READY_DEADLINE, "the instance counts of the new model", || async {
-        let st = status(&s, "app").await;
-        (st["instances"]["latestModel"] == 0).then_some(st)
-    })
+    let (ready, reason, message) = e2e::ready_condition(&s.client, &s.ns, KIND, "app")
+        .await
+        .unwrap();
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("True", "Ready"),
+        "{message}"
+    );
+    let st = eventually(
+        READY_DEADLINE,
+        "the instance counts of the new model",
+        || async {
+            let st = status(&s, "app").await;
+            (st["instances"]["latestModel"] == 0).then_some(st)
+        },
+    )
     .await;
     assert_eq!(st["instances"]["ready"], 3);
     let message = wait_reason(&s.client, &s.ns, KIND, "app", "Ready").await;
@@ -286,8 +316,7 @@ async fn a_rolling_scale_set_sends_its_health_probe_and_rolls_in_batches() {
     // instance runs it.
     s.apply(&version(&s, "2.0.0")).await;
     let message = eventually(READY_DEADLINE, "a roll-out in progress", || async {
-        let (ready, reason, message) =
-            e2e::ready_condition(&s.client, &s.ns, KIND, "api").await?;
+        let (ready, reason, message) = e2e::ready_condition(&s.client, &s.ns, KIND, "api").await?;
         (ready == "False" && reason == "Updating" && message.contains("of 4 instances"))
             .then_some(message)
     })

@@ -33,6 +33,7 @@ mod events;
 pub mod gallery;
 pub mod image_definition;
 pub mod image_version;
+pub mod machines;
 mod parents;
 mod report;
 pub mod scale_set_model;

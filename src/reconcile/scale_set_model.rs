@@ -7,12 +7,12 @@ use serde_json::json;
 use super::{
     gallery::merged_tags,
     image_definition::enum_str,
+    machines::{computer_name, managed_disk},
     steps::{OWNER_TAG, Plan},
 };
 use crate::{
     api::{
         image_definition::OsType,
-        machine::VmDiskStorageType,
         virtual_machine_scale_set::InstanceCounts,
         virtual_machine_scale_set::{
             HealthProbe, HealthProtocol, OrchestrationMode, UpgradeMode, VirtualMachineScaleSetSpec,
@@ -350,29 +350,10 @@ pub fn health_extension(health: &HealthProbe, os: OsType) -> models::Extension {
     }
 }
 
-fn managed_disk(
-    storage: Option<VmDiskStorageType>,
-    confidential: bool,
-) -> Option<models::ManagedDiskParameters> {
-    (storage.is_some() || confidential).then(|| models::ManagedDiskParameters {
-        storage_account_type: storage.map(|t| enum_str(&t)),
-        id: None,
-        security_profile: confidential.then(|| models::DiskSecurityProfile {
-            security_encryption_type: Some("VMGuestStateOnly".into()),
-        }),
-    })
-}
-
 /// Instance computer names are the prefix plus a suffix Azure adds (6 characters for Uniform,
 /// more for Flexible), so the prefix leaves room: Windows names are at most 15 characters.
 pub fn computer_name_prefix(name: &str, os: OsType) -> String {
-    let max = if os == OsType::Windows { 9 } else { 58 };
-    name.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .take(max)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_string()
+    computer_name(name, if os == OsType::Windows { 9 } else { 58 })
 }
 
 /// One instance as the reconciler sees it, from a Uniform set's instance list or a Flexible
