@@ -41,9 +41,25 @@ pub struct ResolvedImage {
     pub generation: Option<String>,
     /// The tenant that owns the image, when it is not the operator's.
     pub tenant: Option<String>,
+    /// For a definition object: its latest Ready version's name, which a scale set pins.
+    pub latest: Option<String>,
 }
 
-/// What a VM needs to know of a definition it is created from (its image's).
+impl ResolvedImage {
+    /// The exact version: the one named, or the definition's latest (None for a definition
+    /// given by ARM ID, whose latest Azure picks).
+    pub fn version(&self) -> Option<ResourceId> {
+        if self
+            .id
+            .is_type("Microsoft.Compute/galleries/images/versions")
+        {
+            return Some(self.id.clone());
+        }
+        self.latest.as_ref().map(|v| self.id.child("versions", v))
+    }
+}
+
+/// What a VM or scale set needs to know of a definition it is created from (its image's).
 pub struct DefinitionFacts {
     os_type: OsType,
     os_state: OsState,
@@ -84,11 +100,12 @@ impl DefinitionFacts {
             security: self.security,
             generation: self.generation,
             tenant,
+            latest: None,
         }
     }
 }
 
-/// [`steps::ensure`] for a resource the VM owns: one that exists unrecorded but carries this
+/// [`steps::ensure`] for a resource a VM or scale set owns: one that exists unrecorded but carries this
 /// object's owner tag (left by an earlier object of the same name, say one orphaned and
 /// re-applied) is taken over into the record, so it is deleted with the VM.
 pub async fn ensure_owned<T, B>(
@@ -190,7 +207,9 @@ pub async fn resolve_image(
                 r.name
             )));
         }
-        return Ok(DefinitionFacts::of_object(object).image(definition.id, None));
+        let mut image = DefinitionFacts::of_object(object).image(definition.id, None);
+        image.latest = latest;
+        return Ok(image);
     }
     let id = ResourceId::parse(
         image

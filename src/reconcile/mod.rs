@@ -41,6 +41,7 @@ pub mod security;
 mod steps;
 pub mod tenancy;
 pub mod virtual_machine;
+pub mod virtual_machine_scale_set;
 
 use std::{future::Future, sync::Arc, time::Duration};
 

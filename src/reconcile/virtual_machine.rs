@@ -612,6 +612,7 @@ mod tests {
             security: ImageSecurity::TrustedLaunchSupported,
             generation: Some("V2".into()),
             tenant: None,
+            latest: None,
         }
     }
 

@@ -153,6 +153,8 @@ provisioned!(
     NetworkInterfaceProperties,
     PublicIpAddressProperties,
     NetworkSecurityGroupProperties,
+    ScaleSetProperties,
+    ScaleSetVmProperties,
 );
 
 /// Role assignments have no provisioning state: they exist or they don't.
