@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// The walkthrough the demo runs, built into the binary so it works from any directory.
-pub const QUICKSTART: &str = include_str!("../../examples/quickstart.yaml");
+pub const QUICKSTART: &str = include_str!("../examples/quickstart.yaml");
 
 /// Namespace the demo applies the quickstart in.
 const NAMESPACE: &str = "default";
@@ -82,7 +82,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     init_file_logging(&log)?;
 
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let arm = super::arm::start(super::arm::Options {
+    let arm = crate::sim::arm::start(crate::sim::arm::Options {
         listen: loopback,
         state_dir: None,
         ca_out: Some(dir.join("arm-ca.pem")),
@@ -93,7 +93,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     .context("starting the ARM simulator")?;
     let arm_facts: HashMap<String, String> = arm.facts.iter().cloned().collect();
     let kubeconfig = dir.join("kubeconfig");
-    let _kube = super::kube::start(super::kube::Options {
+    let _kube = crate::sim::kube::start(crate::sim::kube::Options {
         listen: loopback,
         kubeconfig_out: kubeconfig.clone(),
     })
