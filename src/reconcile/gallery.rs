@@ -1,12 +1,11 @@
 //! Gallery: resource group (when asked), the gallery, and its RBAC role assignments.
 
-use std::collections::BTreeMap;
-
 use kube::ResourceExt;
 use serde_json::Value;
 
 use super::{
     Context, Error, Managed, Report, Step,
+    comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
     deletion::{self, blocked, delete_owned, refused},
     steps::{self, Observed, Plan, Removal},
@@ -49,7 +48,7 @@ impl Managed for Gallery {
         // The group is checked until the gallery exists; after that a resync costs one GET,
         // and a group deleted behind our back shows up as ResourceGroupNotFound below.
         let uid = self.uid().unwrap_or_default();
-        let owner = owner_of(self);
+        let owner = steps::owner_of(self);
         let known = report.get("id").is_some();
         if self.spec.create_resource_group && !known {
             steps::ensure_resource_group(&arm, report, &group, &self.spec.location, &owner, &uid)
@@ -201,15 +200,6 @@ impl Managed for Gallery {
     }
 }
 
-/// The value of the owner tag on what `obj` creates (`Kind/namespace/name`).
-pub fn owner_of<K: Managed>(obj: &K) -> String {
-    steps::owner_tag(
-        K::KIND,
-        &obj.namespace().unwrap_or_default(),
-        &obj.name_any(),
-    )
-}
-
 /// The gallery's ARM ID from its spec.
 pub fn gallery_id(ctx: &Context, gallery: &Gallery) -> Result<ResourceId, Error> {
     let subscription = ctx.subscription(gallery.spec.subscription_id.as_deref())?;
@@ -263,7 +253,7 @@ pub fn check_permissions(
     let want = spec
         .sharing
         .as_ref()
-        .map(|s| super::image_definition::enum_str(&s.permissions))
+        .map(|s| enum_str(&s.permissions))
         .unwrap_or_else(|| "Private".into());
     let have = observed
         .and_then(|o| o.props().sharing_profile)
@@ -403,10 +393,7 @@ async fn reset_sharing(
     if !shared || done {
         return Ok(None);
     }
-    let permissions = spec
-        .sharing
-        .as_ref()
-        .map(|s| super::image_definition::enum_str(&s.permissions));
+    let permissions = spec.sharing.as_ref().map(|s| enum_str(&s.permissions));
     let mark = |report: &mut Report, state: &str| {
         report.set(
             "sharing",
@@ -566,26 +553,6 @@ pub fn plan(spec: &GallerySpec, observed: Option<&models::Gallery>) -> Plan<mode
                 == spec.soft_delete
     });
     Plan { body, up_to_date }
-}
-
-/// The user's tags over whatever else is on the resource (tags set by others are kept).
-pub fn merged_tags(
-    desired: &BTreeMap<String, String>,
-    observed: Option<&BTreeMap<String, String>>,
-) -> BTreeMap<String, String> {
-    let mut tags = observed.cloned().unwrap_or_default();
-    tags.extend(desired.iter().map(|(k, v)| (k.clone(), v.clone())));
-    tags
-}
-
-/// Whether every desired tag is on the resource with its value.
-pub fn tags_cover(
-    desired: &BTreeMap<String, String>,
-    observed: Option<&BTreeMap<String, String>>,
-) -> bool {
-    desired
-        .iter()
-        .all(|(k, v)| observed.and_then(|o| o.get(k)) == Some(v))
 }
 
 /// Role definition ID for a built-in role name, a role GUID, or a full ID.

@@ -5,11 +5,10 @@ use serde_json::Value;
 
 use super::{
     Context, Error, Managed, Report, Step,
+    comparison::{enum_str, merged_tags, same_instant, tags_cover},
     conditions::Outcome,
     deletion::{self, delete_recorded},
     ensure_owner,
-    gallery::{merged_tags, tags_cover},
-    image_definition::{enum_str, same_instant},
     security::{ImageSecurity, SourceFacts, SourceKind, vm_security_of},
     steps::{self, Observed, Plan},
     tenancy::Target,

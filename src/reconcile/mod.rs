@@ -25,6 +25,7 @@ macro_rules! common_accessors {
     };
 }
 
+mod comparison;
 pub mod conditions;
 mod context;
 mod deletion;
@@ -38,6 +39,7 @@ mod report;
 pub mod security;
 mod steps;
 pub mod tenancy;
+mod versions;
 pub mod virtual_machine;
 
 use std::{future::Future, sync::Arc, time::Duration};

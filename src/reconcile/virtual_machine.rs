@@ -7,10 +7,9 @@ use kube::{Api, ResourceExt};
 
 use super::{
     Context, Error, Managed, Report, Step,
+    comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
     deletion::refused,
-    gallery::{merged_tags, tags_cover},
-    image_definition::enum_str,
     lookup, parents,
     security::{self, ImageSecurity},
     steps::{self, Observed, Plan, Removal},
@@ -138,7 +137,7 @@ impl Managed for VirtualMachine {
         };
         ctx.check_regions(&arm, owned.vm.subscription(), [self.spec.location.as_str()])
             .await?;
-        let owner = super::gallery::owner_of(self);
+        let owner = steps::owner_of(self);
         if self.spec.create_resource_group && new.is_some() {
             steps::ensure_resource_group(
                 &arm,
@@ -476,7 +475,7 @@ async fn resolve_image(
                 Api::<crate::api::ImageVersion>::namespaced(ctx.kube.clone(), &namespace)
                     .list(&Default::default())
                     .await?;
-            latest = super::image_definition::latest_of(versions.items.iter(), object);
+            latest = super::versions::latest_of(versions.items.iter(), object);
         }
         if latest.is_none() {
             return Err(Error::waiting_for_parent(format!(
