@@ -250,3 +250,39 @@ pub struct VirtualMachineStatus {
     #[serde(flatten)]
     pub common: CommonStatus,
 }
+
+/// A VM's image: a version or a definition, by reference or by ARM ID, and the version its
+/// definition's `latest` resolved to (`status.imageVersion`).
+impl super::Refers for VirtualMachine {
+    const REFERS_TO: &'static [&'static str] = &["ImageVersion", "ImageDefinition"];
+
+    fn references(&self) -> Vec<super::Reference> {
+        use super::{Reference, references::Role};
+        const IMAGES: &[&str] = &["ImageVersion", "ImageDefinition"];
+        let image = &self.spec.image;
+        let mut refs = Vec::new();
+        if let Some(r) = &image.image_version_ref {
+            refs.push(Reference::name(
+                Role::Image,
+                &["ImageVersion"],
+                "spec.image.imageVersionRef",
+                &r.name,
+            ));
+        }
+        if let Some(r) = &image.image_definition_ref {
+            refs.push(Reference::name(
+                Role::Image,
+                &["ImageDefinition"],
+                "spec.image.imageDefinitionRef",
+                &r.name,
+            ));
+        }
+        if let Some(id) = &image.image_id {
+            refs.push(Reference::id(Role::Image, IMAGES, "spec.image.imageId", id));
+        }
+        if let Some(id) = self.status.as_ref().and_then(|s| s.image_version.as_ref()) {
+            refs.push(Reference::id(Role::Image, IMAGES, "status.imageVersion", id).resolved());
+        }
+        refs
+    }
+}

@@ -1,19 +1,18 @@
 //! Gallery: resource group (when asked), the gallery, and its RBAC role assignments.
 
 use kube::ResourceExt;
-use serde_json::Value;
 
 use super::{
     Context, Error, Managed, Report, Step,
     comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
-    deletion::{self, blocked, delete_owned, refused},
+    deletion::refused,
     steps::{self, Observed, Plan, Removal},
     tenancy::Target,
 };
 use crate::{
     api::{
-        Gallery, GallerySpec, ImageDefinition,
+        Gallery, GallerySpec,
         gallery::{GalleryRoleAssignment, SharingGroups, SharingPermission, SharingStatus},
     },
     arm::{
@@ -116,35 +115,8 @@ impl Managed for Gallery {
     }
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+        // Its users and child objects went first (`deletion::dependents_first`).
         let namespace = self.namespace().unwrap_or_default();
-        let definitions = child_definitions(ctx, self);
-        let versions = super::names_in(&ctx.stores.versions, &namespace, |v| {
-            v.spec
-                .image_definition_ref
-                .as_ref()
-                .is_some_and(|r| definitions.contains(&r.name))
-        });
-        let used = deletion::Used {
-            id: report.get("id").and_then(Value::as_str),
-            definitions: &definitions,
-            versions: &versions,
-        };
-        let users = deletion::users(ctx, &namespace, &used).await?;
-        if !users.is_empty() {
-            return Ok(deletion::blocked_by_users(ctx, self, &users));
-        }
-        let children =
-            delete_owned::<_, ImageDefinition>(ctx, self, &namespace, &definitions).await?;
-        if !children.is_empty() {
-            return Ok(blocked(
-                ctx,
-                self,
-                format!(
-                    "waiting for ImageDefinitions {} to be deleted",
-                    children.join(", ")
-                ),
-            ));
-        }
         let id = gallery_id(ctx, self)?;
         let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
         if let Some(step) = reset_sharing(&arm, report, &id, &self.spec).await? {
@@ -668,16 +640,6 @@ async fn reconcile_role_assignments(
         }
     }
     Ok(changed)
-}
-
-/// Names of the ImageDefinition objects that use this gallery.
-fn child_definitions(ctx: &Context, gallery: &Gallery) -> Vec<String> {
-    let name = gallery.name_any();
-    super::names_in(
-        &ctx.stores.definitions,
-        &gallery.namespace().unwrap_or_default(),
-        |d| d.spec.gallery_ref.as_ref().is_some_and(|r| r.name == name),
-    )
 }
 
 /// Names of the image definitions ARM still has in the gallery (for a helpful message).

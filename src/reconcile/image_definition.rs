@@ -7,8 +7,7 @@ use super::{
     Context, Error, Managed, Report, Step,
     comparison::{enum_str, merged_tags, same_instant, tags_cover},
     conditions::Outcome,
-    deletion::{self, blocked, delete_owned, delete_recorded},
-    ensure_owner,
+    deletion::delete_recorded,
     steps::{self, Observed, Plan},
     tenancy::Target,
 };
@@ -108,28 +107,7 @@ impl Managed for ImageDefinition {
     }
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
-        let namespace = self.namespace().unwrap_or_default();
-        let children = child_versions(ctx, self);
-        let used = deletion::Used {
-            id: report.get("id").and_then(serde_json::Value::as_str),
-            definitions: &[self.name_any()],
-            versions: &children,
-        };
-        let users = deletion::users(ctx, &namespace, &used).await?;
-        if !users.is_empty() {
-            return Ok(deletion::blocked_by_users(ctx, self, &users));
-        }
-        let versions = delete_owned::<_, ImageVersion>(ctx, self, &namespace, &children).await?;
-        if !versions.is_empty() {
-            return Ok(blocked(
-                ctx,
-                self,
-                format!(
-                    "waiting for ImageVersions {} to be deleted",
-                    versions.join(", ")
-                ),
-            ));
-        }
+        // Its users and versions went first (`deletion::dependents_first`).
         delete_recorded(ctx, self, report, "image definition").await
     }
 }
@@ -140,7 +118,6 @@ async fn resolve_gallery(
     def: &ImageDefinition,
     arm: &ArmClient,
 ) -> Result<(ResourceId, String, Option<String>), Error> {
-    let namespace = def.namespace().unwrap_or_default();
     if let Some(id) = &def.spec.gallery_id {
         let id = ResourceId::parse(id)?;
         if let Some(location) = &def.spec.location {
@@ -154,16 +131,9 @@ async fn resolve_gallery(
         let sharing = gallery.props().sharing_profile.and_then(|s| s.permissions);
         return Ok((id, gallery.location.unwrap_or_default(), sharing));
     }
-    let name = &def
-        .spec
-        .gallery_ref
-        .as_ref()
-        .expect("the schema requires galleryRef or galleryId")
-        .name;
-    let creating = !super::parents::exists_in_azure(def);
-    let gallery =
-        super::parents::resolve(ctx, &ctx.stores.galleries, &namespace, name, creating).await?;
-    ensure_owner(ctx, def, &*gallery.object).await?;
+    let gallery = super::parents::resolve_parent::<_, crate::api::Gallery>(ctx, def)
+        .await?
+        .expect("the schema requires galleryRef or galleryId");
     let sharing = gallery
         .object
         .spec
@@ -375,20 +345,9 @@ pub fn immutable_conflicts(
 
 /// The highest Ready version of this definition not excluded from latest, from our objects.
 fn latest_version(ctx: &Context, def: &ImageDefinition) -> Option<String> {
-    super::versions::latest_of(ctx.stores.versions.state().iter().map(|v| &**v), def)
-}
-
-fn child_versions(ctx: &Context, def: &ImageDefinition) -> Vec<String> {
-    let name = def.name_any();
-    super::names_in(
-        &ctx.stores.versions,
-        &def.namespace().unwrap_or_default(),
-        |v| {
-            v.spec
-                .image_definition_ref
-                .as_ref()
-                .is_some_and(|r| r.name == name)
-        },
+    super::versions::latest_of(
+        ctx.stores.of::<ImageVersion>().state().iter().map(|v| &**v),
+        def,
     )
 }
 

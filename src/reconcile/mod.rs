@@ -34,6 +34,7 @@ mod events;
 pub mod gallery;
 pub mod image_definition;
 pub mod image_version;
+mod kinds;
 mod parents;
 mod report;
 pub mod security;
@@ -44,12 +45,13 @@ pub mod virtual_machine;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-pub use context::{Backoff, Context, InSync, Stores, Synced, jitter};
+pub use context::{Backoff, Context, InSync, Synced, jitter};
 pub use error::{Class, Error, REASONS, reason_row};
 pub use events::Events;
 use k8s_openapi::{
     NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp,
 };
+pub use kinds::Stores;
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -97,6 +99,7 @@ pub trait Managed:
     + DeserializeOwned
     + Send
     + Sync
+    + crate::api::Refers
     + 'static
 {
     const KIND: &'static str;
@@ -235,7 +238,12 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         } else if let Err(e) = in_scope {
             Err(e)
         } else {
-            obj.cleanup(&ctx, &mut report).await
+            // Dependents first (users, then child objects), for every kind alike.
+            match deletion::dependents_first(&ctx, &*obj, &report).await {
+                Ok(Some(blocked)) => Ok(blocked),
+                Ok(None) => obj.cleanup(&ctx, &mut report).await,
+                Err(e) => Err(e),
+            }
         }
     } else if let Err(e) = in_scope {
         Err(e)

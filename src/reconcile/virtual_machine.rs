@@ -430,14 +430,26 @@ async fn resolve_image(
     let namespace = vm.namespace().unwrap_or_default();
     let image = &vm.spec.image;
     if let Some(r) = &image.image_version_ref {
-        let version =
-            parents::resolve(ctx, &ctx.stores.versions, &namespace, &r.name, true).await?;
+        let version = parents::resolve(
+            ctx,
+            ctx.stores.of::<crate::api::ImageVersion>(),
+            &namespace,
+            &r.name,
+            true,
+        )
+        .await?;
         let definition = version
             .object
             .spec
             .image_definition_ref
             .as_ref()
-            .and_then(|d| lookup(&ctx.stores.definitions, &namespace, &d.name));
+            .and_then(|d| {
+                lookup(
+                    ctx.stores.of::<crate::api::ImageDefinition>(),
+                    &namespace,
+                    &d.name,
+                )
+            });
         let facts = match definition {
             Some(d) => DefinitionFacts::of_object(&d),
             None => {
@@ -448,8 +460,14 @@ async fn resolve_image(
         return Ok(facts.image(version.id, None));
     }
     if let Some(r) = &image.image_definition_ref {
-        let mut definition =
-            parents::resolve(ctx, &ctx.stores.definitions, &namespace, &r.name, true).await?;
+        let mut definition = parents::resolve(
+            ctx,
+            ctx.stores.of::<crate::api::ImageDefinition>(),
+            &namespace,
+            &r.name,
+            true,
+        )
+        .await?;
         // Ready but no latest version in this cache yet: the news may be on its way; read it.
         if definition
             .object
