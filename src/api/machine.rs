@@ -6,7 +6,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{ARM_ID_PATTERN, GUID_PATTERN, LocalRef};
+use super::references::{Reference, Role};
 use super::rules;
+
+/// The kinds of ours a machine's image can name.
+pub const IMAGE_KINDS: &[&str] = &["ImageVersion", "ImageDefinition"];
 
 /// User names Azure refuses as a VM's admin account.
 pub const RESERVED_ADMIN_NAMES: &str = "['administrator', 'admin', 'user', 'user1', 'test', 'user2', 'test1', 'user3', 'admin1', '1', '123', 'a', 'actuser', 'adm', 'admin2', 'aspnet', 'backup', 'console', 'david', 'guest', 'john', 'owner', 'root', 'server', 'sql', 'support', 'support_388945a0', 'sys', 'test2', 'test3', 'user4', 'user5']";
@@ -70,6 +74,44 @@ pub struct VmImage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = GUID_PATTERN), length(max = 36))]
     pub tenant_id: Option<String>,
+}
+
+impl VmImage {
+    /// What a VM's or scale set's image refers to: the object or ARM ID it names, and the
+    /// version it was resolved to (`status.imageVersion`), which it holds until it is gone.
+    pub fn references(&self, resolved: Option<&str>) -> Vec<Reference> {
+        let mut refs = Vec::new();
+        if let Some(r) = &self.image_version_ref {
+            refs.push(Reference::name(
+                Role::Image,
+                &["ImageVersion"],
+                "spec.image.imageVersionRef",
+                &r.name,
+            ));
+        }
+        if let Some(r) = &self.image_definition_ref {
+            refs.push(Reference::name(
+                Role::Image,
+                &["ImageDefinition"],
+                "spec.image.imageDefinitionRef",
+                &r.name,
+            ));
+        }
+        if let Some(id) = &self.image_id {
+            refs.push(Reference::id(
+                Role::Image,
+                IMAGE_KINDS,
+                "spec.image.imageId",
+                id,
+            ));
+        }
+        if let Some(id) = resolved {
+            refs.push(
+                Reference::id(Role::Image, IMAGE_KINDS, "status.imageVersion", id).resolved(),
+            );
+        }
+        refs
+    }
 }
 
 /// Availability zones.

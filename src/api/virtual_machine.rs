@@ -149,3 +149,17 @@ pub struct VirtualMachineStatus {
     #[serde(flatten)]
     pub common: CommonStatus,
 }
+
+/// A VM's image: a version or a definition, by reference or by ARM ID, and the version its
+/// definition's `latest` resolved to (`status.imageVersion`).
+impl super::Refers for VirtualMachine {
+    const REFERS_TO: &'static [&'static str] = super::machine::IMAGE_KINDS;
+
+    fn references(&self) -> Vec<super::Reference> {
+        let resolved = self
+            .status
+            .as_ref()
+            .and_then(|s| s.image_version.as_deref());
+        self.spec.image.references(resolved)
+    }
+}

@@ -131,6 +131,20 @@ pub struct VirtualMachineScaleSetSpec {
     pub options: AzureResourceOptions,
 }
 
+impl super::Refers for VirtualMachineScaleSet {
+    const REFERS_TO: &'static [&'static str] = super::machine::IMAGE_KINDS;
+
+    /// The image, and the version the model uses now: a version a scale set rolled away from
+    /// is free to go.
+    fn references(&self) -> Vec<super::Reference> {
+        let resolved = self
+            .status
+            .as_ref()
+            .and_then(|s| s.image_version.as_deref());
+        self.spec.image.references(resolved)
+    }
+}
+
 /// Azure's orchestration modes.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OrchestrationMode {

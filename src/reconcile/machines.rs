@@ -6,8 +6,7 @@ use kube::Api;
 
 use super::{
     Context, Error, Report,
-    gallery::{merged_tags, tags_cover},
-    image_definition::enum_str,
+    comparison::{enum_str, merged_tags, tags_cover},
     lookup, parents,
     security::ImageSecurity,
     steps::{self, Observed, Plan},
@@ -154,14 +153,26 @@ pub async fn resolve_image(
 ) -> Result<ResolvedImage, Error> {
     let namespace = namespace.to_string();
     if let Some(r) = &image.image_version_ref {
-        let version =
-            parents::resolve(ctx, &ctx.stores.versions, &namespace, &r.name, true).await?;
+        let version = parents::resolve(
+            ctx,
+            &ctx.stores.of::<crate::api::ImageVersion>(),
+            &namespace,
+            &r.name,
+            true,
+        )
+        .await?;
         let definition = version
             .object
             .spec
             .image_definition_ref
             .as_ref()
-            .and_then(|d| lookup(&ctx.stores.definitions, &namespace, &d.name));
+            .and_then(|d| {
+                lookup(
+                    &ctx.stores.of::<crate::api::ImageDefinition>(),
+                    &namespace,
+                    &d.name,
+                )
+            });
         let facts = match definition {
             Some(d) => DefinitionFacts::of_object(&d),
             None => {
@@ -172,8 +183,14 @@ pub async fn resolve_image(
         return Ok(facts.image(version.id, None));
     }
     if let Some(r) = &image.image_definition_ref {
-        let mut definition =
-            parents::resolve(ctx, &ctx.stores.definitions, &namespace, &r.name, true).await?;
+        let mut definition = parents::resolve(
+            ctx,
+            &ctx.stores.of::<crate::api::ImageDefinition>(),
+            &namespace,
+            &r.name,
+            true,
+        )
+        .await?;
         // Ready but no latest version in this cache yet: the news may be on its way; read it.
         if definition
             .object
@@ -199,7 +216,7 @@ pub async fn resolve_image(
                 Api::<crate::api::ImageVersion>::namespaced(ctx.kube.clone(), &namespace)
                     .list(&Default::default())
                     .await?;
-            latest = super::image_definition::latest_of(versions.items.iter(), object);
+            latest = super::versions::latest_of(versions.items.iter(), object);
         }
         if latest.is_none() {
             return Err(Error::waiting_for_parent(format!(

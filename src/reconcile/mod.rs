@@ -25,6 +25,7 @@ macro_rules! common_accessors {
     };
 }
 
+mod comparison;
 pub mod conditions;
 mod context;
 mod deletion;
@@ -33,6 +34,7 @@ mod events;
 pub mod gallery;
 pub mod image_definition;
 pub mod image_version;
+mod kinds;
 pub mod machines;
 mod parents;
 mod report;
@@ -40,17 +42,19 @@ pub mod scale_set_model;
 pub mod security;
 mod steps;
 pub mod tenancy;
+mod versions;
 pub mod virtual_machine;
 pub mod virtual_machine_scale_set;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-pub use context::{Backoff, Context, InSync, Stores, Synced, jitter};
+pub use context::{Backoff, Context, InSync, Synced, jitter};
 pub use error::{Class, Error, REASONS, reason_row};
 pub use events::Events;
 use k8s_openapi::{
     NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp,
 };
+pub use kinds::Stores;
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -98,6 +102,7 @@ pub trait Managed:
     + DeserializeOwned
     + Send
     + Sync
+    + crate::api::Refers
     + 'static
 {
     const KIND: &'static str;
@@ -236,7 +241,12 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         } else if let Err(e) = in_scope {
             Err(e)
         } else {
-            obj.cleanup(&ctx, &mut report).await
+            // Dependents first (users, then child objects), for every kind alike.
+            match deletion::dependents_first(&ctx, &*obj, &report).await {
+                Ok(Some(blocked)) => Ok(blocked),
+                Ok(None) => obj.cleanup(&ctx, &mut report).await,
+                Err(e) => Err(e),
+            }
         }
     } else if let Err(e) = in_scope {
         Err(e)

@@ -1,12 +1,10 @@
 //! VirtualMachineScaleSet's pure parts: spec → scale set body (new or existing), the health
-//! extension, and instances → counts. The reconcile steps that use them come with the generic
-//! pipeline (issue 18); until then nothing outside the tests calls these.
+//! extension, and instances → counts and roll-out progress.
 
 use serde_json::json;
 
 use super::{
-    gallery::merged_tags,
-    image_definition::enum_str,
+    comparison::{enum_str, merged_tags},
     machines::{computer_name, managed_disk},
     steps::{OWNER_TAG, Plan},
 };

@@ -184,6 +184,16 @@ pub fn owner_tag(kind: &str, namespace: &str, name: &str) -> String {
     }
 }
 
+/// The value of the owner tag on what `obj` creates (`Kind/namespace/name`).
+pub fn owner_of<K: super::Managed>(obj: &K) -> String {
+    use kube::ResourceExt as _;
+    owner_tag(
+        K::KIND,
+        &obj.namespace().unwrap_or_default(),
+        &obj.name_any(),
+    )
+}
+
 /// Whether `tags` say the object named by `owner` (or with UID `uid`) created the resource.
 pub fn tagged_as_ours(
     tags: Option<&std::collections::BTreeMap<String, String>>,

@@ -6,10 +6,9 @@ use kube::ResourceExt;
 
 use super::{
     Context, Error, Managed, Report, Step,
+    comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
     deletion::refused,
-    gallery::{merged_tags, tags_cover},
-    image_definition::enum_str,
     machines::{
         Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
         computer_name, ensure_owned, managed_disk, nsg_plan, owned_tags, resolve_image,
@@ -83,7 +82,7 @@ impl Managed for VirtualMachine {
         };
         ctx.check_regions(&arm, owned.vm.subscription(), [self.spec.location.as_str()])
             .await?;
-        let owner = super::gallery::owner_of(self);
+        let owner = steps::owner_of(self);
         if self.spec.create_resource_group && new.is_some() {
             steps::ensure_resource_group(
                 &arm,

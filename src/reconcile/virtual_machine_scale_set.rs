@@ -11,7 +11,6 @@ use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
     deletion::refused,
-    gallery::owner_of,
     machines::{
         Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
         ensure_owned, nsg_plan, resolve_image,
@@ -103,7 +102,7 @@ impl Managed for VirtualMachineScaleSet {
             [self.spec.location.as_str()],
         )
         .await?;
-        let owner = owner_of(self);
+        let owner = steps::owner_of(self);
         let uid = self.uid().unwrap_or_default();
         if self.spec.create_resource_group && new.is_some() {
             steps::ensure_resource_group(
