@@ -336,7 +336,7 @@ fn row(key: &Key, seen: &Observed) -> (Mark, String) {
     (mark, format!("{:<34} {state}", key.to_string()))
 }
 
-/// Lists the quickstart's four kinds in the demo namespace as kind/name → object.
+/// Lists every kind of ours (`crate::kinds!`) in the demo namespace as kind/name → object.
 async fn snapshot(client: &Client) -> anyhow::Result<BTreeMap<Key, Value>> {
     async fn list<K>(client: &Client, out: &mut BTreeMap<Key, Value>) -> anyhow::Result<()>
     where

@@ -245,37 +245,32 @@ async fn capacity_is_reconciled_and_a_manual_policy_counts_instances_not_yet_upg
     // Manual: the model moves to the new version, the instances stay where they are, and the
     // status says so while the scale set stays Ready (the user upgrades instances).
     s.apply(&version(&s, "2.0.0")).await;
-    let st = eventually(READY_DEADLINE, "the model on 2.0.0", || async {
+    let (st, message) = eventually(READY_DEADLINE, "the model on 2.0.0, Ready", || async {
         let st = status(&s, "app").await;
-        st["imageVersion"]
+        let on = st["imageVersion"]
             .as_str()
-            .is_some_and(|v| v.ends_with("/versions/2.0.0"))
-            .then_some(st)
+            .is_some_and(|v| v.ends_with("/versions/2.0.0"));
+        let (ready, _, message) = e2e::ready_condition(&s.client, &s.ns, KIND, "app").await?;
+        (on && ready == "True").then_some((st, message))
     })
     .await;
-    assert_eq!(st["instances"]["total"], 3);
-    let (ready, reason, message) = e2e::ready_condition(&s.client, &s.ns, KIND, "app")
-        .await
-        .unwrap();
     assert_eq!(
-        (ready.as_str(), reason.as_str()),
-        ("True", "Ready"),
-        "{message}"
+        st["instances"],
+        json!({"total": 3, "ready": 3, "latestModel": 0}),
+        "the instances stay on 1.0.0 until upgraded"
     );
-    let st = eventually(
-        READY_DEADLINE,
-        "the instance counts of the new model",
-        || async {
-            let st = status(&s, "app").await;
-            (st["instances"]["latestModel"] == 0).then_some(st)
-        },
-    )
-    .await;
-    assert_eq!(st["instances"]["ready"], 3);
-    let message = wait_reason(&s.client, &s.ns, KIND, "app", "Ready").await;
     assert!(
-        message.contains("0 of 3 instances run the latest model"),
-        "says how many lag: {message}"
+        message.contains("0 of 3 instances run the latest model")
+            && message.contains("Manual"),
+        "says how many lag, and why: {message}"
+    );
+    let set = s.probe.get(&set_path, COMPUTE_API).await.unwrap();
+    assert!(
+        set["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"]["id"]
+            .as_str()
+            .unwrap()
+            .ends_with("/versions/2.0.0"),
+        "the model in Azure names 2.0.0"
     );
 }
 
@@ -287,7 +282,7 @@ async fn a_rolling_scale_set_sends_its_health_probe_and_rolls_in_batches() {
     s.apply(&scale_set(
         &s,
         "api",
-        "  followLatest: true\n  capacity: 4\n  upgradePolicy: {mode: Rolling, rolling: {maxBatchInstancePercent: 50}}\n  health: {protocol: HTTP, port: 8080, requestPath: /healthz}\n",
+        "  followLatest: true\n  capacity: 4\n  upgradePolicy: {mode: Rolling, rolling: {maxBatchInstancePercent: 50, pauseTimeBetweenBatches: PT600S}}\n  health: {protocol: HTTP, port: 8080, requestPath: /healthz}\n",
     ))
     .await;
     wait_rolled(&s, "api", "1.0.0", 4).await;
@@ -312,8 +307,8 @@ async fn a_rolling_scale_set_sends_its_health_probe_and_rolls_in_batches() {
         json!({"protocol": "http", "port": 8080, "requestPath": "/healthz"})
     );
 
-    // A new version rolls in batches: the scale set is Reconciling with progress until every
-    // instance runs it.
+    // A new version rolls in batches (the pause between them, divided by the simulator's speed,
+    // is 12 s): the scale set is Updating with progress until every instance runs it.
     s.apply(&version(&s, "2.0.0")).await;
     let message = eventually(READY_DEADLINE, "a roll-out in progress", || async {
         let (ready, reason, message) = e2e::ready_condition(&s.client, &s.ns, KIND, "api").await?;

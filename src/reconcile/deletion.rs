@@ -139,25 +139,66 @@ pub async fn delete_recorded<K: Managed>(
     };
     let namespace = obj.namespace().unwrap_or_default();
     let arm = ctx.arm_for(&namespace, obj.options()).await?;
-    match steps::remove(&arm, report, &id).await {
-        Ok(Removal::Gone) => Ok(Step::Done(Outcome::ready(format!(
-            "{what} {} deleted from Azure",
-            id.name()
-        )))),
-        Ok(Removal::Busy { retry_after }) => Ok(Step::Wait(
-            Outcome::progressing("Deleting", format!("ARM is deleting {what} {}", id.name())),
-            retry_after,
-        )),
-        Err(Error::Arm(ArmError::Conflict { message, .. })) => Ok(refused(
-            ctx,
-            obj,
-            format!(
-                "Azure refuses to delete {what} {} yet: {message}",
-                id.name()
-            ),
-        )),
-        Err(e) => Err(e),
-    }
+    let named = format!("{what} {}", id.name());
+    Ok(remove_owned(
+        ctx,
+        obj,
+        &arm,
+        report,
+        &named,
+        &id,
+        Refusal::Conflict,
+        async |m| m,
+    )
+    .await?
+    .unwrap_or_else(|| Step::Done(Outcome::ready(format!("{named} deleted from Azure")))))
+}
+
+/// Which ARM refusals of a delete mean "not yet" (what the resource held is still going away)
+/// rather than an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// None: every error is one.
+    Never,
+    /// A 409 Conflict.
+    Conflict,
+    /// A 409, or a 400 (a NIC or public IP still attached a moment after its VM went).
+    ConflictOrInvalid,
+}
+
+/// Removes one owned resource, the one remove-and-wait of every kind: `None` once it is gone;
+/// `Deleting` while ARM deletes it; `DeletingBlocked` (see [`refused`]) while ARM refuses as
+/// `refusal` says. `explain` turns ARM's message into the one shown.
+#[allow(clippy::too_many_arguments)]
+pub async fn remove_owned<K: Managed>(
+    ctx: &Context,
+    obj: &K,
+    arm: &crate::arm::ArmClient,
+    report: &mut Report,
+    what: &str,
+    id: &ResourceId,
+    refusal: Refusal,
+    explain: impl AsyncFnOnce(String) -> String,
+) -> Result<Option<Step>, Error> {
+    let message = match steps::remove(arm, report, id).await {
+        Ok(Removal::Gone) => return Ok(None),
+        Ok(Removal::Busy { retry_after }) => return Ok(Some(steps::deleting(what, retry_after))),
+        Err(Error::Arm(ArmError::Conflict { message, .. })) if refusal != Refusal::Never => message,
+        Err(Error::Arm(ArmError::Invalid { message, .. }))
+            if refusal == Refusal::ConflictOrInvalid =>
+        {
+            message
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Some(refused(
+        ctx,
+        obj,
+        format!(
+            "Azure refuses to delete {what} yet: {}",
+            explain(message).await
+        ),
+    )))
 }
 
 /// Objects of every kind, by kind: `(kind, names)` for each kind with any.
@@ -250,15 +291,15 @@ pub async fn dependents_first<K: Managed>(
     let id = report.get("id").and_then(Value::as_str);
     let users = users(ctx, obj, id).await?;
     if !users.is_empty() {
-        return Ok(Some(blocked(
-            ctx,
-            obj,
+        return Ok(Some(blocked(ctx, obj, {
+            let one = users.len() == 1 && users[0].1.len() == 1;
+            let (verb, them) = if one { ("uses", "it") } else { ("use", "them") };
             format!(
-                "{} use this {} (or images in it); delete them first, or {ORPHAN_HINT}",
+                "{} {verb} this {} (or images in it); delete {them} first, or {ORPHAN_HINT}",
                 listed(&users),
                 K::KIND
-            ),
-        )));
+            )
+        })));
     }
     let namespace = obj.namespace().unwrap_or_default();
     let children = children_of(ctx, &namespace, K::KIND, &obj.name_any());
@@ -289,11 +330,14 @@ pub async fn dependents_first<K: Managed>(
     )))
 }
 
-/// `VirtualMachines a, b` (and `; ImageVersions c` for more kinds).
+/// `VirtualMachines a, b` or `VirtualMachine a` (and `; ImageVersions c` for more kinds).
 fn listed(by_kind: &ByKind) -> String {
     by_kind
         .iter()
-        .map(|(kind, names)| format!("{kind}s {}", names.join(", ")))
+        .map(|(kind, names)| {
+            let plural = if names.len() == 1 { "" } else { "s" };
+            format!("{kind}{plural} {}", names.join(", "))
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }

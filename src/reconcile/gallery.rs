@@ -6,7 +6,7 @@ use super::{
     Context, Error, Managed, Report, Step,
     comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
-    deletion::refused,
+    deletion,
     steps::{self, Observed, Plan, Removal},
     tenancy::Target,
 };
@@ -80,14 +80,8 @@ impl Managed for Gallery {
                 if let Some(g) = &resource {
                     record(report, &id, g);
                 }
-                let reason = if creating { "Creating" } else { "Updating" };
-                return Ok(Step::Wait(
-                    Outcome::progressing(
-                        reason,
-                        format!("ARM is {} gallery {}", reason.to_lowercase(), id.name()),
-                    ),
-                    retry_after,
-                ));
+                let what = format!("gallery {}", id.name());
+                return Ok(steps::busy(creating, &what, retry_after));
             }
         };
         record(report, &id, &gallery);
@@ -122,47 +116,39 @@ impl Managed for Gallery {
         if let Some(step) = reset_sharing(&arm, report, &id, &self.spec).await? {
             return Ok(step);
         }
-        match steps::remove(&arm, report, &id).await {
-            Ok(Removal::Busy { retry_after }) => {
-                return Ok(Step::Wait(
-                    Outcome::progressing(
-                        "Deleting",
-                        format!("ARM is deleting gallery {}", id.name()),
-                    ),
-                    retry_after,
-                ));
+        let gallery = format!("gallery {}", id.name());
+        let explain = async |message: String| {
+            let images = arm_children(&arm, &id).await;
+            if images.is_empty() {
+                message
+            } else {
+                format!(
+                    "image definitions still in the gallery: {}",
+                    images.join(", ")
+                )
             }
-            Ok(Removal::Gone) => {}
-            Err(Error::Arm(ArmError::Conflict { message, .. })) => {
-                let images = arm_children(&arm, &id).await;
-                let what = if images.is_empty() {
-                    message
-                } else {
-                    format!(
-                        "image definitions still in the gallery: {}",
-                        images.join(", ")
-                    )
-                };
-                return Ok(refused(
-                    ctx,
-                    self,
-                    format!("Azure refuses to delete gallery {} yet: {what}", id.name()),
-                ));
-            }
-            Err(e) => return Err(e),
+        };
+        if let Some(step) = deletion::remove_owned(
+            ctx,
+            self,
+            &arm,
+            report,
+            &gallery,
+            &id,
+            deletion::Refusal::Conflict,
+            explain,
+        )
+        .await?
+        {
+            return Ok(step);
         }
         {
             let group = id.parent().expect("a gallery has a resource group");
             if let Removal::Busy { retry_after } =
                 steps::remove_resource_group(&arm, report, &group).await?
             {
-                return Ok(Step::Wait(
-                    Outcome::progressing(
-                        "Deleting",
-                        format!("ARM is deleting resource group {}", group.name()),
-                    ),
-                    retry_after,
-                ));
+                let what = format!("resource group {}", group.name());
+                return Ok(steps::deleting(&what, retry_after));
             }
         }
         Ok(Step::Done(Outcome::ready(format!(

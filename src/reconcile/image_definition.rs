@@ -90,18 +90,8 @@ impl Managed for ImageDefinition {
                     report.observe(&id, image);
                     report.set("securityType", ImageSecurity::of_definition(image).as_str());
                 }
-                let reason = if creating { "Creating" } else { "Updating" };
-                Ok(Step::Wait(
-                    Outcome::progressing(
-                        reason,
-                        format!(
-                            "ARM is {} image definition {}",
-                            reason.to_lowercase(),
-                            id.name()
-                        ),
-                    ),
-                    retry_after,
-                ))
+                let what = format!("image definition {}", id.name());
+                Ok(steps::busy(creating, &what, retry_after))
             }
         }
     }

@@ -114,11 +114,9 @@ impl Managed for ImageVersion {
         }
         let progress = replication.as_ref().map_or(0, |r| r.progress);
         match busy {
-            Some((retry_after, true)) if replication.is_none() => Ok(Step::Wait(
-                Outcome::progressing(
-                    "Creating",
-                    format!("ARM is creating image version {}", id.name()),
-                ),
+            Some((retry_after, true)) if replication.is_none() => Ok(steps::busy(
+                true,
+                &format!("image version {}", id.name()),
                 retry_after,
             )),
             Some((retry_after, _)) => Ok(Step::Wait(replicating(&id, progress), retry_after)),

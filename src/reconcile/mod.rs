@@ -1,7 +1,10 @@
 //! The generic reconciler (design.md §5), once for all kinds: finalizer first, then the
-//! kind's `apply` or `cleanup`, then one status write with conditions, and Events on
-//! transitions. Each kind's module holds only what is specific to it, with its spec → ARM body
-//! and ARM → status mappings as pure functions.
+//! kind's `apply`, or for a deletion its dependents first (`deletion::dependents_first`, from
+//! the references each kind declares in `crate::api`) and then its `cleanup`; then one status
+//! write with conditions, and Events on transitions. Each kind's module holds only what is
+//! specific to it, with its spec → ARM body and ARM → status mappings as pure functions, and
+//! shares the steps (`steps::ensure`/`busy`, `deletion::remove_owned`, `parents`) with the
+//! others; the kinds are listed once, in `crate::kinds!`.
 
 /// The accessors every kind implements alike (`spec.options`, `status.common`), inside its
 /// `impl Managed`.

@@ -8,7 +8,7 @@ use super::{
     Context, Error, Managed, Report, Step,
     comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
-    deletion::refused,
+    deletion,
     machines::{
         Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
         computer_name, ensure_owned, managed_disk, nsg_plan, owned_tags, resolve_image,
@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     api::{VirtualMachine, VirtualMachineSpec, image_definition::OsType},
-    arm::{ArmError, ResourceId, models, normalize_region},
+    arm::{ResourceId, models, normalize_region},
 };
 
 /// The ARM IDs of everything a VM object owns.
@@ -184,14 +184,8 @@ impl Managed for VirtualMachine {
         report.set("privateIP", private_ip(&nic));
         report.set("publicIP", public_ip.and_then(|ip| ip.props().ip_address));
         if let Some((retry_after, creating)) = busy {
-            let reason = if creating { "Creating" } else { "Updating" };
-            return Ok(Step::Wait(
-                Outcome::progressing(
-                    reason,
-                    format!("ARM is {} VM {}", reason.to_lowercase(), owned.vm.name()),
-                ),
-                retry_after,
-            ));
+            let what = format!("VM {}", owned.vm.name());
+            return Ok(steps::busy(creating, &what, retry_after));
         }
         // Extras the spec no longer asks for go once the NIC no longer uses them, and only if
         // this VM created them: nothing is deleted by its name alone.
@@ -246,43 +240,25 @@ impl Managed for VirtualMachine {
             if !ours {
                 continue;
             }
-            match steps::remove(&arm, report, id).await {
-                Ok(Removal::Gone) => {}
-                Ok(Removal::Busy { retry_after }) => {
-                    return Ok(Step::Wait(
-                        Outcome::progressing(
-                            "Deleting",
-                            format!("ARM is deleting {what} {}", id.name()),
-                        ),
-                        retry_after,
-                    ));
-                }
-                // A NIC or public IP still attached a moment after its VM went: retry shortly.
-                Err(Error::Arm(
-                    ArmError::Conflict { message, .. } | ArmError::Invalid { message, .. },
-                )) if id != &owned.vm => {
-                    return Ok(refused(
-                        ctx,
-                        self,
-                        format!(
-                            "Azure refuses to delete {what} {} yet: {message}",
-                            id.name()
-                        ),
-                    ));
-                }
-                Err(e) => return Err(e),
+            // A NIC or public IP still attached a moment after its VM went: retry shortly.
+            let named = format!("{what} {}", id.name());
+            let refusal = if id == &owned.vm {
+                deletion::Refusal::Never
+            } else {
+                deletion::Refusal::ConflictOrInvalid
+            };
+            if let Some(step) =
+                deletion::remove_owned(ctx, self, &arm, report, &named, id, refusal, async |m| m)
+                    .await?
+            {
+                return Ok(step);
             }
         }
         if let Removal::Busy { retry_after } =
             steps::remove_resource_group(&arm, report, &owned.group).await?
         {
-            return Ok(Step::Wait(
-                Outcome::progressing(
-                    "Deleting",
-                    format!("ARM is deleting resource group {}", owned.group.name()),
-                ),
-                retry_after,
-            ));
+            let what = format!("resource group {}", owned.group.name());
+            return Ok(steps::deleting(&what, retry_after));
         }
         Ok(Step::Done(Outcome::ready(format!(
             "VM {} and its network resources deleted from Azure",
@@ -292,10 +268,7 @@ impl Managed for VirtualMachine {
 }
 
 fn creating(what: &str, id: &ResourceId, retry_after: std::time::Duration) -> Step {
-    Step::Wait(
-        Outcome::progressing("Creating", format!("ARM is creating {what} {}", id.name())),
-        retry_after,
-    )
+    steps::busy(true, &format!("{what} {}", id.name()), retry_after)
 }
 
 /// The VM's admin account, as the shared checks take it.

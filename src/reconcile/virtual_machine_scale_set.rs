@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
-    deletion::refused,
+    deletion,
     machines::{
         Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
         ensure_owned, nsg_plan, resolve_image,
@@ -26,7 +26,7 @@ use crate::{
     api::virtual_machine_scale_set::{
         OrchestrationMode, UpgradeMode, VirtualMachineScaleSet, VirtualMachineScaleSetSpec,
     },
-    arm::{ArmClient, ArmError, ResourceId, models, normalize_region},
+    arm::{ArmClient, ResourceId, models, normalize_region},
 };
 
 /// How often a roll-out in progress is looked at.
@@ -191,10 +191,9 @@ impl Managed for VirtualMachineScaleSet {
                 if let Some(set) = &resource {
                     record(report, &owned, set);
                 }
-                let reason = if creating { "Creating" } else { "Updating" };
-                return Ok(progress(
-                    reason,
-                    format!("ARM is {} scale set {name}", reason.to_lowercase()),
+                return Ok(steps::busy(
+                    creating,
+                    &format!("scale set {name}"),
                     retry_after,
                 ));
             }
@@ -254,39 +253,25 @@ impl Managed for VirtualMachineScaleSet {
             if !ours {
                 continue;
             }
-            match steps::remove(&arm, report, id).await {
-                Ok(Removal::Gone) => {}
-                Ok(Removal::Busy { retry_after }) => {
-                    return Ok(progress(
-                        "Deleting",
-                        format!("ARM is deleting {what} {}", id.name()),
-                        retry_after,
-                    ));
-                }
-                // The NSG still referenced a moment after its scale set went: retry shortly.
-                Err(Error::Arm(
-                    ArmError::Conflict { message, .. } | ArmError::Invalid { message, .. },
-                )) if id != &owned.set => {
-                    return Ok(refused(
-                        ctx,
-                        self,
-                        format!(
-                            "Azure refuses to delete {what} {} yet: {message}",
-                            id.name()
-                        ),
-                    ));
-                }
-                Err(e) => return Err(e),
+            // The NSG still referenced a moment after its scale set went: retry shortly.
+            let named = format!("{what} {}", id.name());
+            let refusal = if id == &owned.set {
+                deletion::Refusal::Never
+            } else {
+                deletion::Refusal::ConflictOrInvalid
+            };
+            if let Some(step) =
+                deletion::remove_owned(ctx, self, &arm, report, &named, id, refusal, async |m| m)
+                    .await?
+            {
+                return Ok(step);
             }
         }
         if let Removal::Busy { retry_after } =
             steps::remove_resource_group(&arm, report, &owned.group).await?
         {
-            return Ok(progress(
-                "Deleting",
-                format!("ARM is deleting resource group {}", owned.group.name()),
-                retry_after,
-            ));
+            let what = format!("resource group {}", owned.group.name());
+            return Ok(steps::deleting(&what, retry_after));
         }
         Ok(Step::Done(Outcome::ready(format!(
             "scale set {} and its network security group deleted from Azure",
