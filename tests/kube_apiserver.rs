@@ -100,6 +100,7 @@ async fn crds_apply_server_side_with_kubectl() {
         "imagedefinitions",
         "imageversions",
         "virtualmachines",
+        "virtualmachinescalesets",
     ] {
         assert!(plurals.iter().any(|p| p == known), "{plurals:?}");
     }

@@ -260,8 +260,7 @@ async fn capacity_is_reconciled_and_a_manual_policy_counts_instances_not_yet_upg
         "the instances stay on 1.0.0 until upgraded"
     );
     assert!(
-        message.contains("0 of 3 instances run the latest model")
-            && message.contains("Manual"),
+        message.contains("0 of 3 instances run the latest model") && message.contains("Manual"),
         "says how many lag, and why: {message}"
     );
     let set = s.probe.get(&set_path, COMPUTE_API).await.unwrap();

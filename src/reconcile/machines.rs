@@ -7,7 +7,7 @@ use kube::Api;
 use super::{
     Context, Error, Report,
     comparison::{enum_str, merged_tags, tags_cover},
-    lookup, parents,
+    deletion, lookup, parents,
     security::ImageSecurity,
     steps::{self, Observed, Plan},
 };
@@ -458,4 +458,63 @@ pub fn computer_name(name: &str, max: usize) -> String {
         .collect::<String>()
         .trim_end_matches('-')
         .to_string()
+}
+
+/// A Linux admin's configuration (pure): password login only with a password, and the SSH keys
+/// in the user's `authorized_keys`.
+pub fn linux_configuration(
+    user: &str,
+    keys: &[String],
+    password: Option<&str>,
+) -> models::LinuxConfiguration {
+    models::LinuxConfiguration {
+        disable_password_authentication: Some(password.is_none()),
+        ssh: (!keys.is_empty()).then(|| models::SshConfiguration {
+            public_keys: Some(
+                keys.iter()
+                    .map(|k| models::SshPublicKey {
+                        path: Some(format!("/home/{user}/.ssh/authorized_keys")),
+                        key_data: Some(k.clone()),
+                    })
+                    .collect(),
+            ),
+        }),
+    }
+}
+
+/// Removes what a machine owns, in the order given (the machine itself first: nothing else is
+/// deleted while it may still use it), then the resource group it created. `None` once all
+/// are gone. The machine's own refusals are errors; its NIC, IP or NSG still attached a moment
+/// after it went are `DeletingBlocked`, retried shortly.
+pub async fn remove_in_order<K: super::Managed>(
+    ctx: &Context,
+    obj: &K,
+    arm: &ArmClient,
+    report: &mut Report,
+    owned: &[(&str, &ResourceId, bool)],
+    group: &ResourceId,
+) -> Result<Option<super::Step>, Error> {
+    for (i, (what, id, ours)) in owned.iter().enumerate() {
+        if !ours {
+            continue;
+        }
+        let named = format!("{what} {}", id.name());
+        let refusal = if i == 0 {
+            deletion::Refusal::Never
+        } else {
+            deletion::Refusal::ConflictOrInvalid
+        };
+        if let Some(step) =
+            deletion::remove_owned(ctx, obj, arm, report, &named, id, refusal, async |m| m).await?
+        {
+            return Ok(Some(step));
+        }
+    }
+    if let steps::Removal::Busy { retry_after } =
+        steps::remove_resource_group(arm, report, group).await?
+    {
+        let what = format!("resource group {}", group.name());
+        return Ok(Some(steps::deleting(&what, retry_after)));
+    }
+    Ok(None)
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::{
     comparison::{enum_str, merged_tags},
-    machines::{computer_name, managed_disk},
+    machines::{computer_name, linux_configuration, managed_disk},
     steps::{OWNER_TAG, Plan},
 };
 use crate::{
@@ -200,21 +200,8 @@ fn new_scale_set(
             computer_name_prefix: Some(computer_name_prefix(inputs.name, inputs.os_type)),
             admin_username: Some(user.clone()),
             admin_password: inputs.password.map(str::to_string),
-            linux_configuration: (inputs.os_type == OsType::Linux).then(|| {
-                models::LinuxConfiguration {
-                    disable_password_authentication: Some(inputs.password.is_none()),
-                    ssh: (!keys.is_empty()).then(|| models::SshConfiguration {
-                        public_keys: Some(
-                            keys.iter()
-                                .map(|k| models::SshPublicKey {
-                                    path: Some(format!("/home/{user}/.ssh/authorized_keys")),
-                                    key_data: Some(k.clone()),
-                                })
-                                .collect(),
-                        ),
-                    }),
-                }
-            }),
+            linux_configuration: (inputs.os_type == OsType::Linux)
+                .then(|| linux_configuration(user, &keys, inputs.password)),
         }
     });
     let os_disk = spec.os_disk.clone().unwrap_or_default();

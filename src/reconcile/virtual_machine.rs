@@ -8,10 +8,10 @@ use super::{
     Context, Error, Managed, Report, Step,
     comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
-    deletion,
     machines::{
         Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
-        computer_name, ensure_owned, managed_disk, nsg_plan, owned_tags, resolve_image,
+        computer_name, ensure_owned, linux_configuration, managed_disk, nsg_plan, owned_tags,
+        remove_in_order, resolve_image,
     },
     parents, security,
     steps::{self, Observed, Plan, Removal},
@@ -219,7 +219,7 @@ impl Managed for VirtualMachine {
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
         let vm_known = report.get("id").is_some() || report.is_created(&owned.vm);
-        for (what, id, ours) in [
+        let parts = [
             ("VM", &owned.vm, vm_known),
             (
                 "network interface",
@@ -236,29 +236,9 @@ impl Managed for VirtualMachine {
                 &owned.nsg,
                 report.is_created(&owned.nsg),
             ),
-        ] {
-            if !ours {
-                continue;
-            }
-            // A NIC or public IP still attached a moment after its VM went: retry shortly.
-            let named = format!("{what} {}", id.name());
-            let refusal = if id == &owned.vm {
-                deletion::Refusal::Never
-            } else {
-                deletion::Refusal::ConflictOrInvalid
-            };
-            if let Some(step) =
-                deletion::remove_owned(ctx, self, &arm, report, &named, id, refusal, async |m| m)
-                    .await?
-            {
-                return Ok(step);
-            }
-        }
-        if let Removal::Busy { retry_after } =
-            steps::remove_resource_group(&arm, report, &owned.group).await?
-        {
-            let what = format!("resource group {}", owned.group.name());
-            return Ok(steps::deleting(&what, retry_after));
+        ];
+        if let Some(step) = remove_in_order(ctx, self, &arm, report, &parts, &owned.group).await? {
+            return Ok(step);
         }
         Ok(Step::Done(Outcome::ready(format!(
             "VM {} and its network resources deleted from Azure",
@@ -455,21 +435,8 @@ pub fn create_plan(
             computer_name: Some(vm_computer_name(&name, image.os_type)),
             admin_username: Some(user.clone()),
             admin_password: password.map(str::to_string),
-            linux_configuration: (image.os_type == OsType::Linux).then(|| {
-                models::LinuxConfiguration {
-                    disable_password_authentication: Some(password.is_none()),
-                    ssh: (!keys.is_empty()).then(|| models::SshConfiguration {
-                        public_keys: Some(
-                            keys.iter()
-                                .map(|k| models::SshPublicKey {
-                                    path: Some(format!("/home/{user}/.ssh/authorized_keys")),
-                                    key_data: Some(k.clone()),
-                                })
-                                .collect(),
-                        ),
-                    }),
-                }
-            }),
+            linux_configuration: (image.os_type == OsType::Linux)
+                .then(|| linux_configuration(user, &keys, password)),
         }
     });
     let os_disk = spec.os_disk.clone().unwrap_or_default();

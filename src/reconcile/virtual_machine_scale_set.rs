@@ -10,10 +10,9 @@ use kube::ResourceExt;
 use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
-    deletion,
     machines::{
         Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
-        ensure_owned, nsg_plan, resolve_image,
+        ensure_owned, nsg_plan, remove_in_order, resolve_image,
     },
     parents,
     scale_set_model::{self, Instance, ModelInputs, counts, flexible_on_model, rollout},
@@ -242,36 +241,16 @@ impl Managed for VirtualMachineScaleSet {
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
         let set_known = report.get("id").is_some() || report.is_created(&owned.set);
-        for (what, id, ours) in [
+        let parts = [
             ("scale set", &owned.set, set_known),
             (
                 "network security group",
                 &owned.nsg,
                 report.is_created(&owned.nsg),
             ),
-        ] {
-            if !ours {
-                continue;
-            }
-            // The NSG still referenced a moment after its scale set went: retry shortly.
-            let named = format!("{what} {}", id.name());
-            let refusal = if id == &owned.set {
-                deletion::Refusal::Never
-            } else {
-                deletion::Refusal::ConflictOrInvalid
-            };
-            if let Some(step) =
-                deletion::remove_owned(ctx, self, &arm, report, &named, id, refusal, async |m| m)
-                    .await?
-            {
-                return Ok(step);
-            }
-        }
-        if let Removal::Busy { retry_after } =
-            steps::remove_resource_group(&arm, report, &owned.group).await?
-        {
-            let what = format!("resource group {}", owned.group.name());
-            return Ok(steps::deleting(&what, retry_after));
+        ];
+        if let Some(step) = remove_in_order(ctx, self, &arm, report, &parts, &owned.group).await? {
+            return Ok(step);
         }
         Ok(Step::Done(Outcome::ready(format!(
             "scale set {} and its network security group deleted from Azure",
