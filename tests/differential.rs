@@ -115,6 +115,9 @@ fn root() -> &'static Path {
 }
 
 /// Runs kubectl; returns exit success, stdout and stderr as one normalised text.
+/// The field selector of the Events the differential steps compare: the Gallery's alone.
+const OURS: &str = "--field-selector=involvedObject.kind=Gallery";
+
 fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
     use std::io::Write as _;
     let mut child = Command::new("kubectl")
@@ -1240,16 +1243,32 @@ fn tables(k: &Path) -> Vec<(&'static str, String)> {
                 &["label", "configmap", "settings", "watched=1"],
             ),
         ),
-        ("table-events", kubectl(k, &["get", "events"], None)),
+        // Only the Gallery's: the real cluster's controllers post Events of their own to
+        // `default` when they like (a ServiceCIDR warning at start, say).
+        ("table-events", kubectl(k, &["get", "events", OURS], None)),
         (
             "table-events-wide",
-            kubectl(k, &["get", "events", "-o", "wide"], None),
+            kubectl(k, &["get", "events", "-o", "wide", OURS], None),
         ),
         (
             "table-events-v1",
-            kubectl(k, &["get", "events.v1.events.k8s.io", "-o", "wide"], None),
+            kubectl(
+                k,
+                &[
+                    "get",
+                    "events.v1.events.k8s.io",
+                    "-o",
+                    "wide",
+                    "--field-selector",
+                    "regarding.kind=Gallery",
+                ],
+                None,
+            ),
         ),
-        ("table-kubectl-events", kubectl(k, &["events"], None)),
+        (
+            "table-kubectl-events",
+            kubectl(k, &["events", "--for", "gallery/platform-images"], None),
+        ),
         (
             "table-crds",
             kubectl(

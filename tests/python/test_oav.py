@@ -36,7 +36,20 @@ REQUIRED_OPERATIONS = {
     "GalleryImageVersions_CreateOrUpdate",
     "GalleryImageVersions_Get",
     "GalleryImageVersions_Delete",
+    "VirtualMachineScaleSets_CreateOrUpdate",
+    "VirtualMachineScaleSets_Update",
+    "VirtualMachineScaleSets_Get",
+    "VirtualMachineScaleSets_Delete",
+    "VirtualMachineScaleSets_List",
+    "VirtualMachineScaleSets_ListAll",
+    "VirtualMachineScaleSets_GetInstanceView",
+    "VirtualMachineScaleSets_UpdateInstances",
+    "VirtualMachineScaleSetVMs_List",
+    "VirtualMachineScaleSetVMs_Get",
+    "VirtualMachines_List",
 }
+GALLERY_SPEC = SWAGGER / "compute/resource-manager/Microsoft.Compute/GalleryRP/stable/2025-03-03"
+COMPUTE_SPEC = SWAGGER / "compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2024-07-01"
 
 
 def oav_binary():
@@ -164,16 +177,17 @@ def test_the_sdk_suites_traffic_matches_the_official_swagger(oav, recorded, tmp_
         assert done.returncode == 0, f"oav failed (runtime exceptions?):\n{done.stdout[-4000:]}"
         for item in report["passedOperationsList"]:
             passed.update(item["operationIds"])
+        print(f"{spec.directory.relative_to(SWAGGER)}: {len(list(traffic.glob('*.json')))} pairs validated")
     assert REQUIRED_OPERATIONS <= passed, f"not exercised: {sorted(REQUIRED_OPERATIONS - passed)}"
 
 
-def first(pairs, method, path_pattern):
+def first(pairs, method, path_pattern, api_version="2025-03-03"):
     for pair_file in pairs:
         pair = json.loads(pair_file.read_text())
         path, version = request_of(pair)
-        if pair["liveRequest"]["method"] == method and version == "2025-03-03" and re.search(path_pattern, path):
+        if pair["liveRequest"]["method"] == method and version == api_version and re.search(path_pattern, path):
             return pair
-    pytest.fail(f"no recorded {method} matching {path_pattern}")
+    pytest.fail(f"no recorded {method} matching {path_pattern} at {api_version}")
 
 
 def test_oav_reports_a_wrong_status_a_missing_required_property_and_a_wrong_type(oav, recorded, tmp_path):
@@ -190,12 +204,35 @@ def test_oav_reports_a_wrong_status_a_missing_required_property_and_a_wrong_type
     version["liveResponse"]["body"]["properties"]["publishingProfile"]["replicaCount"] = "one"
     for name, pair in [("status", patch), ("required", definition), ("type", version)]:
         (broken / f"{name}.json").write_text(json.dumps(pair))
-    spec_dir = SWAGGER / "compute/resource-manager/Microsoft.Compute/GalleryRP/stable/2025-03-03"
-    done, report = run_oav(oav, broken, spec_dir, tmp_path / "report.json")
+    done, report = run_oav(oav, broken, GALLERY_SPEC, tmp_path / "report.json")
     found = {(e["errorCode"], e["operationId"], e["issueSource"]) for e in report["errors"]}
     assert found == {
         ("INVALID_RESPONSE_CODE", "Galleries_Update", "response"),
         ("OBJECT_MISSING_REQUIRED_PROPERTY", "GalleryImages_CreateOrUpdate", "request"),
         ("INVALID_TYPE", "GalleryImageVersions_CreateOrUpdate", "response"),
+    }
+    assert done.returncode != 0
+
+
+def test_oav_holds_the_scale_set_traffic_to_the_compute_swagger(oav, recorded, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    # A scale set's capacity is an int64.
+    created = first(recorded, "PUT", r"/virtualMachineScaleSets/[^/]+$", "2024-07-01")
+    created["liveResponse"]["body"]["sku"]["capacity"] = "two"
+    # manualupgrade needs instanceIds.
+    upgrade = first(recorded, "POST", r"/virtualMachineScaleSets/[^/]+/manualupgrade$", "2024-07-01")
+    upgrade["liveRequest"]["body"] = {}
+    # A scale set VM's latestModelApplied is a boolean.
+    vms = first(recorded, "GET", r"/virtualMachineScaleSets/[^/]+/virtualMachines$", "2024-07-01")
+    vms["liveResponse"]["body"]["value"][0]["properties"]["latestModelApplied"] = "yes"
+    for name, pair in [("type", created), ("required", upgrade), ("vm", vms)]:
+        (broken / f"{name}.json").write_text(json.dumps(pair))
+    done, report = run_oav(oav, broken, COMPUTE_SPEC, tmp_path / "report.json")
+    found = {(e["errorCode"], e["operationId"], e["issueSource"]) for e in report["errors"]}
+    assert found == {
+        ("INVALID_TYPE", "VirtualMachineScaleSets_CreateOrUpdate", "response"),
+        ("OBJECT_MISSING_REQUIRED_PROPERTY", "VirtualMachineScaleSets_UpdateInstances", "request"),
+        ("INVALID_TYPE", "VirtualMachineScaleSetVMs_List", "response"),
     }
     assert done.returncode != 0
