@@ -31,13 +31,16 @@ use kube::CustomResourceExt;
 const MAX_OBJECT_NAME: i64 = 253;
 
 /// The one list of kinds, parents first: `kinds!(callback)` expands to `callback!(T, …)` with
-/// each kind's type (see the second form below). `crds()`, the controllers and their caches, the CRD check at start, the
-/// dependents a deletion waits for, the sandbox and the tests all take their kinds from here,
-/// so a new kind is one api file, one reconcile file and one line below.
+/// each kind's type, and `kinds!(callback, (args))` to `callback!((args); T, …)` for callbacks
+/// that need tokens from their caller (a nested macro cannot repeat over its own list).
+/// `crds()`, the controllers and their caches, the CRD check at start, the dependents a
+/// deletion waits for, the sandbox and the tests all take their kinds from here, so a new kind
+/// is one api file, one reconcile file and one line below.
 #[macro_export]
 macro_rules! kinds {
-    ($callback:ident) => {
+    (@each $callback:ident [$($before:tt)*]) => {
         $callback!(
+            $($before)*
             $crate::api::Gallery,
             $crate::api::ImageDefinition,
             $crate::api::ImageVersion,
@@ -45,17 +48,11 @@ macro_rules! kinds {
             $crate::api::VirtualMachineScaleSet
         )
     };
-    // `kinds!(callback, (args))` expands to `callback!((args); T, …)`: for callbacks that need
-    // tokens from their caller (a nested macro cannot repeat over its own list).
+    ($callback:ident) => {
+        $crate::kinds!(@each $callback [])
+    };
     ($callback:ident, $args:tt) => {
-        $callback!(
-            $args;
-            $crate::api::Gallery,
-            $crate::api::ImageDefinition,
-            $crate::api::ImageVersion,
-            $crate::api::VirtualMachine,
-            $crate::api::VirtualMachineScaleSet
-        )
+        $crate::kinds!(@each $callback [$args;])
     };
 }
 

@@ -155,7 +155,7 @@ pub async fn resolve_image(
     if let Some(r) = &image.image_version_ref {
         let version = parents::resolve(
             ctx,
-            &ctx.stores.of::<crate::api::ImageVersion>(),
+            ctx.stores.of::<crate::api::ImageVersion>(),
             &namespace,
             &r.name,
             true,
@@ -168,7 +168,7 @@ pub async fn resolve_image(
             .as_ref()
             .and_then(|d| {
                 lookup(
-                    &ctx.stores.of::<crate::api::ImageDefinition>(),
+                    ctx.stores.of::<crate::api::ImageDefinition>(),
                     &namespace,
                     &d.name,
                 )
@@ -185,7 +185,7 @@ pub async fn resolve_image(
     if let Some(r) = &image.image_definition_ref {
         let mut definition = parents::resolve(
             ctx,
-            &ctx.stores.of::<crate::api::ImageDefinition>(),
+            ctx.stores.of::<crate::api::ImageDefinition>(),
             &namespace,
             &r.name,
             true,
