@@ -2,7 +2,11 @@
 //! (delete ordering, `latestVersion`) and children when parents become Ready; leader election;
 //! graceful shutdown.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    any::{Any, TypeId},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::{FutureExt, SinkExt, StreamExt, channel::mpsc, future::Shared};
 use kube::{
@@ -18,7 +22,7 @@ use kube::{
 use tracing::{info, warn};
 
 use crate::{
-    api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine},
+    api::references::{Target, under},
     arm::{
         ApiVersions, ArmClient,
         auth::{Credentials, Selection},
@@ -244,10 +248,13 @@ pub async fn check_crds(client: &Client, namespaces: &[String]) -> anyhow::Resul
         }
     }
     let namespace = namespaces.first().map(String::as_str);
-    check::<Gallery>(client, namespace).await?;
-    check::<ImageDefinition>(client, namespace).await?;
-    check::<ImageVersion>(client, namespace).await?;
-    check::<VirtualMachine>(client, namespace).await
+    macro_rules! check_each {
+        ($($kind:ty),*) => {
+            $( check::<$kind>(client, namespace).await?; )*
+        };
+    }
+    crate::kinds!(check_each);
+    Ok(())
 }
 
 trait CrdName {
@@ -267,42 +274,63 @@ fn api<K: Managed>(client: &Client, namespace: Option<&str>) -> Api<K> {
     }
 }
 
-/// Objects in `store` (same namespace as `parent`) that `refers` to the parent's name.
-fn referrers<K: Managed>(
-    store: &Store<K>,
-    namespace: Option<String>,
-    name: &str,
-    refers: impl Fn(&K, &str) -> bool,
-) -> Vec<ObjectRef<K>> {
+/// The objects in `store` whose own references (not the ones resolved for them) reach `x`, in
+/// its namespace: by name, or by an ARM ID that is `x`'s or lies under it.
+fn referrers<K: Managed, X: Managed>(store: &Store<K>, x: &X) -> Vec<ObjectRef<K>> {
+    let (namespace, name) = (x.namespace(), x.name_any());
+    let id = x.common_status().and_then(|s| s.id.clone());
     store
         .state()
         .iter()
-        .filter(|k| k.namespace() == namespace && refers(k, name))
+        .filter(|k| k.namespace() == namespace)
+        .filter(|k| {
+            k.references()
+                .iter()
+                .any(|r| !r.resolved && r.reaches(X::KIND, &name, id.as_deref()))
+        })
         .map(|k| ObjectRef::from_obj(&**k))
         .collect()
 }
 
-/// Whether a VM's `image.imageId` is `id`, or a version of it.
-fn names_image(vm: &VirtualMachine, id: Option<&str>) -> bool {
-    let (Some(id), Some(image)) = (id, vm.spec.image.image_id.as_deref()) else {
-        return false;
-    };
-    let (id, image) = (id.to_ascii_lowercase(), image.to_ascii_lowercase());
-    image == id || image.starts_with(&format!("{id}/versions/"))
-}
-
-/// The object a reference names, in the referrer's namespace.
-fn named<K: Managed>(name: Option<&str>, namespace: Option<String>) -> Vec<ObjectRef<K>> {
-    name.map(|n| ObjectRef::new(n).within(&namespace.unwrap_or_default()))
-        .into_iter()
-        .collect()
+/// The objects of `store` that `x` refers to (spec or resolved), or is owned by, in its
+/// namespace.
+fn referred<K: Managed, X: Managed>(store: &Store<K>, x: &X) -> Vec<ObjectRef<K>> {
+    let namespace = x.namespace().unwrap_or_default();
+    let mut found = Vec::new();
+    for r in x.references() {
+        match &r.target {
+            Target::Name(name) if r.kinds.contains(&K::KIND) => {
+                found.push(ObjectRef::new(name).within(&namespace));
+            }
+            Target::Id(id) if r.kinds.contains(&K::KIND) => found.extend(
+                store
+                    .state()
+                    .iter()
+                    .filter(|k| k.namespace().as_deref() == Some(namespace.as_str()))
+                    .filter(|k| {
+                        k.common_status()
+                            .and_then(|s| s.id.as_deref())
+                            .is_some_and(|kid| under(id, kid))
+                    })
+                    .map(|k| ObjectRef::from_obj(&**k)),
+            ),
+            _ => {}
+        }
+    }
+    found.extend(
+        x.owner_references()
+            .iter()
+            .filter(|o| o.kind == K::KIND)
+            .map(|o| ObjectRef::new(&o.name).within(&namespace)),
+    );
+    found
 }
 
 /// How many changes a controller may have yet to take from a feed before the feed waits.
 const SUBSCRIBER_BUFFER: usize = 256;
 
 /// One watch of one kind, shared by every controller that needs it: it fills the cache the
-/// reconcilers read and wakes its subscribers with each change. Four watches instead of one
+/// reconcilers read and wakes its subscribers with each change. One watch per kind instead of one
 /// per (controller, trigger) pair: a third of the list and decode work, one cached copy of
 /// each object, and a subscriber woken by a change always finds that change in the cache.
 /// (kube's own shared streams do not pass deletions on; parents waiting for their children
@@ -388,7 +416,7 @@ fn slim<K: Managed>(obj: &mut K) {
     }
 }
 
-/// Runs the four controllers until `shutdown` resolves. One set per watched namespace (or one
+/// Runs a controller per kind until `shutdown` resolves. One set per watched namespace (or one
 /// for all), each with its own caches, since references never cross namespaces.
 pub async fn run(
     settings: Settings,
@@ -417,123 +445,18 @@ async fn run_namespace(
     let ns = namespace.as_deref();
     let config = ControllerConfig::default().concurrency(settings.concurrency);
 
-    let mut galleries = Feed::new(api::<Gallery>(client, ns));
-    let mut definitions = Feed::new(api::<ImageDefinition>(client, ns));
-    let mut versions = Feed::new(api::<ImageVersion>(client, ns));
-    let mut vms = Feed::new(api::<VirtualMachine>(client, ns));
-    let stores = Stores {
-        galleries: galleries.store.clone(),
-        definitions: definitions.store.clone(),
-        versions: versions.store.clone(),
-        vms: vms.store.clone(),
-    };
-
-    // Parents hear about their children (deletion waits on them; latestVersion follows them).
-    let gallery_controller =
-        Controller::for_shared_stream(galleries.subscribe(false), stores.galleries.clone())
-            .with_config(config.clone())
-            .owns_shared_stream(definitions.subscribe(true));
-    let definition_controller = {
-        let def_store = stores.definitions.clone();
-        Controller::for_shared_stream(definitions.subscribe(false), stores.definitions.clone())
-            .with_config(config.clone())
-            .owns_shared_stream(versions.subscribe(true))
-            .watches_shared_stream(vms.subscribe(true), |vm: Arc<VirtualMachine>| {
-                named(
-                    vm.spec
-                        .image
-                        .image_definition_ref
-                        .as_ref()
-                        .map(|r| r.name.as_str()),
-                    vm.namespace(),
-                )
-            })
-            // Children hear about their parents (they wait for them to be Ready).
-            .watches_shared_stream(galleries.subscribe(false), move |g: Arc<Gallery>| {
-                referrers(
-                    &def_store,
-                    g.namespace(),
-                    &g.name_any(),
-                    |d: &ImageDefinition, n| {
-                        d.spec.gallery_ref.as_ref().is_some_and(|r| r.name == n)
-                    },
-                )
-            })
-    };
-    let version_controller = {
-        let store = stores.versions.clone();
-        Controller::for_shared_stream(versions.subscribe(false), stores.versions.clone())
-            .with_config(config.clone())
-            .watches_shared_stream(
-                definitions.subscribe(false),
-                move |d: Arc<ImageDefinition>| {
-                    referrers(
-                        &store,
-                        d.namespace(),
-                        &d.name_any(),
-                        |v: &ImageVersion, n| {
-                            v.spec
-                                .image_definition_ref
-                                .as_ref()
-                                .is_some_and(|r| r.name == n)
-                        },
-                    )
-                },
-            )
-            .watches_shared_stream(vms.subscribe(true), |vm: Arc<VirtualMachine>| {
-                named(
-                    vm.spec
-                        .image
-                        .image_version_ref
-                        .as_ref()
-                        .map(|r| r.name.as_str()),
-                    vm.namespace(),
-                )
-            })
-    };
-    let vm_controller = {
-        let by_version = stores.vms.clone();
-        let by_definition = stores.vms.clone();
-        // A VM waiting for its image hears of it by reference, or by ARM ID (`imageId`) when
-        // an object here publishes it.
-        Controller::for_shared_stream(vms.subscribe(false), stores.vms.clone())
-            .with_config(config)
-            .watches_shared_stream(versions.subscribe(false), move |v: Arc<ImageVersion>| {
-                let id = v.status.as_ref().and_then(|s| s.common.id.clone());
-                referrers(
-                    &by_version,
-                    v.namespace(),
-                    &v.name_any(),
-                    |vm: &VirtualMachine, n| {
-                        vm.spec
-                            .image
-                            .image_version_ref
-                            .as_ref()
-                            .is_some_and(|r| r.name == n)
-                            || names_image(vm, id.as_deref())
-                    },
-                )
-            })
-            .watches_shared_stream(
-                definitions.subscribe(false),
-                move |d: Arc<ImageDefinition>| {
-                    let id = d.status.as_ref().and_then(|s| s.common.id.clone());
-                    referrers(
-                        &by_definition,
-                        d.namespace(),
-                        &d.name_any(),
-                        |vm: &VirtualMachine, n| {
-                            vm.spec
-                                .image
-                                .image_definition_ref
-                                .as_ref()
-                                .is_some_and(|r| r.name == n)
-                                || names_image(vm, id.as_deref())
-                        },
-                    )
-                },
-            )
-    };
+    let mut feeds = Feeds::default();
+    let mut stores = Stores::default();
+    macro_rules! feed_each {
+        ($($kind:ty),*) => {
+            $(
+                let feed = Feed::new(api::<$kind>(client, ns));
+                stores.insert(feed.store.clone());
+                feeds.insert(feed);
+            )*
+        };
+    }
+    crate::kinds!(feed_each);
 
     let reporter = Reporter {
         controller: CONTROLLER_NAME.into(),
@@ -547,26 +470,112 @@ async fn run_namespace(
             settings.default_subscription.clone(),
             reconcile::Events::new(client.clone(), reporter),
             settings.resync,
-            stores,
+            stores.clone(),
         )
         .with_tenancy(settings.tenancy.clone()),
     );
+    let mut controllers = Vec::new();
+    macro_rules! drive_each {
+        ($($kind:ty),*) => {
+            $(
+                let wired = controller::<$kind>(&mut feeds, &stores, config.clone());
+                controllers.push(drive(wired, ctx.clone(), shutdown.clone()).boxed());
+            )*
+        };
+    }
+    crate::kinds!(drive_each);
     info!(namespace = ns.unwrap_or("<all>"), "starting controllers");
     // The feeds end when their subscribers (the controllers) have shut down.
-    let feeds = futures::future::join4(
-        galleries.run(),
-        definitions.run(),
-        versions.run(),
-        vms.run(),
-    );
-    let controllers = futures::future::join4(
-        drive(gallery_controller, ctx.clone(), shutdown.clone()),
-        drive(definition_controller, ctx.clone(), shutdown.clone()),
-        drive(version_controller, ctx.clone(), shutdown.clone()),
-        drive(vm_controller, ctx, shutdown),
-    );
+    let feeds = futures::future::join_all(feeds.run());
+    let controllers = futures::future::join_all(controllers);
     futures::pin_mut!(feeds);
-    futures::future::select(controllers.boxed(), feeds).await;
+    futures::future::select(controllers, feeds).await;
+}
+
+/// The feed of every kind, found by type.
+#[derive(Default)]
+struct Feeds {
+    feeds: Vec<(TypeId, Box<dyn AnyFeed>)>,
+}
+
+/// A feed of some kind: found by type, run without naming it.
+trait AnyFeed: Send {
+    fn as_any(&mut self) -> &mut dyn Any;
+    fn run(self: Box<Self>) -> futures::future::BoxFuture<'static, ()>;
+}
+
+impl<K: Managed> AnyFeed for Feed<K> {
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn run(self: Box<Self>) -> futures::future::BoxFuture<'static, ()> {
+        (*self).run().boxed()
+    }
+}
+
+impl Feeds {
+    fn insert<K: Managed>(&mut self, feed: Feed<K>) {
+        self.feeds.push((TypeId::of::<K>(), Box::new(feed)));
+    }
+
+    fn of<K: Managed>(&mut self) -> &mut Feed<K> {
+        self.feeds
+            .iter_mut()
+            .find(|(t, _)| *t == TypeId::of::<K>())
+            .and_then(|(_, f)| f.as_any().downcast_mut())
+            .unwrap_or_else(|| panic!("no feed of {}: every kind in kinds! has one", K::KIND))
+    }
+
+    fn run(self) -> Vec<futures::future::BoxFuture<'static, ()>> {
+        self.feeds.into_iter().map(|(_, f)| f.run()).collect()
+    }
+}
+
+/// The controller of kind `K`, woken by its own objects and by every kind related to it by a
+/// declared reference (`Refers`), either way round.
+fn controller<K: Managed>(
+    feeds: &mut Feeds,
+    stores: &Stores,
+    config: ControllerConfig,
+) -> Controller<K> {
+    let mut controller =
+        Controller::for_shared_stream(feeds.of::<K>().subscribe(false), stores.of::<K>().clone())
+            .with_config(config);
+    macro_rules! relate_each {
+        ($($kind:ty),*) => {
+            $( controller = relate::<K, $kind>(controller, feeds, stores); )*
+        };
+    }
+    crate::kinds!(relate_each);
+    controller
+}
+
+/// Wires `K`'s controller to `X`'s changes when either refers to the other. Children hear of
+/// their parents and users of their images (they wait for them to be Ready); parents and
+/// images hear of their children and users, deletions included (deletion waits on them,
+/// `latestVersion` follows them).
+fn relate<K: Managed, X: Managed>(
+    controller: Controller<K>,
+    feeds: &mut Feeds,
+    stores: &Stores,
+) -> Controller<K> {
+    let waits_on = K::REFERS_TO.contains(&X::KIND);
+    let held_by = X::REFERS_TO.contains(&K::KIND);
+    if TypeId::of::<K>() == TypeId::of::<X>() || !(waits_on || held_by) {
+        return controller;
+    }
+    let store = stores.of::<K>().clone();
+    controller.watches_shared_stream(feeds.of::<X>().subscribe(held_by), move |x: Arc<X>| {
+        let mut wake = Vec::new();
+        if waits_on {
+            wake.extend(referrers(&store, &*x));
+        }
+        if held_by {
+            wake.extend(referred(&store, &*x));
+        }
+        wake
+    })
 }
 
 async fn drive<K: Managed>(

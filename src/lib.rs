@@ -3,8 +3,12 @@
 
 pub mod api;
 pub mod arm;
+#[cfg(feature = "sim")]
+pub mod bench;
 pub mod controllers;
 pub mod reconcile;
+#[cfg(feature = "sim")]
+pub mod sandbox;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod telemetry;

@@ -320,7 +320,7 @@ fn sim(command: SimCommand) -> ExitCode {
 
 #[cfg(feature = "sim")]
 fn sandbox(args: SandboxArgs) -> ExitCode {
-    use azure_gallery_operator::sim::sandbox;
+    use azure_gallery_operator::sandbox;
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(sandbox::run(sandbox::Options {
         demo: args.demo,
@@ -338,7 +338,7 @@ fn sandbox(args: SandboxArgs) -> ExitCode {
 
 #[cfg(feature = "sim")]
 fn bench(args: BenchArgs) -> ExitCode {
-    use azure_gallery_operator::sim::bench;
+    use azure_gallery_operator::bench;
     azure_gallery_operator::telemetry::init_logging(LogFormat::Plain);
     let result = match (args.plot, args.objects) {
         (Some(dir), _) => bench::plot(&dir, args.font.as_deref()),

@@ -6,7 +6,6 @@ mod schema;
 
 use std::{fs, path::Path};
 
-use azure_gallery_operator::api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine};
 use serde_json::Value;
 
 fn examples() -> Vec<(String, Value)> {
@@ -36,13 +35,18 @@ fn round_trip(doc: &Value) -> Value {
         )
         .unwrap()
     }
-    match doc["kind"].as_str().unwrap() {
-        "Gallery" => via::<Gallery>(doc),
-        "ImageDefinition" => via::<ImageDefinition>(doc),
-        "ImageVersion" => via::<ImageVersion>(doc),
-        "VirtualMachine" => via::<VirtualMachine>(doc),
-        other => panic!("examples hold only our kinds, found {other}"),
+    macro_rules! each {
+        (($doc:expr); $($kind:ty),*) => {{
+            let kind = $doc["kind"].as_str().unwrap();
+            $(
+                if kind == <$kind as kube::Resource>::kind(&()) {
+                    return via::<$kind>($doc);
+                }
+            )*
+            panic!("examples hold only our kinds, found {kind}")
+        }};
     }
+    azure_gallery_operator::kinds!(each, (doc))
 }
 
 /// Every field of `part` is present, with the same value, in `whole`.

@@ -91,12 +91,20 @@ fn refusal<T: std::fmt::Debug>(result: kube::Result<T>) -> String {
 async fn crds_apply_server_side_with_kubectl() {
     let out = kubectl(&["apply", "--server-side", "-f", "crds/"]);
     let stdout = ok(&out);
-    for plural in [
+    let plurals: Vec<String> = azure_gallery_operator::api::crds()
+        .into_iter()
+        .map(|crd| crd.spec.names.plural)
+        .collect();
+    for known in [
         "galleries",
         "imagedefinitions",
         "imageversions",
         "virtualmachines",
+        "virtualmachinescalesets",
     ] {
+        assert!(plurals.iter().any(|p| p == known), "{plurals:?}");
+    }
+    for plural in plurals {
         assert!(
             stdout.contains(&format!("{plural}.compute.gallery.dev serverside-applied")),
             "{stdout}"

@@ -253,7 +253,7 @@ fn every_example_works_in_the_sandbox_as_its_comments_say() {
         }
     }
     if let Err(text) = sandbox.try_sh(
-        "kubectl wait --for=condition=Ready galleries,imagedefinitions,imageversions,virtualmachines --all --timeout=180s",
+        "kubectl wait --for=condition=Ready galleries,imagedefinitions,imageversions,virtualmachines,virtualmachinescalesets --all --timeout=180s",
     ) {
         let state = sandbox.try_sh("kubectl get azure-gallery").unwrap_or_else(|e| e);
         panic!("not every example became Ready:\n{text}\n{state}");

@@ -1,4 +1,4 @@
-//! Types shared by the four custom resources: references, policies, conditions and the status
+//! Types shared by every custom resource: references, policies, conditions and the status
 //! every kind reports.
 //!
 //! Every string and list here carries a bound (`maxLength`/`maxItems`): the API server estimates

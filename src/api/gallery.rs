@@ -210,3 +210,12 @@ pub struct SharingStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub public_names: Vec<String>,
 }
+
+/// A gallery refers to nothing of ours: it is the root of what the others refer to.
+impl super::Refers for Gallery {
+    const REFERS_TO: &'static [&'static str] = &[];
+
+    fn references(&self) -> Vec<super::Reference> {
+        Vec::new()
+    }
+}

@@ -249,3 +249,22 @@ pub struct ImageDefinitionStatus {
     #[serde(flatten)]
     pub common: CommonStatus,
 }
+
+/// A definition's parent is its gallery, by `galleryRef` or `galleryId`.
+impl super::Refers for ImageDefinition {
+    const REFERS_TO: &'static [&'static str] = &["Gallery"];
+
+    fn references(&self) -> Vec<super::Reference> {
+        use super::{Reference, references::Role};
+        let spec = &self.spec;
+        let by_name = spec
+            .gallery_ref
+            .iter()
+            .map(|r| Reference::name(Role::Parent, &["Gallery"], "spec.galleryRef", &r.name));
+        let by_id = spec
+            .gallery_id
+            .iter()
+            .map(|id| Reference::id(Role::Parent, &["Gallery"], "spec.galleryId", id));
+        by_name.chain(by_id).collect()
+    }
+}

@@ -275,3 +275,55 @@ pub struct RegionReplicationStatus {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub details: String,
 }
+
+/// A version's parent is its definition (`imageDefinitionRef` or `imageDefinitionId`); its
+/// source, when it is one of ours, is another version or a VM, by ARM ID.
+impl super::Refers for ImageVersion {
+    const REFERS_TO: &'static [&'static str] =
+        &["ImageDefinition", "ImageVersion", "VirtualMachine"];
+
+    fn references(&self) -> Vec<super::Reference> {
+        use super::{Reference, references::Role};
+        let spec = &self.spec;
+        let parent = spec
+            .image_definition_ref
+            .iter()
+            .map(|r| {
+                Reference::name(
+                    Role::Parent,
+                    &["ImageDefinition"],
+                    "spec.imageDefinitionRef",
+                    &r.name,
+                )
+            })
+            .chain(spec.image_definition_id.iter().map(|id| {
+                Reference::id(
+                    Role::Parent,
+                    &["ImageDefinition"],
+                    "spec.imageDefinitionId",
+                    id,
+                )
+            }));
+        let source = spec
+            .source
+            .image_version_id
+            .iter()
+            .map(|id| {
+                Reference::id(
+                    Role::Source,
+                    &["ImageVersion"],
+                    "spec.source.imageVersionId",
+                    id,
+                )
+            })
+            .chain(spec.source.virtual_machine_id.iter().map(|id| {
+                Reference::id(
+                    Role::Source,
+                    &["VirtualMachine"],
+                    "spec.source.virtualMachineId",
+                    id,
+                )
+            }));
+        parent.chain(source).collect()
+    }
+}

@@ -4,8 +4,11 @@ pub mod common;
 pub mod gallery;
 pub mod image_definition;
 pub mod image_version;
+pub mod machine;
+pub mod references;
 mod rules;
 pub mod virtual_machine;
+pub mod virtual_machine_scale_set;
 
 pub use common::{
     AzureResourceOptions, CommonStatus, DeletionPolicy, LocalRef, SecretKeyRef, SecretRef,
@@ -13,7 +16,11 @@ pub use common::{
 pub use gallery::{Gallery, GallerySpec, GalleryStatus};
 pub use image_definition::{ImageDefinition, ImageDefinitionSpec, ImageDefinitionStatus};
 pub use image_version::{ImageVersion, ImageVersionSpec, ImageVersionStatus};
+pub use references::{Reference, Refers};
 pub use virtual_machine::{VirtualMachine, VirtualMachineSpec, VirtualMachineStatus};
+pub use virtual_machine_scale_set::{
+    VirtualMachineScaleSet, VirtualMachineScaleSetSpec, VirtualMachineScaleSetStatus,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
@@ -23,14 +30,50 @@ use kube::CustomResourceExt;
 /// The longest `metadata.name` Kubernetes accepts (a DNS subdomain).
 const MAX_OBJECT_NAME: i64 = 253;
 
+/// The one list of kinds, parents first: `kinds!(callback)` expands to `callback!(T, …)` with
+/// each kind's type, and `kinds!(callback, (args))` to `callback!((args); T, …)` for callbacks
+/// that need tokens from their caller (a nested macro cannot repeat over its own list).
+/// `crds()`, the controllers and their caches, the CRD check at start, the dependents a
+/// deletion waits for, the sandbox and the tests all take their kinds from here, so a new kind
+/// is one api file, one reconcile file and one line below.
+#[macro_export]
+macro_rules! kinds {
+    (@each $callback:ident [$($before:tt)*]) => {
+        $callback!(
+            $($before)*
+            $crate::api::Gallery,
+            $crate::api::ImageDefinition,
+            $crate::api::ImageVersion,
+            $crate::api::VirtualMachine,
+            $crate::api::VirtualMachineScaleSet
+        )
+    };
+    ($callback:ident) => {
+        $crate::kinds!(@each $callback [])
+    };
+    ($callback:ident, $args:tt) => {
+        $crate::kinds!(@each $callback [$args;])
+    };
+}
+
+/// The names of our kinds, parents first (from [`kinds!`]).
+pub fn kind_names() -> Vec<String> {
+    macro_rules! names {
+        ($($kind:ty),*) => {
+            vec![$(<$kind as kube::Resource>::kind(&()).into_owned()),*]
+        };
+    }
+    crate::kinds!(names)
+}
+
 /// Every CRD this operator serves, in dependency order (parents first).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![
-        Gallery::crd(),
-        ImageDefinition::crd(),
-        ImageVersion::crd(),
-        VirtualMachine::crd(),
-    ];
+    macro_rules! crds_of {
+        ($($kind:ty),*) => {
+            vec![$(<$kind>::crd()),*]
+        };
+    }
+    let mut crds = crate::kinds!(crds_of);
     for crd in &mut crds {
         bound_object_name(crd);
         for version in &mut crd.spec.versions {

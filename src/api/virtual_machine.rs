@@ -2,21 +2,20 @@
 //! optional public IP and network security group) it owns.
 
 use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    ARM_ID_PATTERN, AzureResourceOptions, CommonStatus, GUID_PATTERN, LOCATION_PATTERN, LocalRef,
+    ARM_ID_PATTERN, AzureResourceOptions, CommonStatus, GUID_PATTERN, LOCATION_PATTERN,
     RESOURCE_GROUP_PATTERN, SecretKeyRef,
 };
-use super::rules;
+pub use super::machine::{
+    AvailabilityZone, OsDisk, VmDiskStorageType, VmImage, VmSecurity, VmSecurityType,
+};
+use super::{machine::RESERVED_ADMIN_NAMES, rules};
 
 /// Azure VM names: 1-64 characters, no spaces or `\/"'[]:|<>+=;,?*@&`; not starting with `_`,
 /// not ending with `.` or `-`.
 pub const VM_NAME_PATTERN: &str = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9_])?$";
-
-/// User names Azure refuses as a VM's admin account.
-const RESERVED_ADMIN_NAMES: &str = "['administrator', 'admin', 'user', 'user1', 'test', 'user2', 'test1', 'user3', 'admin1', '1', '123', 'a', 'actuser', 'adm', 'admin2', 'aspnet', 'backup', 'console', 'david', 'guest', 'john', 'owner', 'root', 'server', 'sql', 'support', 'support_388945a0', 'sys', 'test2', 'test3', 'user4', 'user5']";
 
 /// A virtual machine created from a gallery image. The operator creates its network interface in
 /// the VM's resource group (plus a public IP and a network security group when asked), and
@@ -108,67 +107,6 @@ pub struct VirtualMachineSpec {
     pub options: AzureResourceOptions,
 }
 
-/// A VM's security settings (Azure's `securityProfile`).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new(
-    "!has(self.type) || self.type != 'Standard' || (!has(self.secureBoot) && !has(self.vTpm))"
-).message("secureBoot and vTpm are UEFI settings, which a Standard VM has none of").field_path(".type"))]
-#[x_kube(validation = kube::core::Rule::new(
-    "!has(self.type) || self.type != 'ConfidentialVM' || ((!has(self.secureBoot) || self.secureBoot) && (!has(self.vTpm) || self.vTpm))"
-).message("a Confidential VM needs secureBoot and vTpm").field_path(".type"))]
-pub struct VmSecurity {
-    /// `Standard`, `TrustedLaunch` or `ConfidentialVM`; default: what the image's definition
-    /// asks for (`TrustedLaunch` for `TrustedLaunch`, `TrustedLaunchSupported` and
-    /// `TrustedLaunchAndConfidentialVmSupported` images, `ConfidentialVM` for `ConfidentialVM`
-    /// ones, else `Standard`).
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub type_: Option<VmSecurityType>,
-    /// UEFI secure boot (Trusted Launch and Confidential VMs; default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secure_boot: Option<bool>,
-    /// Virtual TPM (Trusted Launch and Confidential VMs; default true).
-    #[serde(default, rename = "vTpm", skip_serializing_if = "Option::is_none")]
-    pub v_tpm: Option<bool>,
-}
-
-/// VM security types (Azure's `securityProfile.securityType`).
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VmSecurityType {
-    /// No UEFI security features (no `securityProfile` is sent: Azure's implicit default).
-    Standard,
-    /// Secure boot and vTPM on generation 2.
-    TrustedLaunch,
-    /// Encrypted memory and VM guest state, on Confidential-capable sizes.
-    #[serde(rename = "ConfidentialVM")]
-    ConfidentialVm,
-}
-
-/// The image a VM boots from: exactly one of `imageVersionRef`, `imageDefinitionRef`, `imageId`.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = rules::exactly_one(&["imageVersionRef", "imageDefinitionRef", "imageId"], "the VM image"))]
-#[x_kube(validation = kube::core::Rule::new("!has(self.tenantId) || has(self.imageId)")
-    .message("tenantId names the tenant of an image given by imageId; it needs imageId"))]
-pub struct VmImage {
-    /// An ImageVersion object (same namespace): the VM pins that version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_version_ref: Option<LocalRef>,
-    /// An ImageDefinition object (same namespace): the VM gets its latest version at creation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_definition_ref: Option<LocalRef>,
-    /// ARM ID of any gallery image version, or of a definition (latest), possibly in another
-    /// subscription or tenant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = ARM_ID_PATTERN), length(max = 1024))]
-    pub image_id: Option<String>,
-    /// Tenant that owns `imageId` when it is not the operator's: the operator then also sends a
-    /// token for that tenant (`x-ms-authorization-auxiliary`). The app must be registered there.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = GUID_PATTERN), length(max = 36))]
-    pub tenant_id: Option<String>,
-}
-
 /// The VM's network interface.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -186,45 +124,6 @@ pub struct VmNetwork {
     #[schemars(length(max = 20), inner(range(min = 1, max = 65535)))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     pub inbound_ports: Vec<i32>,
-}
-
-/// Availability zones.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AvailabilityZone {
-    #[serde(rename = "1")]
-    One,
-    #[serde(rename = "2")]
-    Two,
-    #[serde(rename = "3")]
-    Three,
-}
-
-/// OS disk of the VM.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct OsDisk {
-    /// Storage type of the OS disk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_account_type: Option<VmDiskStorageType>,
-    /// Size in GiB; at least the image's size.
-    #[serde(default, rename = "sizeGB", skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 4095))]
-    pub size_gb: Option<i32>,
-}
-
-/// Storage types of a VM's OS disk.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VmDiskStorageType {
-    #[serde(rename = "Standard_LRS")]
-    StandardLrs,
-    #[serde(rename = "StandardSSD_LRS")]
-    StandardSsdLrs,
-    #[serde(rename = "StandardSSD_ZRS")]
-    StandardSsdZrs,
-    #[serde(rename = "Premium_LRS")]
-    PremiumLrs,
-    #[serde(rename = "Premium_ZRS")]
-    PremiumZrs,
 }
 
 /// Observed state of a VirtualMachine.
@@ -249,4 +148,18 @@ pub struct VirtualMachineStatus {
     pub security_type: Option<String>,
     #[serde(flatten)]
     pub common: CommonStatus,
+}
+
+/// A VM's image: a version or a definition, by reference or by ARM ID, and the version its
+/// definition's `latest` resolved to (`status.imageVersion`).
+impl super::Refers for VirtualMachine {
+    const REFERS_TO: &'static [&'static str] = super::machine::IMAGE_KINDS;
+
+    fn references(&self) -> Vec<super::Reference> {
+        let resolved = self
+            .status
+            .as_ref()
+            .and_then(|s| s.image_version.as_deref());
+        self.spec.image.references(resolved)
+    }
 }

@@ -16,22 +16,12 @@ use super::{
     tenancy::{Mode, NAMESPACE_SECRET},
 };
 use crate::{
-    api::{AzureResourceOptions, Gallery, ImageDefinition, ImageVersion, VirtualMachine},
+    api::AzureResourceOptions,
     arm::{
         ArmClient,
         auth::{ClientSecretIdentity, Credentials},
     },
 };
-
-/// Caches of our four kinds, fed by the controllers' watches: parent and child lookups cost
-/// no API call.
-#[derive(Clone)]
-pub struct Stores {
-    pub galleries: Store<Gallery>,
-    pub definitions: Store<ImageDefinition>,
-    pub versions: Store<ImageVersion>,
-    pub vms: Store<VirtualMachine>,
-}
 
 pub struct Context {
     pub kube: Client,
@@ -43,7 +33,7 @@ pub struct Context {
     pub events: super::events::Events,
     /// Interval between drift checks of an object in sync.
     pub resync: Duration,
-    pub stores: Stores,
+    pub stores: super::Stores,
     pub backoff: Backoff,
     pub in_sync: InSync,
     /// Whose identity objects act as, and where each namespace may act.
@@ -73,7 +63,7 @@ impl Context {
         default_subscription: Option<String>,
         events: super::events::Events,
         resync: Duration,
-        stores: Stores,
+        stores: super::Stores,
     ) -> Self {
         Self {
             kube,
@@ -429,13 +419,12 @@ impl Context {
             }
             Ok(false)
         }
-        let s = &self.stores;
-        Ok(
-            any_uses(self, &s.galleries, namespace, secret, except).await?
-                || any_uses(self, &s.definitions, namespace, secret, except).await?
-                || any_uses(self, &s.versions, namespace, secret, except).await?
-                || any_uses(self, &s.vms, namespace, secret, except).await?,
-        )
+        macro_rules! any_kind_uses {
+            ($($kind:ty),*) => {
+                $(any_uses(self, self.stores.of::<$kind>(), namespace, secret, except).await? ||)* false
+            };
+        }
+        Ok(crate::kinds!(any_kind_uses))
     }
 }
 

@@ -16,7 +16,10 @@ use super::{
     steps::{self, Removal},
 };
 use crate::{
-    api::VirtualMachine,
+    api::{
+        Reference, Refers as _,
+        references::{Role, Target, under},
+    },
     arm::{ArmError, ResourceId},
 };
 
@@ -136,98 +139,213 @@ pub async fn delete_recorded<K: Managed>(
     };
     let namespace = obj.namespace().unwrap_or_default();
     let arm = ctx.arm_for(&namespace, obj.options()).await?;
-    match steps::remove(&arm, report, &id).await {
-        Ok(Removal::Gone) => Ok(Step::Done(Outcome::ready(format!(
-            "{what} {} deleted from Azure",
-            id.name()
-        )))),
-        Ok(Removal::Busy { retry_after }) => Ok(Step::Wait(
-            Outcome::progressing("Deleting", format!("ARM is deleting {what} {}", id.name())),
-            retry_after,
-        )),
-        Err(Error::Arm(ArmError::Conflict { message, .. })) => Ok(refused(
-            ctx,
-            obj,
-            format!(
-                "Azure refuses to delete {what} {} yet: {message}",
-                id.name()
-            ),
-        )),
-        Err(e) => Err(e),
-    }
+    let named = format!("{what} {}", id.name());
+    Ok(remove_owned(
+        ctx,
+        obj,
+        &arm,
+        report,
+        &named,
+        &id,
+        Refusal::Conflict,
+        async |m| m,
+    )
+    .await?
+    .unwrap_or_else(|| Step::Done(Outcome::ready(format!("{named} deleted from Azure")))))
 }
 
-/// Names of the VirtualMachine objects in `namespace` whose image matches.
-pub async fn vms_using(
+/// Which ARM refusals of a delete mean "not yet" (what the resource held is still going away)
+/// rather than an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// None: every error is one.
+    Never,
+    /// A 409 Conflict.
+    Conflict,
+    /// A 409, or a 400 (a NIC or public IP still attached a moment after its VM went).
+    ConflictOrInvalid,
+}
+
+/// Removes one owned resource, the one remove-and-wait of every kind: `None` once it is gone;
+/// `Deleting` while ARM deletes it; `DeletingBlocked` (see [`refused`]) while ARM refuses as
+/// `refusal` says. `explain` turns ARM's message into the one shown.
+#[allow(clippy::too_many_arguments)]
+pub async fn remove_owned<K: Managed>(
     ctx: &Context,
-    namespace: &str,
-    matches: impl Fn(&VirtualMachine) -> bool,
-) -> Result<Vec<String>, Error> {
-    let names = super::names_in(&ctx.stores.vms, namespace, matches);
-    still_exist::<VirtualMachine>(ctx, namespace, names).await
-}
-
-/// What a gallery, definition or version is to its users: the VMs that use it must go first.
-pub struct Used<'a> {
-    /// The ARM ID of the gallery, definition or version (once known): a VM whose image ID, named
-    /// or resolved, is it or lies under it uses it.
-    pub id: Option<&'a str>,
-    /// ImageDefinition objects it is or holds.
-    pub definitions: &'a [String],
-    /// ImageVersion objects it is or holds.
-    pub versions: &'a [String],
-}
-
-impl Used<'_> {
-    /// Whether `vm` uses it: by reference, by ARM ID, or as the version its `latest` resolved to.
-    pub fn by(&self, vm: &VirtualMachine) -> bool {
-        let image = &vm.spec.image;
-        let by_ref = image
-            .image_definition_ref
-            .as_ref()
-            .is_some_and(|r| self.definitions.contains(&r.name))
-            || image
-                .image_version_ref
-                .as_ref()
-                .is_some_and(|r| self.versions.contains(&r.name));
-        let under = |candidate: &str| {
-            self.id.is_some_and(|id| {
-                let (c, id) = (candidate.to_ascii_lowercase(), id.to_ascii_lowercase());
-                c == id || c.starts_with(&format!("{id}/"))
-            })
-        };
-        let resolved = vm.status.as_ref().and_then(|s| s.image_version.as_deref());
-        by_ref
-            || [image.image_id.as_deref(), resolved]
-                .into_iter()
-                .flatten()
-                .any(under)
-    }
-}
-
-/// The VMs in `namespace` that use `what`, asked of the API server for the last word (a VM
-/// deleted a moment ago no longer holds anything). A parent with users is not deleted, and
-/// neither are its child objects: the users keep working (design.md §5.8).
-pub async fn users(ctx: &Context, namespace: &str, what: &Used<'_>) -> Result<Vec<String>, Error> {
-    vms_using(ctx, namespace, |vm| what.by(vm)).await
-}
-
-/// `DeletingBlocked` naming the VMs that use `what` (a kind and name).
-pub fn blocked_by_users<K: Managed>(ctx: &Context, obj: &K, users: &[String]) -> Step {
-    blocked(
+    obj: &K,
+    arm: &crate::arm::ArmClient,
+    report: &mut Report,
+    what: &str,
+    id: &ResourceId,
+    refusal: Refusal,
+    explain: impl AsyncFnOnce(String) -> String,
+) -> Result<Option<Step>, Error> {
+    let message = match steps::remove(arm, report, id).await {
+        Ok(Removal::Gone) => return Ok(None),
+        Ok(Removal::Busy { retry_after }) => return Ok(Some(steps::deleting(what, retry_after))),
+        Err(Error::Arm(ArmError::Conflict { message, .. })) if refusal != Refusal::Never => message,
+        Err(Error::Arm(ArmError::Invalid { message, .. }))
+            if refusal == Refusal::ConflictOrInvalid =>
+        {
+            message
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Some(refused(
         ctx,
         obj,
         format!(
-            "VirtualMachines {} use this {} (or images in it); delete them first, or {ORPHAN_HINT}",
-            users.join(", "),
-            K::KIND
+            "Azure refuses to delete {what} yet: {}",
+            explain(message).await
         ),
-    )
+    )))
+}
+
+/// Objects of every kind, by kind: `(kind, names)` for each kind with any.
+pub type ByKind = Vec<(&'static str, Vec<String>)>;
+
+/// The objects `obj` holds, by the references declared in `crate::api`: itself, and its child
+/// objects (those naming it as their parent), theirs, and so on, from the cache.
+pub fn held<K: Managed>(ctx: &Context, obj: &K) -> Vec<(&'static str, String)> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let mut held = vec![(K::KIND, obj.name_any())];
+    let mut next = 0;
+    while next < held.len() {
+        let (kind, name) = held[next].clone();
+        for (child_kind, names) in children_of(ctx, &namespace, kind, &name) {
+            held.extend(names.into_iter().map(|n| (child_kind, n)));
+        }
+        next += 1;
+    }
+    held
+}
+
+/// The objects in `namespace` that name (`kind`, `name`) as their parent, by name (the
+/// children a parent owns and deletes first), from the cache.
+fn children_of(ctx: &Context, namespace: &str, kind: &str, name: &str) -> ByKind {
+    let mut found = ByKind::new();
+    macro_rules! each {
+        ($($child:ty),*) => {
+            $(
+                let names = super::names_in(ctx.stores.of::<$child>(), namespace, |c| {
+                    c.references()
+                        .iter()
+                        .any(|r| r.role == Role::Parent && !r.resolved && r.names(kind, name))
+                });
+                if !names.is_empty() {
+                    found.push((<$child as Managed>::KIND, names));
+                }
+            )*
+        };
+    }
+    crate::kinds!(each);
+    found
+}
+
+/// Whether an object with `references` uses what is `held` (kind, name) or lies under ARM ID
+/// `id` as its image: by reference, by ARM ID, or as the version its `latest` resolved to
+/// (pure).
+pub fn uses(references: &[Reference], held: &[(&str, String)], id: Option<&str>) -> bool {
+    references
+        .iter()
+        .filter(|r| r.role == Role::Image)
+        .any(|r| match &r.target {
+            Target::Name(_) => held.iter().any(|(kind, name)| r.names(kind, name)),
+            Target::Id(candidate) => id.is_some_and(|id| under(candidate, id)),
+        })
+}
+
+/// The users of `obj` (objects of any kind whose image it is or holds), asked of the API
+/// server for the last word (a user deleted a moment ago no longer holds anything). A parent
+/// with users is not deleted, and neither are its child objects: the users keep working
+/// (design.md §5.8).
+pub async fn users<K: Managed>(ctx: &Context, obj: &K, id: Option<&str>) -> Result<ByKind, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let held = held(ctx, obj);
+    let mut found = ByKind::new();
+    macro_rules! each {
+        ($($user:ty),*) => {
+            $(
+                let names = super::names_in(ctx.stores.of::<$user>(), &namespace, |u| {
+                    uses(&u.references(), &held, id)
+                });
+                let names = still_exist::<$user>(ctx, &namespace, names).await?;
+                if !names.is_empty() {
+                    found.push((<$user as Managed>::KIND, names));
+                }
+            )*
+        };
+    }
+    crate::kinds!(each);
+    Ok(found)
+}
+
+/// Dependents first (design.md §5.8), for every kind: while users hold the object, or its
+/// child objects (deleted here, a cascade that does not wait for the garbage collector) are
+/// still there, `DeletingBlocked` naming them. `None`: nothing holds it any more.
+pub async fn dependents_first<K: Managed>(
+    ctx: &Context,
+    obj: &K,
+    report: &Report,
+) -> Result<Option<Step>, Error> {
+    let id = report.get("id").and_then(Value::as_str);
+    let users = users(ctx, obj, id).await?;
+    if !users.is_empty() {
+        return Ok(Some(blocked(ctx, obj, {
+            let one = users.len() == 1 && users[0].1.len() == 1;
+            let (verb, them) = if one { ("uses", "it") } else { ("use", "them") };
+            format!(
+                "{} {verb} this {} (or images in it); delete {them} first, or {ORPHAN_HINT}",
+                listed(&users),
+                K::KIND
+            )
+        })));
+    }
+    let namespace = obj.namespace().unwrap_or_default();
+    let children = children_of(ctx, &namespace, K::KIND, &obj.name_any());
+    let mut remaining = ByKind::new();
+    macro_rules! each {
+        ($($child:ty),*) => {
+            $(
+                if let Some((kind, names)) = children
+                    .iter()
+                    .find(|(kind, _)| *kind == <$child as Managed>::KIND)
+                {
+                    let left = delete_owned::<K, $child>(ctx, obj, &namespace, names).await?;
+                    if !left.is_empty() {
+                        remaining.push((kind, left));
+                    }
+                }
+            )*
+        };
+    }
+    crate::kinds!(each);
+    if remaining.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(blocked(
+        ctx,
+        obj,
+        format!("waiting for {} to be deleted", listed(&remaining)),
+    )))
+}
+
+/// `VirtualMachines a, b` or `VirtualMachine a` (and `; ImageVersions c` for more kinds).
+fn listed(by_kind: &ByKind) -> String {
+    by_kind
+        .iter()
+        .map(|(kind, names)| {
+            let plural = if names.len() == 1 { "" } else { "s" };
+            format!("{kind}{plural} {}", names.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::VirtualMachine;
 
     fn vm(image: serde_json::Value, resolved: Option<&str>) -> VirtualMachine {
         let mut vm: VirtualMachine = serde_json::from_value(serde_json::json!({
@@ -247,15 +365,22 @@ mod tests {
     const GALLERY: &str =
         "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g";
 
+    /// What a gallery holds, as `held` finds it: itself, its definition, that one's version.
+    struct Gallery(Vec<(&'static str, String)>);
+
+    impl Gallery {
+        fn by(&self, vm: &VirtualMachine) -> bool {
+            uses(&vm.references(), &self.0, Some(GALLERY))
+        }
+    }
+
     #[test]
     fn a_vm_uses_what_holds_its_image_by_reference_id_or_resolved_latest() {
-        let definitions = ["ubuntu".to_string()];
-        let versions = ["ubuntu-1".to_string()];
-        let gallery = Used {
-            id: Some(GALLERY),
-            definitions: &definitions,
-            versions: &versions,
-        };
+        let gallery = Gallery(vec![
+            ("Gallery", "g".to_string()),
+            ("ImageDefinition", "ubuntu".to_string()),
+            ("ImageVersion", "ubuntu-1".to_string()),
+        ]);
         assert!(gallery.by(&vm(
             serde_json::json!({"imageDefinitionRef": {"name": "ubuntu"}}),
             None

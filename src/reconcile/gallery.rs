@@ -1,20 +1,18 @@
 //! Gallery: resource group (when asked), the gallery, and its RBAC role assignments.
 
-use std::collections::BTreeMap;
-
 use kube::ResourceExt;
-use serde_json::Value;
 
 use super::{
     Context, Error, Managed, Report, Step,
+    comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
-    deletion::{self, blocked, delete_owned, refused},
+    deletion,
     steps::{self, Observed, Plan, Removal},
     tenancy::Target,
 };
 use crate::{
     api::{
-        Gallery, GallerySpec, ImageDefinition,
+        Gallery, GallerySpec,
         gallery::{GalleryRoleAssignment, SharingGroups, SharingPermission, SharingStatus},
     },
     arm::{
@@ -49,7 +47,7 @@ impl Managed for Gallery {
         // The group is checked until the gallery exists; after that a resync costs one GET,
         // and a group deleted behind our back shows up as ResourceGroupNotFound below.
         let uid = self.uid().unwrap_or_default();
-        let owner = owner_of(self);
+        let owner = steps::owner_of(self);
         let known = report.get("id").is_some();
         if self.spec.create_resource_group && !known {
             steps::ensure_resource_group(&arm, report, &group, &self.spec.location, &owner, &uid)
@@ -82,14 +80,8 @@ impl Managed for Gallery {
                 if let Some(g) = &resource {
                     record(report, &id, g);
                 }
-                let reason = if creating { "Creating" } else { "Updating" };
-                return Ok(Step::Wait(
-                    Outcome::progressing(
-                        reason,
-                        format!("ARM is {} gallery {}", reason.to_lowercase(), id.name()),
-                    ),
-                    retry_after,
-                ));
+                let what = format!("gallery {}", id.name());
+                return Ok(steps::busy(creating, &what, retry_after));
             }
         };
         record(report, &id, &gallery);
@@ -117,81 +109,46 @@ impl Managed for Gallery {
     }
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+        // Its users and child objects went first (`deletion::dependents_first`).
         let namespace = self.namespace().unwrap_or_default();
-        let definitions = child_definitions(ctx, self);
-        let versions = super::names_in(&ctx.stores.versions, &namespace, |v| {
-            v.spec
-                .image_definition_ref
-                .as_ref()
-                .is_some_and(|r| definitions.contains(&r.name))
-        });
-        let used = deletion::Used {
-            id: report.get("id").and_then(Value::as_str),
-            definitions: &definitions,
-            versions: &versions,
-        };
-        let users = deletion::users(ctx, &namespace, &used).await?;
-        if !users.is_empty() {
-            return Ok(deletion::blocked_by_users(ctx, self, &users));
-        }
-        let children =
-            delete_owned::<_, ImageDefinition>(ctx, self, &namespace, &definitions).await?;
-        if !children.is_empty() {
-            return Ok(blocked(
-                ctx,
-                self,
-                format!(
-                    "waiting for ImageDefinitions {} to be deleted",
-                    children.join(", ")
-                ),
-            ));
-        }
         let id = gallery_id(ctx, self)?;
         let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
         if let Some(step) = reset_sharing(&arm, report, &id, &self.spec).await? {
             return Ok(step);
         }
-        match steps::remove(&arm, report, &id).await {
-            Ok(Removal::Busy { retry_after }) => {
-                return Ok(Step::Wait(
-                    Outcome::progressing(
-                        "Deleting",
-                        format!("ARM is deleting gallery {}", id.name()),
-                    ),
-                    retry_after,
-                ));
+        let gallery = format!("gallery {}", id.name());
+        let explain = async |message: String| {
+            let images = arm_children(&arm, &id).await;
+            if images.is_empty() {
+                message
+            } else {
+                format!(
+                    "image definitions still in the gallery: {}",
+                    images.join(", ")
+                )
             }
-            Ok(Removal::Gone) => {}
-            Err(Error::Arm(ArmError::Conflict { message, .. })) => {
-                let images = arm_children(&arm, &id).await;
-                let what = if images.is_empty() {
-                    message
-                } else {
-                    format!(
-                        "image definitions still in the gallery: {}",
-                        images.join(", ")
-                    )
-                };
-                return Ok(refused(
-                    ctx,
-                    self,
-                    format!("Azure refuses to delete gallery {} yet: {what}", id.name()),
-                ));
-            }
-            Err(e) => return Err(e),
+        };
+        if let Some(step) = deletion::remove_owned(
+            ctx,
+            self,
+            &arm,
+            report,
+            &gallery,
+            &id,
+            deletion::Refusal::Conflict,
+            explain,
+        )
+        .await?
+        {
+            return Ok(step);
         }
         {
             let group = id.parent().expect("a gallery has a resource group");
             if let Removal::Busy { retry_after } =
                 steps::remove_resource_group(&arm, report, &group).await?
             {
-                return Ok(Step::Wait(
-                    Outcome::progressing(
-                        "Deleting",
-                        format!("ARM is deleting resource group {}", group.name()),
-                    ),
-                    retry_after,
-                ));
+                let what = format!("resource group {}", group.name());
+                return Ok(steps::deleting(&what, retry_after));
             }
         }
         Ok(Step::Done(Outcome::ready(format!(
@@ -199,15 +156,6 @@ impl Managed for Gallery {
             id.name()
         ))))
     }
-}
-
-/// The value of the owner tag on what `obj` creates (`Kind/namespace/name`).
-pub fn owner_of<K: Managed>(obj: &K) -> String {
-    steps::owner_tag(
-        K::KIND,
-        &obj.namespace().unwrap_or_default(),
-        &obj.name_any(),
-    )
 }
 
 /// The gallery's ARM ID from its spec.
@@ -263,7 +211,7 @@ pub fn check_permissions(
     let want = spec
         .sharing
         .as_ref()
-        .map(|s| super::image_definition::enum_str(&s.permissions))
+        .map(|s| enum_str(&s.permissions))
         .unwrap_or_else(|| "Private".into());
     let have = observed
         .and_then(|o| o.props().sharing_profile)
@@ -403,10 +351,7 @@ async fn reset_sharing(
     if !shared || done {
         return Ok(None);
     }
-    let permissions = spec
-        .sharing
-        .as_ref()
-        .map(|s| super::image_definition::enum_str(&s.permissions));
+    let permissions = spec.sharing.as_ref().map(|s| enum_str(&s.permissions));
     let mark = |report: &mut Report, state: &str| {
         report.set(
             "sharing",
@@ -568,26 +513,6 @@ pub fn plan(spec: &GallerySpec, observed: Option<&models::Gallery>) -> Plan<mode
     Plan { body, up_to_date }
 }
 
-/// The user's tags over whatever else is on the resource (tags set by others are kept).
-pub fn merged_tags(
-    desired: &BTreeMap<String, String>,
-    observed: Option<&BTreeMap<String, String>>,
-) -> BTreeMap<String, String> {
-    let mut tags = observed.cloned().unwrap_or_default();
-    tags.extend(desired.iter().map(|(k, v)| (k.clone(), v.clone())));
-    tags
-}
-
-/// Whether every desired tag is on the resource with its value.
-pub fn tags_cover(
-    desired: &BTreeMap<String, String>,
-    observed: Option<&BTreeMap<String, String>>,
-) -> bool {
-    desired
-        .iter()
-        .all(|(k, v)| observed.and_then(|o| o.get(k)) == Some(v))
-}
-
 /// Role definition ID for a built-in role name, a role GUID, or a full ID.
 pub fn role_definition_id(subscription: &str, role: &str) -> String {
     let builtin = match role.to_ascii_lowercase().as_str() {
@@ -701,16 +626,6 @@ async fn reconcile_role_assignments(
         }
     }
     Ok(changed)
-}
-
-/// Names of the ImageDefinition objects that use this gallery.
-fn child_definitions(ctx: &Context, gallery: &Gallery) -> Vec<String> {
-    let name = gallery.name_any();
-    super::names_in(
-        &ctx.stores.definitions,
-        &gallery.namespace().unwrap_or_default(),
-        |d| d.spec.gallery_ref.as_ref().is_some_and(|r| r.name == name),
-    )
 }
 
 /// Names of the image definitions ARM still has in the gallery (for a helpful message).

@@ -5,11 +5,9 @@ use kube::ResourceExt;
 use super::security::ImageSecurity;
 use super::{
     Context, Error, Managed, Report, Step,
+    comparison::{enum_str, merged_tags, same_instant, tags_cover},
     conditions::Outcome,
-    deletion::{self, blocked, delete_owned, delete_recorded},
-    ensure_owner,
-    gallery::{merged_tags, tags_cover},
-    is_ready,
+    deletion::delete_recorded,
     steps::{self, Observed, Plan},
     tenancy::Target,
 };
@@ -92,45 +90,14 @@ impl Managed for ImageDefinition {
                     report.observe(&id, image);
                     report.set("securityType", ImageSecurity::of_definition(image).as_str());
                 }
-                let reason = if creating { "Creating" } else { "Updating" };
-                Ok(Step::Wait(
-                    Outcome::progressing(
-                        reason,
-                        format!(
-                            "ARM is {} image definition {}",
-                            reason.to_lowercase(),
-                            id.name()
-                        ),
-                    ),
-                    retry_after,
-                ))
+                let what = format!("image definition {}", id.name());
+                Ok(steps::busy(creating, &what, retry_after))
             }
         }
     }
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
-        let namespace = self.namespace().unwrap_or_default();
-        let children = child_versions(ctx, self);
-        let used = deletion::Used {
-            id: report.get("id").and_then(serde_json::Value::as_str),
-            definitions: &[self.name_any()],
-            versions: &children,
-        };
-        let users = deletion::users(ctx, &namespace, &used).await?;
-        if !users.is_empty() {
-            return Ok(deletion::blocked_by_users(ctx, self, &users));
-        }
-        let versions = delete_owned::<_, ImageVersion>(ctx, self, &namespace, &children).await?;
-        if !versions.is_empty() {
-            return Ok(blocked(
-                ctx,
-                self,
-                format!(
-                    "waiting for ImageVersions {} to be deleted",
-                    versions.join(", ")
-                ),
-            ));
-        }
+        // Its users and versions went first (`deletion::dependents_first`).
         delete_recorded(ctx, self, report, "image definition").await
     }
 }
@@ -141,7 +108,6 @@ async fn resolve_gallery(
     def: &ImageDefinition,
     arm: &ArmClient,
 ) -> Result<(ResourceId, String, Option<String>), Error> {
-    let namespace = def.namespace().unwrap_or_default();
     if let Some(id) = &def.spec.gallery_id {
         let id = ResourceId::parse(id)?;
         if let Some(location) = &def.spec.location {
@@ -155,16 +121,9 @@ async fn resolve_gallery(
         let sharing = gallery.props().sharing_profile.and_then(|s| s.permissions);
         return Ok((id, gallery.location.unwrap_or_default(), sharing));
     }
-    let name = &def
-        .spec
-        .gallery_ref
-        .as_ref()
-        .expect("the schema requires galleryRef or galleryId")
-        .name;
-    let creating = !super::parents::exists_in_azure(def);
-    let gallery =
-        super::parents::resolve(ctx, &ctx.stores.galleries, &namespace, name, creating).await?;
-    ensure_owner(ctx, def, &*gallery.object).await?;
+    let gallery = super::parents::resolve_parent::<_, crate::api::Gallery>(ctx, def)
+        .await?
+        .expect("the schema requires galleryRef or galleryId");
     let sharing = gallery
         .object
         .spec
@@ -374,71 +333,11 @@ pub fn immutable_conflicts(
     conflicts
 }
 
-/// The serde name of a unit enum variant.
-pub fn enum_str(v: &impl serde::Serialize) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// Timestamps compare as instants: ARM may echo `2028-01-01T00:00:00+00:00` for `...Z`.
-pub fn same_instant(want: Option<&str>, have: Option<&str>) -> bool {
-    let parse = |s: &str| s.parse::<k8s_openapi::jiff::Timestamp>().ok();
-    match (want, have) {
-        (None, _) => true,
-        (Some(w), Some(h)) => parse(w).zip(parse(h)).map_or(w == h, |(w, h)| w == h),
-        (Some(_), None) => false,
-    }
-}
-
-/// `Major.Minor.Patch` as numbers, for ordering versions as Azure does.
-pub fn version_key(version: &str) -> Option<(u32, u32, u32)> {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
-    let key = (parts.next()??, parts.next()??, parts.next()??);
-    parts.next().is_none().then_some(key)
-}
-
 /// The highest Ready version of this definition not excluded from latest, from our objects.
 fn latest_version(ctx: &Context, def: &ImageDefinition) -> Option<String> {
-    latest_of(ctx.stores.versions.state().iter().map(|v| &**v), def)
-}
-
-/// The highest Ready version of `def` among `versions` not excluded from latest (pure).
-pub fn latest_of<'a>(
-    versions: impl Iterator<Item = &'a crate::api::ImageVersion>,
-    def: &ImageDefinition,
-) -> Option<String> {
-    let namespace = def.namespace();
-    versions
-        .filter(|v| {
-            v.namespace() == namespace
-                && v.spec
-                    .image_definition_ref
-                    .as_ref()
-                    .is_some_and(|r| r.name == def.name_any())
-        })
-        .filter(|v| {
-            v.metadata.deletion_timestamp.is_none() && v.spec.exclude_from_latest != Some(true)
-        })
-        .filter(|v| is_ready(v.status.as_ref().map(|s| &s.common), v.metadata.generation))
-        .map(|v| v.spec.version.clone().unwrap_or_else(|| v.name_any()))
-        .filter_map(|name| version_key(&name).map(|k| (k, name)))
-        .max()
-        .map(|(_, name)| name)
-}
-
-fn child_versions(ctx: &Context, def: &ImageDefinition) -> Vec<String> {
-    let name = def.name_any();
-    super::names_in(
-        &ctx.stores.versions,
-        &def.namespace().unwrap_or_default(),
-        |v| {
-            v.spec
-                .image_definition_ref
-                .as_ref()
-                .is_some_and(|r| r.name == name)
-        },
+    super::versions::latest_of(
+        ctx.stores.of::<ImageVersion>().state().iter().map(|v| &**v),
+        def,
     )
 }
 
@@ -508,13 +407,6 @@ mod tests {
             ["osState Specialized (spec: Generalized)"]
         );
         assert!(immutable_conflicts(&s, &echoed(&s)).is_empty());
-    }
-
-    #[test]
-    fn versions_order_numerically() {
-        assert!(version_key("1.10.0") > version_key("1.9.9"));
-        assert_eq!(version_key("1.0"), None);
-        assert_eq!(version_key("1.0.0.0"), None);
     }
 
     #[test]

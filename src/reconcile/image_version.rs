@@ -5,11 +5,9 @@ use serde_json::Value;
 
 use super::{
     Context, Error, Managed, Report, Step,
+    comparison::{enum_str, merged_tags, same_instant, tags_cover},
     conditions::Outcome,
     deletion::{self, delete_recorded},
-    ensure_owner,
-    gallery::{merged_tags, tags_cover},
-    image_definition::{enum_str, same_instant},
     security::{ImageSecurity, SourceFacts, SourceKind, vm_security_of},
     steps::{self, Observed, Plan},
     tenancy::Target,
@@ -116,11 +114,9 @@ impl Managed for ImageVersion {
         }
         let progress = replication.as_ref().map_or(0, |r| r.progress);
         match busy {
-            Some((retry_after, true)) if replication.is_none() => Ok(Step::Wait(
-                Outcome::progressing(
-                    "Creating",
-                    format!("ARM is creating image version {}", id.name()),
-                ),
+            Some((retry_after, true)) if replication.is_none() => Ok(steps::busy(
+                true,
+                &format!("image version {}", id.name()),
                 retry_after,
             )),
             Some((retry_after, _)) => Ok(Step::Wait(replicating(&id, progress), retry_after)),
@@ -143,17 +139,8 @@ impl Managed for ImageVersion {
     }
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
-        let namespace = self.namespace().unwrap_or_default();
-        // VMs naming this version, or built from it through their definition's `latest`.
-        let used = deletion::Used {
-            id: report.get("id").and_then(Value::as_str),
-            definitions: &[],
-            versions: &[self.name_any()],
-        };
-        let users = deletion::users(ctx, &namespace, &used).await?;
-        if !users.is_empty() {
-            return Ok(deletion::blocked_by_users(ctx, self, &users));
-        }
+        // The VMs naming it, or built from it through their definition's `latest`, went first
+        // (`deletion::dependents_first`).
         // Azure refuses to delete before the end of life: wait for it, without asking again.
         if let Some((date, left)) =
             deletion_blocked_until(report, k8s_openapi::jiff::Timestamp::now())
@@ -215,7 +202,6 @@ async fn resolve_definition(
     version: &ImageVersion,
     arm: &ArmClient,
 ) -> Result<Definition, Error> {
-    let namespace = version.namespace().unwrap_or_default();
     if let Some(id) = &version.spec.image_definition_id {
         let id = ResourceId::parse(id)?;
         let definition = arm.get::<models::GalleryImage>(&id).await?.ok_or_else(|| {
@@ -233,15 +219,10 @@ async fn resolve_definition(
             id,
         });
     }
-    let name = &version
-        .spec
-        .image_definition_ref
-        .as_ref()
-        .expect("the schema requires a definition")
-        .name;
-    let creating = !super::parents::exists_in_azure(version);
-    let definition =
-        super::parents::resolve(ctx, &ctx.stores.definitions, &namespace, name, creating).await?;
+    let definition = super::parents::resolve_parent::<_, crate::api::ImageDefinition>(ctx, version)
+        .await?
+        .expect("the schema requires a definition");
+    let name = definition.object.name_any();
     let object = &definition.object;
     let status = object.status.as_ref();
     let Some(location) = status.and_then(|s| s.location.clone()) else {
@@ -249,7 +230,6 @@ async fn resolve_definition(
             "waiting for ImageDefinition {name} to be Ready"
         )));
     };
-    ensure_owner(ctx, version, &**object).await?;
     // Azure's own view of its security type (its defaults included) once it has read it.
     let security = status
         .and_then(|s| s.security_type.as_deref())

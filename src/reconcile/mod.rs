@@ -1,7 +1,10 @@
 //! The generic reconciler (design.md §5), once for all kinds: finalizer first, then the
-//! kind's `apply` or `cleanup`, then one status write with conditions, and Events on
-//! transitions. Each kind's module holds only what is specific to it, with its spec → ARM body
-//! and ARM → status mappings as pure functions.
+//! kind's `apply`, or for a deletion its dependents first (`deletion::dependents_first`, from
+//! the references each kind declares in `crate::api`) and then its `cleanup`; then one status
+//! write with conditions, and Events on transitions. Each kind's module holds only what is
+//! specific to it, with its spec → ARM body and ARM → status mappings as pure functions, and
+//! shares the steps (`steps::ensure`/`busy`, `deletion::remove_owned`, `parents`) with the
+//! others; the kinds are listed once, in `crate::kinds!`.
 
 /// The accessors every kind implements alike (`spec.options`, `status.common`), inside its
 /// `impl Managed`.
@@ -25,6 +28,7 @@ macro_rules! common_accessors {
     };
 }
 
+mod comparison;
 pub mod conditions;
 mod context;
 mod deletion;
@@ -33,21 +37,27 @@ mod events;
 pub mod gallery;
 pub mod image_definition;
 pub mod image_version;
+mod kinds;
+pub mod machines;
 mod parents;
 mod report;
+pub mod scale_set_model;
 pub mod security;
 mod steps;
 pub mod tenancy;
+mod versions;
 pub mod virtual_machine;
+pub mod virtual_machine_scale_set;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-pub use context::{Backoff, Context, InSync, Stores, Synced, jitter};
+pub use context::{Backoff, Context, InSync, Synced, jitter};
 pub use error::{Class, Error, REASONS, reason_row};
 pub use events::Events;
 use k8s_openapi::{
     NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp,
 };
+pub use kinds::Stores;
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -95,6 +105,7 @@ pub trait Managed:
     + DeserializeOwned
     + Send
     + Sync
+    + crate::api::Refers
     + 'static
 {
     const KIND: &'static str;
@@ -233,7 +244,12 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         } else if let Err(e) = in_scope {
             Err(e)
         } else {
-            obj.cleanup(&ctx, &mut report).await
+            // Dependents first (users, then child objects), for every kind alike.
+            match deletion::dependents_first(&ctx, &*obj, &report).await {
+                Ok(Some(blocked)) => Ok(blocked),
+                Ok(None) => obj.cleanup(&ctx, &mut report).await,
+                Err(e) => Err(e),
+            }
         }
     } else if let Err(e) = in_scope {
         Err(e)

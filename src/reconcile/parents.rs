@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use kube::runtime::reflector::Store;
 
-use super::{Error, Managed, is_ready, lookup, parent};
-use crate::arm::ResourceId;
+use super::{Error, Managed, ensure_owner, is_ready, lookup, parent};
+use crate::{
+    api::references::{Role, Target},
+    arm::ResourceId,
+};
 
 /// A parent object found, with its ARM ID.
 pub struct Parent<P> {
@@ -50,6 +53,34 @@ pub async fn resolve<P: Managed>(
             P::KIND
         ))),
     }
+}
+
+/// The parent of kind `P` that `obj` names by reference (its declared `Role::Parent`
+/// reference), resolved as [`resolve`] does, with the ownerReference to it in place so deleting
+/// the parent cascades. `None`: the parent is named by ARM ID instead (not an object of ours).
+pub async fn resolve_parent<K: Managed, P: Managed>(
+    ctx: &super::Context,
+    obj: &K,
+) -> Result<Option<Parent<P>>, Error> {
+    use kube::ResourceExt as _;
+    let name = obj.references().into_iter().find_map(|r| match r.target {
+        Target::Name(name) if r.role == Role::Parent && r.kinds.contains(&P::KIND) => Some(name),
+        _ => None,
+    });
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let namespace = obj.namespace().unwrap_or_default();
+    let found = resolve(
+        ctx,
+        ctx.stores.of::<P>(),
+        &namespace,
+        &name,
+        !exists_in_azure(obj),
+    )
+    .await?;
+    ensure_owner(ctx, obj, &*found.object).await?;
+    Ok(Some(found))
 }
 
 /// Whether the object's main Azure resource was seen (its ARM ID is in status): from then on

@@ -114,6 +114,27 @@ where
     }
 }
 
+/// While ARM creates or updates `what` (`gallery g`): `Creating` or `Updating`, the one
+/// mapping of [`Observed::Busy`] for every kind.
+pub fn busy(creating: bool, what: &str, retry_after: Duration) -> super::Step {
+    let reason = if creating { "Creating" } else { "Updating" };
+    super::Step::Wait(
+        super::conditions::Outcome::progressing(
+            reason,
+            format!("ARM is {} {what}", reason.to_lowercase()),
+        ),
+        retry_after,
+    )
+}
+
+/// While ARM deletes `what` (`VM web`): `Deleting`.
+pub fn deleting(what: &str, retry_after: Duration) -> super::Step {
+    super::Step::Wait(
+        super::conditions::Outcome::progressing("Deleting", format!("ARM is deleting {what}")),
+        retry_after,
+    )
+}
+
 /// Where a resource stands after [`remove`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Removal {
@@ -182,6 +203,16 @@ pub fn owner_tag(kind: &str, namespace: &str, name: &str) -> String {
     } else {
         uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, owner.as_bytes()).to_string()
     }
+}
+
+/// The value of the owner tag on what `obj` creates (`Kind/namespace/name`).
+pub fn owner_of<K: super::Managed>(obj: &K) -> String {
+    use kube::ResourceExt as _;
+    owner_tag(
+        K::KIND,
+        &obj.namespace().unwrap_or_default(),
+        &obj.name_any(),
+    )
 }
 
 /// Whether `tags` say the object named by `owner` (or with UID `uid`) created the resource.

@@ -2,87 +2,25 @@
 //! when asked a public IP and a network security group. Created in that order, deleted in
 //! reverse (VM, NIC, public IP, NSG).
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 
 use super::{
     Context, Error, Managed, Report, Step,
+    comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
-    deletion::refused,
-    gallery::{merged_tags, tags_cover},
-    image_definition::enum_str,
-    lookup, parents,
-    security::{self, ImageSecurity},
+    machines::{
+        Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
+        computer_name, ensure_owned, linux_configuration, managed_disk, nsg_plan, owned_tags,
+        remove_in_order, resolve_image,
+    },
+    parents, security,
     steps::{self, Observed, Plan, Removal},
     tenancy::Target,
 };
 use crate::{
-    api::{
-        VirtualMachine, VirtualMachineSpec,
-        image_definition::{OsState, OsType},
-    },
-    arm::{ArmClient, ArmError, ResourceId, models, normalize_region},
+    api::{VirtualMachine, VirtualMachineSpec, image_definition::OsType},
+    arm::{ResourceId, models, normalize_region},
 };
-
-/// The image a VM boots from, resolved.
-#[derive(Clone, Debug)]
-pub struct ResolvedImage {
-    /// A version ID, or a definition ID (Azure takes its latest version).
-    pub id: ResourceId,
-    pub os_type: OsType,
-    pub os_state: OsState,
-    /// The definition's effective `SecurityType`, which decides the VM's default.
-    pub security: ImageSecurity,
-    /// The definition's Hyper-V generation (`V1`, `V2`), when known.
-    pub generation: Option<String>,
-    /// The tenant that owns the image, when it is not the operator's.
-    pub tenant: Option<String>,
-}
-
-/// What a VM needs to know of a definition it is created from (its image's).
-struct DefinitionFacts {
-    os_type: OsType,
-    os_state: OsState,
-    security: ImageSecurity,
-    generation: Option<String>,
-}
-
-impl DefinitionFacts {
-    /// From an ImageDefinition object: Azure's view of its security type (recorded in status,
-    /// defaults included), else the spec's.
-    fn of_object(d: &crate::api::ImageDefinition) -> Self {
-        let security = d
-            .status
-            .as_ref()
-            .and_then(|s| s.security_type.as_deref())
-            .and_then(ImageSecurity::parse)
-            .unwrap_or_else(|| {
-                ImageSecurity::of_features(
-                    d.spec
-                        .features
-                        .iter()
-                        .map(|f| (f.name.as_str(), f.value.as_str())),
-                )
-            });
-        Self {
-            os_type: d.spec.os_type,
-            os_state: d.spec.os_state,
-            security,
-            generation: Some(enum_str(&d.spec.hyper_v_generation)),
-        }
-    }
-
-    fn image(self, id: ResourceId, tenant: Option<String>) -> ResolvedImage {
-        ResolvedImage {
-            id,
-            os_type: self.os_type,
-            os_state: self.os_state,
-            security: self.security,
-            generation: self.generation,
-            tenant,
-        }
-    }
-}
 
 /// The ARM IDs of everything a VM object owns.
 #[derive(Clone, Debug)]
@@ -122,15 +60,21 @@ impl Managed for VirtualMachine {
         let new = if parents::exists_in_azure(self) {
             None
         } else {
-            let image = resolve_image(ctx, self, &arm).await?;
-            check_os_profile(&self.spec, &image)?;
+            let image =
+                resolve_image(ctx, &namespace, &self.spec.image, &self.spec.options, &arm).await?;
+            check_os_profile(&admin(&self.spec), &image)?;
             let (_, security) = security::vm_profile(
                 self.spec.security.as_ref(),
                 image.security,
                 image.generation.as_deref(),
             )
             .map_err(Error::InvalidSpec)?;
-            let password = admin_password(ctx, &namespace, &self.spec).await?;
+            let password = admin_password(
+                ctx,
+                &namespace,
+                self.spec.admin_password_secret_ref.as_ref(),
+            )
+            .await?;
             if let Some(password) = &password {
                 check_password(image.os_type, password)?;
             }
@@ -138,7 +82,7 @@ impl Managed for VirtualMachine {
         };
         ctx.check_regions(&arm, owned.vm.subscription(), [self.spec.location.as_str()])
             .await?;
-        let owner = super::gallery::owner_of(self);
+        let owner = steps::owner_of(self);
         if self.spec.create_resource_group && new.is_some() {
             steps::ensure_resource_group(
                 &arm,
@@ -240,14 +184,8 @@ impl Managed for VirtualMachine {
         report.set("privateIP", private_ip(&nic));
         report.set("publicIP", public_ip.and_then(|ip| ip.props().ip_address));
         if let Some((retry_after, creating)) = busy {
-            let reason = if creating { "Creating" } else { "Updating" };
-            return Ok(Step::Wait(
-                Outcome::progressing(
-                    reason,
-                    format!("ARM is {} VM {}", reason.to_lowercase(), owned.vm.name()),
-                ),
-                retry_after,
-            ));
+            let what = format!("VM {}", owned.vm.name());
+            return Ok(steps::busy(creating, &what, retry_after));
         }
         // Extras the spec no longer asks for go once the NIC no longer uses them, and only if
         // this VM created them: nothing is deleted by its name alone.
@@ -281,7 +219,7 @@ impl Managed for VirtualMachine {
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
         let vm_known = report.get("id").is_some() || report.is_created(&owned.vm);
-        for (what, id, ours) in [
+        let parts = [
             ("VM", &owned.vm, vm_known),
             (
                 "network interface",
@@ -298,47 +236,9 @@ impl Managed for VirtualMachine {
                 &owned.nsg,
                 report.is_created(&owned.nsg),
             ),
-        ] {
-            if !ours {
-                continue;
-            }
-            match steps::remove(&arm, report, id).await {
-                Ok(Removal::Gone) => {}
-                Ok(Removal::Busy { retry_after }) => {
-                    return Ok(Step::Wait(
-                        Outcome::progressing(
-                            "Deleting",
-                            format!("ARM is deleting {what} {}", id.name()),
-                        ),
-                        retry_after,
-                    ));
-                }
-                // A NIC or public IP still attached a moment after its VM went: retry shortly.
-                Err(Error::Arm(
-                    ArmError::Conflict { message, .. } | ArmError::Invalid { message, .. },
-                )) if id != &owned.vm => {
-                    return Ok(refused(
-                        ctx,
-                        self,
-                        format!(
-                            "Azure refuses to delete {what} {} yet: {message}",
-                            id.name()
-                        ),
-                    ));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if let Removal::Busy { retry_after } =
-            steps::remove_resource_group(&arm, report, &owned.group).await?
-        {
-            return Ok(Step::Wait(
-                Outcome::progressing(
-                    "Deleting",
-                    format!("ARM is deleting resource group {}", owned.group.name()),
-                ),
-                retry_after,
-            ));
+        ];
+        if let Some(step) = remove_in_order(ctx, self, &arm, report, &parts, &owned.group).await? {
+            return Ok(step);
         }
         Ok(Step::Done(Outcome::ready(format!(
             "VM {} and its network resources deleted from Azure",
@@ -347,49 +247,17 @@ impl Managed for VirtualMachine {
     }
 }
 
-/// [`steps::ensure`] for a resource the VM owns: one that exists unrecorded but carries this
-/// object's owner tag (left by an earlier object of the same name, say one orphaned and
-/// re-applied) is taken over into the record, so it is deleted with the VM.
-async fn ensure_owned<T, B>(
-    arm: &ArmClient,
-    report: &mut Report,
-    id: &ResourceId,
-    owner: &str,
-    uid: &str,
-    plan: impl FnOnce(Option<&T>) -> Result<Plan<B>, Error>,
-) -> Result<Observed<T>, Error>
-where
-    T: serde::de::DeserializeOwned + models::Provisioned + models::Tagged,
-    B: serde::Serialize,
-{
-    let observed = steps::ensure(arm, report, id, &[], plan).await?;
-    let tags = match &observed {
-        Observed::Ready(r) => r.tags(),
-        Observed::Busy { resource, .. } => resource.as_ref().and_then(|r| r.tags()),
-    };
-    if !report.is_created(id) && steps::tagged_as_ours(tags, owner, uid) {
-        report.record_created(id).await?;
-    }
-    Ok(observed)
-}
-
-/// A new NIC needs its subnet: one that does not exist yet is waited for (the same GitOps sync
-/// may be creating it), not an error.
-async fn check_subnet(arm: &ArmClient, subnet_id: &str) -> Result<(), Error> {
-    let id = ResourceId::parse(subnet_id)?;
-    match arm.get::<serde_json::Value>(&id).await? {
-        Some(_) => Ok(()),
-        None => Err(Error::waiting_for_dependency(format!(
-            "subnet {subnet_id} does not exist yet (or this identity cannot see it)"
-        ))),
-    }
-}
-
 fn creating(what: &str, id: &ResourceId, retry_after: std::time::Duration) -> Step {
-    Step::Wait(
-        Outcome::progressing("Creating", format!("ARM is creating {what} {}", id.name())),
-        retry_after,
-    )
+    steps::busy(true, &format!("{what} {}", id.name()), retry_after)
+}
+
+/// The VM's admin account, as the shared checks take it.
+fn admin(spec: &VirtualMachineSpec) -> Admin<'_> {
+    Admin {
+        username: spec.admin_username.as_deref(),
+        password: spec.admin_password_secret_ref.as_ref(),
+        ssh_keys: spec.ssh_public_keys.as_deref(),
+    }
 }
 
 /// The IDs of the VM and of what it owns, from the spec.
@@ -421,208 +289,6 @@ pub fn owned_ids(ctx: &Context, vm: &VirtualMachine) -> Result<Owned, Error> {
     })
 }
 
-/// Finds the image a new VM boots from. Only creation needs it (design.md §5.2): a parent
-/// object that is not Ready, or an image that does not exist yet, is waiting.
-async fn resolve_image(
-    ctx: &Context,
-    vm: &VirtualMachine,
-    arm: &ArmClient,
-) -> Result<ResolvedImage, Error> {
-    let namespace = vm.namespace().unwrap_or_default();
-    let image = &vm.spec.image;
-    if let Some(r) = &image.image_version_ref {
-        let version =
-            parents::resolve(ctx, &ctx.stores.versions, &namespace, &r.name, true).await?;
-        let definition = version
-            .object
-            .spec
-            .image_definition_ref
-            .as_ref()
-            .and_then(|d| lookup(&ctx.stores.definitions, &namespace, &d.name));
-        let facts = match definition {
-            Some(d) => DefinitionFacts::of_object(&d),
-            None => {
-                let definition = version.id.parent().expect("a version has a definition");
-                definition_facts(arm, &definition).await?
-            }
-        };
-        return Ok(facts.image(version.id, None));
-    }
-    if let Some(r) = &image.image_definition_ref {
-        let mut definition =
-            parents::resolve(ctx, &ctx.stores.definitions, &namespace, &r.name, true).await?;
-        // Ready but no latest version in this cache yet: the news may be on its way; read it.
-        if definition
-            .object
-            .status
-            .as_ref()
-            .is_some_and(|s| s.latest_version.is_none())
-            && let Some(fresh) =
-                Api::<crate::api::ImageDefinition>::namespaced(ctx.kube.clone(), &namespace)
-                    .get_opt(&r.name)
-                    .await?
-        {
-            definition.object = std::sync::Arc::new(fresh);
-        }
-        let object = &definition.object;
-        let mut latest = object
-            .status
-            .as_ref()
-            .and_then(|s| s.latest_version.clone());
-        if latest.is_none() {
-            // The definition's status may not have caught up with a version that just became
-            // Ready: ask the API server for the versions themselves.
-            let versions =
-                Api::<crate::api::ImageVersion>::namespaced(ctx.kube.clone(), &namespace)
-                    .list(&Default::default())
-                    .await?;
-            latest = super::image_definition::latest_of(versions.items.iter(), object);
-        }
-        if latest.is_none() {
-            return Err(Error::waiting_for_parent(format!(
-                "ImageDefinition {} has no Ready version yet",
-                r.name
-            )));
-        }
-        return Ok(DefinitionFacts::of_object(object).image(definition.id, None));
-    }
-    let id = ResourceId::parse(
-        image
-            .image_id
-            .as_deref()
-            .expect("the schema requires one image reference"),
-    )?;
-    let definition = if id.is_type("Microsoft.Compute/galleries/images/versions") {
-        id.parent().expect("a version has a definition")
-    } else {
-        id.clone()
-    };
-    let tenant = image.tenant_id.clone();
-    let reader = match &tenant {
-        Some(tenant) => arm.with_credential(
-            ctx.credential_in_tenant(&namespace, &vm.spec.options, tenant)
-                .await?,
-        ),
-        None => arm.clone(),
-    };
-    Ok(definition_facts(&reader, &definition)
-        .await?
-        .image(id, tenant))
-}
-
-/// OS, security type and generation of a gallery image definition in ARM.
-async fn definition_facts(
-    arm: &ArmClient,
-    definition: &ResourceId,
-) -> Result<DefinitionFacts, Error> {
-    let image = arm
-        .get::<models::GalleryImage>(definition)
-        .await?
-        .ok_or_else(|| {
-            Error::waiting_for_dependency(format!(
-                "image definition {definition} does not exist yet (or this identity cannot see it)"
-            ))
-        })?;
-    let p = image.props();
-    let os_type = if p
-        .os_type
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("Windows"))
-    {
-        OsType::Windows
-    } else {
-        OsType::Linux
-    };
-    let os_state = if p
-        .os_state
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("Specialized"))
-    {
-        OsState::Specialized
-    } else {
-        OsState::Generalized
-    };
-    Ok(DefinitionFacts {
-        os_type,
-        os_state,
-        security: ImageSecurity::of_definition(&image),
-        generation: p.hyper_v_generation,
-    })
-}
-
-/// Generalized images need an admin account with a password or SSH key; specialized images
-/// keep the source VM's accounts and take none (pure).
-pub fn check_os_profile(spec: &VirtualMachineSpec, image: &ResolvedImage) -> Result<(), Error> {
-    let has_credentials = spec.admin_password_secret_ref.is_some()
-        || spec.ssh_public_keys.as_ref().is_some_and(|k| !k.is_empty());
-    match image.os_state {
-        OsState::Specialized if spec.admin_username.is_some() || has_credentials => Err(Error::InvalidSpec(
-            "the image is Specialized: it keeps the source VM's accounts, so adminUsername, adminPasswordSecretRef and sshPublicKeys must be left out".into(),
-        )),
-        OsState::Generalized if spec.admin_username.is_none() || !has_credentials => Err(Error::InvalidSpec(
-            "the image is Generalized: set adminUsername and adminPasswordSecretRef or sshPublicKeys".into(),
-        )),
-        OsState::Generalized if image.os_type == OsType::Windows && spec.admin_password_secret_ref.is_none() => {
-            Err(Error::InvalidSpec("a Windows VM needs adminPasswordSecretRef (SSH keys are for Linux)".into()))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Azure's password policy, checked before any write so a weak password is a clear
-/// `InvalidSpec`, not an ARM error after the NIC was built. The message never quotes it (pure).
-pub fn check_password(os_type: OsType, password: &str) -> Result<(), Error> {
-    let (min, max) = match os_type {
-        OsType::Linux => (6, 72),
-        OsType::Windows => (8, 123),
-    };
-    let length = password.chars().count();
-    let classes = [
-        password.chars().any(|c| c.is_ascii_lowercase()),
-        password.chars().any(|c| c.is_ascii_uppercase()),
-        password.chars().any(|c| c.is_ascii_digit()),
-        password.chars().any(|c| !c.is_ascii_alphanumeric()),
-    ]
-    .into_iter()
-    .filter(|&has| has)
-    .count();
-    if (min..=max).contains(&length) && classes >= 3 {
-        return Ok(());
-    }
-    Err(Error::InvalidSpec(format!(
-        "the admin password in adminPasswordSecretRef does not meet Azure's policy: {min}-{max} characters with at least 3 of lower case, upper case, digit and special character"
-    )))
-}
-
-/// The admin password from its Secret. Its value never leaves this function but in the body.
-async fn admin_password(
-    ctx: &Context,
-    namespace: &str,
-    spec: &VirtualMachineSpec,
-) -> Result<Option<String>, Error> {
-    let Some(r) = &spec.admin_password_secret_ref else {
-        return Ok(None);
-    };
-    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
-    let secret = secrets.get_opt(&r.name).await?.ok_or_else(|| {
-        Error::Credentials(format!(
-            "Secret {namespace}/{} named by adminPasswordSecretRef does not exist",
-            r.name
-        ))
-    })?;
-    let value = secret
-        .data
-        .unwrap_or_default()
-        .get(&r.key)
-        .map(|v| String::from_utf8_lossy(&v.0).into_owned());
-    value.filter(|v| !v.is_empty()).map(Some).ok_or_else(|| {
-        Error::Credentials(format!(
-            "Secret {namespace}/{} has no key {}",
-            r.name, r.key
-        ))
-    })
-}
-
 fn public_ip_plan(
     location: &str,
     tags: &std::collections::BTreeMap<String, String>,
@@ -638,7 +304,7 @@ fn public_ip_plan(
         )),
         sku: Some(models::Sku {
             name: Some("Standard".into()),
-            tier: None,
+            ..Default::default()
         }),
         properties: Some(models::PublicIpAddressProperties {
             public_ip_allocation_method: Some("Static".into()),
@@ -651,62 +317,6 @@ fn public_ip_plan(
         body,
         up_to_date: observed.is_some_and(|o| tags_cover(tags, o.tags.as_ref())),
     }
-}
-
-/// One inbound TCP allow rule per port (pure).
-pub fn nsg_plan(
-    location: &str,
-    tags: &std::collections::BTreeMap<String, String>,
-    owner: &str,
-    ports: &[i32],
-    observed: Option<&models::NetworkSecurityGroup>,
-) -> Plan<models::NetworkSecurityGroup> {
-    let mut sorted = ports.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let rules: Vec<models::SecurityRule> = sorted
-        .iter()
-        .zip(0..)
-        .map(|(port, i)| models::SecurityRule {
-            name: format!("allow-tcp-{port}"),
-            properties: Some(models::SecurityRuleProperties {
-                protocol: Some("Tcp".into()),
-                source_port_range: Some("*".into()),
-                destination_port_range: Some(port.to_string()),
-                source_address_prefix: Some("*".into()),
-                destination_address_prefix: Some("*".into()),
-                access: Some("Allow".into()),
-                priority: Some(100 + i * 10),
-                direction: Some("Inbound".into()),
-            }),
-        })
-        .collect();
-    let ports_of = |rules: &[models::SecurityRule]| {
-        let mut p: Vec<String> = rules
-            .iter()
-            .filter_map(|r| r.properties.as_ref()?.destination_port_range.clone())
-            .collect();
-        p.sort();
-        p
-    };
-    let up_to_date = observed.is_some_and(|o| {
-        tags_cover(tags, o.tags.as_ref())
-            && ports_of(o.props().security_rules.as_deref().unwrap_or_default()) == ports_of(&rules)
-    });
-    let body = models::NetworkSecurityGroup {
-        location: Some(location.into()),
-        tags: Some(owned_tags(
-            tags,
-            owner,
-            observed.and_then(|o| o.tags.as_ref()),
-        )),
-        properties: Some(models::NetworkSecurityGroupProperties {
-            security_rules: Some(rules),
-            provisioning_state: None,
-        }),
-        ..Default::default()
-    };
-    Plan { body, up_to_date }
 }
 
 /// The NIC: one dynamic IP configuration in the subnet, with the public IP and NSG the spec
@@ -775,20 +385,6 @@ pub fn nic_plan(
     Plan { body, up_to_date }
 }
 
-/// The tags of a resource the VM owns: the user's over whatever is there, and on a new one the
-/// owner tag that lets a later object of the same name take it over (pure).
-fn owned_tags(
-    desired: &std::collections::BTreeMap<String, String>,
-    owner: &str,
-    observed: Option<&std::collections::BTreeMap<String, String>>,
-) -> std::collections::BTreeMap<String, String> {
-    let mut tags = merged_tags(desired, observed);
-    if observed.is_none() {
-        tags.insert(steps::OWNER_TAG.into(), owner.into());
-    }
-    tags
-}
-
 /// The body for an existing VM (pure): written back as ARM returned it with only the size and
 /// tags changed, since Azure refuses changes to the OS profile and image of an existing VM.
 pub fn update_plan(
@@ -836,24 +432,11 @@ pub fn create_plan(
     let os_profile = spec.admin_username.as_ref().map(|user| {
         let keys = spec.ssh_public_keys.clone().unwrap_or_default();
         models::OsProfile {
-            computer_name: Some(computer_name(&name, image.os_type)),
+            computer_name: Some(vm_computer_name(&name, image.os_type)),
             admin_username: Some(user.clone()),
             admin_password: password.map(str::to_string),
-            linux_configuration: (image.os_type == OsType::Linux).then(|| {
-                models::LinuxConfiguration {
-                    disable_password_authentication: Some(password.is_none()),
-                    ssh: (!keys.is_empty()).then(|| models::SshConfiguration {
-                        public_keys: Some(
-                            keys.iter()
-                                .map(|k| models::SshPublicKey {
-                                    path: Some(format!("/home/{user}/.ssh/authorized_keys")),
-                                    key_data: Some(k.clone()),
-                                })
-                                .collect(),
-                        ),
-                    }),
-                }
-            }),
+            linux_configuration: (image.os_type == OsType::Linux)
+                .then(|| linux_configuration(user, &keys, password)),
         }
     });
     let os_disk = spec.os_disk.clone().unwrap_or_default();
@@ -905,30 +488,9 @@ pub fn create_plan(
     }
 }
 
-/// The OS disk's managed-disk settings: its storage type, and for a Confidential VM the
-/// encryption of its guest state, which Azure requires (azure-today §A.6).
-fn managed_disk(
-    storage: Option<crate::api::virtual_machine::VmDiskStorageType>,
-    confidential: bool,
-) -> Option<models::ManagedDiskParameters> {
-    (storage.is_some() || confidential).then(|| models::ManagedDiskParameters {
-        storage_account_type: storage.map(|t| enum_str(&t)),
-        id: None,
-        security_profile: confidential.then(|| models::DiskSecurityProfile {
-            security_encryption_type: Some("VMGuestStateOnly".into()),
-        }),
-    })
-}
-
 /// Windows computer names are at most 15 characters; Linux host names 64.
-fn computer_name(name: &str, os: OsType) -> String {
-    let max = if os == OsType::Windows { 15 } else { 64 };
-    name.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .take(max)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_string()
+fn vm_computer_name(name: &str, os: OsType) -> String {
+    computer_name(name, if os == OsType::Windows { 15 } else { 64 })
 }
 
 /// The VM's security type as ARM reports it; no profile is Standard (pure).
@@ -967,6 +529,7 @@ fn private_ip(nic: &models::NetworkInterface) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{api::image_definition::OsState, reconcile::security::ImageSecurity};
 
     fn spec(json: serde_json::Value) -> VirtualMachineSpec {
         let mut base = serde_json::json!({
@@ -988,6 +551,7 @@ mod tests {
             security: ImageSecurity::TrustedLaunchSupported,
             generation: Some("V2".into()),
             tenant: None,
+            latest: None,
         }
     }
 
@@ -1021,22 +585,22 @@ mod tests {
     #[test]
     fn generalized_images_need_credentials_and_specialized_refuse_them() {
         let bare = spec(serde_json::json!({}));
-        assert!(check_os_profile(&bare, &image(OsState::Specialized)).is_ok());
+        assert!(check_os_profile(&admin(&bare), &image(OsState::Specialized)).is_ok());
         assert!(matches!(
-            check_os_profile(&bare, &image(OsState::Generalized)),
+            check_os_profile(&admin(&bare), &image(OsState::Generalized)),
             Err(Error::InvalidSpec(_))
         ));
         let with_key = spec(
             serde_json::json!({"adminUsername": "azureuser", "sshPublicKeys": ["ssh-ed25519 AAAA"]}),
         );
-        assert!(check_os_profile(&with_key, &image(OsState::Generalized)).is_ok());
+        assert!(check_os_profile(&admin(&with_key), &image(OsState::Generalized)).is_ok());
         assert!(matches!(
-            check_os_profile(&with_key, &image(OsState::Specialized)),
+            check_os_profile(&admin(&with_key), &image(OsState::Specialized)),
             Err(Error::InvalidSpec(_))
         ));
         let user_only = spec(serde_json::json!({"adminUsername": "azureuser"}));
         assert!(matches!(
-            check_os_profile(&user_only, &image(OsState::Generalized)),
+            check_os_profile(&admin(&user_only), &image(OsState::Generalized)),
             Err(Error::InvalidSpec(_))
         ));
     }
@@ -1174,10 +738,10 @@ mod tests {
     #[test]
     fn windows_computer_names_are_cut_to_15() {
         assert_eq!(
-            computer_name("build-agent-windows-01", OsType::Windows),
+            vm_computer_name("build-agent-windows-01", OsType::Windows),
             "build-agent-win"
         );
-        assert_eq!(computer_name("web.01", OsType::Linux), "web01");
+        assert_eq!(vm_computer_name("web.01", OsType::Linux), "web01");
     }
 
     #[test]

@@ -1,11 +1,10 @@
-//! Local stand-ins for Azure Resource Manager and the Kubernetes API (feature `sim`), and the
-//! sandbox that runs both with the operator. Written from the API facts, independently of
-//! `crate::arm`, so they catch the client's mistakes instead of sharing them.
+//! Local stand-ins for Azure Resource Manager and the Kubernetes API (feature `sim`); the
+//! applications that run them (`crate::sandbox`, `crate::bench`) live outside. Written from
+//! the API facts, independently of `crate::arm`, so they catch the client's mistakes instead
+//! of sharing them.
 
 pub mod arm;
-pub mod bench;
 pub mod kube;
-pub mod sandbox;
 
 /// What a started simulator tells its user: `KEY=VALUE` facts printed before `READY`.
 pub type Facts = Vec<(String, String)>;

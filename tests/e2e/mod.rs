@@ -480,30 +480,35 @@ pub fn quickstart() -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Runs `$body` with `$api` bound to the typed `Api` (in `$ns`) of our kind named `$kind`.
-macro_rules! with_api {
-    ($client:expr, $ns:expr, $kind:expr, |$api:ident| $body:expr) => {{
-        use azure_gallery_operator::api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine};
-        match $kind {
-            "Gallery" => {
-                let $api: kube::Api<Gallery> = kube::Api::namespaced($client.clone(), $ns);
-                $body
+/// The typed `Api` (in `ns`) of our kind `K`.
+fn api_of<K>(client: &kube::Client, ns: &str) -> kube::Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    kube::Api::namespaced(client.clone(), ns)
+}
+
+/// One arm of `with_api!` per kind, from `azure_gallery_operator::kinds!`.
+macro_rules! dispatch_kind {
+    (($kind:expr, $client:expr, $ns:expr, $api:ident, $body:expr); $($t:ty),*) => {{
+        let kind: &str = $kind;
+        let mut out = None;
+        $(
+            if out.is_none() && kind == <$t as azure_gallery_operator::reconcile::Managed>::KIND {
+                let $api: kube::Api<$t> = api_of($client, $ns);
+                out = Some($body);
             }
-            "ImageDefinition" => {
-                let $api: kube::Api<ImageDefinition> = kube::Api::namespaced($client.clone(), $ns);
-                $body
-            }
-            "ImageVersion" => {
-                let $api: kube::Api<ImageVersion> = kube::Api::namespaced($client.clone(), $ns);
-                $body
-            }
-            "VirtualMachine" => {
-                let $api: kube::Api<VirtualMachine> = kube::Api::namespaced($client.clone(), $ns);
-                $body
-            }
-            other => panic!("unexpected kind {other}"),
-        }
+        )*
+        out.unwrap_or_else(|| panic!("unexpected kind {kind}"))
     }};
+}
+
+/// Runs `$body` with `$api` bound to the typed `Api` (in `$ns`) of our kind named `$kind`, for
+/// every kind `azure_gallery_operator::kinds!` lists.
+macro_rules! with_api {
+    ($client:expr, $ns:expr, $kind:expr, |$api:ident| $body:expr) => {
+        azure_gallery_operator::kinds!(dispatch_kind, ($kind, $client, $ns, $api, $body))
+    };
 }
 
 /// Server-side applies one document (one of our kinds, or a Secret) into `ns`.
@@ -541,18 +546,13 @@ pub async fn delete_doc(client: &kube::Client, ns: &str, doc: &serde_json::Value
     })
 }
 
-/// How many objects of each of our four kinds are in `ns`, and whether all are Ready for
-/// their generation.
+/// How many objects of each of our kinds (in `kinds!` order) are in `ns`, and whether all are
+/// Ready for their generation.
 pub async fn survey(client: &kube::Client, ns: &str) -> Vec<(usize, bool)> {
     use azure_gallery_operator::reconcile::{Managed, is_ready};
     let mut found = Vec::new();
-    for kind in [
-        "Gallery",
-        "ImageDefinition",
-        "ImageVersion",
-        "VirtualMachine",
-    ] {
-        found.push(with_api!(client, ns, kind, |api| {
+    for kind in azure_gallery_operator::api::kind_names() {
+        found.push(with_api!(client, ns, kind.as_str(), |api| {
             let items = api.list(&Default::default()).await.unwrap().items;
             let ready = items
                 .iter()
@@ -570,23 +570,15 @@ pub async fn ready_condition(
     kind: &str,
     name: &str,
 ) -> Option<(String, String, String)> {
-    macro_rules! conditions {
-        ($t:ty) => {
-            kube::Api::<$t>::namespaced(client.clone(), ns)
-                .get(name)
-                .await
-                .ok()?
-                .status?
-                .common
-                .conditions
-        };
-    }
-    let conditions = match kind {
-        "Gallery" => conditions!(azure_gallery_operator::api::Gallery),
-        "ImageDefinition" => conditions!(azure_gallery_operator::api::ImageDefinition),
-        "ImageVersion" => conditions!(azure_gallery_operator::api::ImageVersion),
-        _ => conditions!(azure_gallery_operator::api::VirtualMachine),
-    };
+    use azure_gallery_operator::reconcile::Managed;
+    let conditions = with_api!(client, ns, kind, |api| {
+        api.get(name)
+            .await
+            .ok()?
+            .common_status()?
+            .conditions
+            .clone()
+    });
     conditions
         .into_iter()
         .find(|c| c.type_ == "Ready")

@@ -1,5 +1,6 @@
 -- Argo CD health check for the compute.gallery.dev kinds (Gallery, ImageDefinition,
--- ImageVersion, VirtualMachine). Argo CD runs it with `obj` bound to the live object.
+-- ImageVersion, VirtualMachine, VirtualMachineScaleSet). Argo CD runs it with `obj` bound to
+-- the live object.
 --
 -- Reads the kstatus-style conditions the operator writes on every reconcile:
 --   Stalled=True                   -> Degraded   (nothing changes without an edit or outside help)

@@ -43,15 +43,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* Rules for our custom resources, granted cluster-wide or per watched namespace. */}}
 {{- define "ago.workloadRules" -}}
 - apiGroups: ["compute.gallery.dev"]
-  resources: ["galleries", "imagedefinitions", "imageversions", "virtualmachines"]
+  resources: ["galleries", "imagedefinitions", "imageversions", "virtualmachines", "virtualmachinescalesets"]
   # delete: a parent being deleted deletes the child objects it owns.
   verbs: ["get", "list", "watch", "update", "patch", "delete"]
 - apiGroups: ["compute.gallery.dev"]
-  resources: ["galleries/status", "imagedefinitions/status", "imageversions/status", "virtualmachines/status"]
+  resources: ["galleries/status", "imagedefinitions/status", "imageversions/status", "virtualmachines/status", "virtualmachinescalesets/status"]
   verbs: ["get", "update", "patch"]
 - apiGroups: ["compute.gallery.dev"]
   # Setting ownerReferences with blockOwnerDeletion on child objects, and finalizers.
-  resources: ["galleries/finalizers", "imagedefinitions/finalizers", "imageversions/finalizers", "virtualmachines/finalizers"]
+  resources: ["galleries/finalizers", "imagedefinitions/finalizers", "imageversions/finalizers", "virtualmachines/finalizers", "virtualmachinescalesets/finalizers"]
   verbs: ["update"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

@@ -8,6 +8,7 @@ mod authorization;
 mod compute;
 mod gallery;
 mod network;
+mod scale_set;
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,7 @@ pub use authorization::*;
 pub use compute::*;
 pub use gallery::*;
 pub use network::*;
+pub use scale_set::*;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
@@ -68,6 +70,8 @@ pub struct SubResource {
 pub struct Sku {
     pub name: Option<String>,
     pub tier: Option<String>,
+    /// A scale set's instance count.
+    pub capacity: Option<i64>,
 }
 
 /// A resource group (`Microsoft.Resources/resourceGroups`).
@@ -149,6 +153,8 @@ provisioned!(
     NetworkInterfaceProperties,
     PublicIpAddressProperties,
     NetworkSecurityGroupProperties,
+    ScaleSetProperties,
+    ScaleSetVmProperties,
 );
 
 /// Role assignments have no provisioning state: they exist or they don't.

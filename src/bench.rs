@@ -76,7 +76,7 @@ fn rate_limit_floor(reads: usize, writes: usize, subscriptions: usize) -> f64 {
 
 /// The bench's subscriptions: the default world's first, then made-up ones in its tenant.
 fn subscription_ids(n: usize) -> Vec<String> {
-    use super::arm::world::SUBSCRIPTION_1;
+    use crate::sim::arm::world::SUBSCRIPTION_1;
     std::iter::once(SUBSCRIPTION_1.to_string())
         .chain((1..n).map(|i| format!("5f1c2d3e-4b5a-4c6d-8e7f-b3c4d5{i:06x}")))
         .collect()
@@ -84,7 +84,7 @@ fn subscription_ids(n: usize) -> Vec<String> {
 
 /// The default world with `subscriptions` in its first tenant, as a `--world` file.
 fn world_with(subscriptions: &[String]) -> Value {
-    use super::arm::world::*;
+    use crate::sim::arm::world::*;
     let app = |name: &str, id: &str, secret: &str, tenants: &[&str]| json!({"name": name, "clientId": id, "clientSecret": secret, "tenants": tenants});
     json!({
         "tenants": [
@@ -118,7 +118,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         None
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let arm = super::arm::start(super::arm::Options {
+    let arm = crate::sim::arm::start(crate::sim::arm::Options {
         listen: loopback,
         state_dir: None,
         ca_out: Some(dir.path().join("arm-ca.pem")),
@@ -132,7 +132,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         Some(k) => (None, k.clone(), "API server"),
         None => {
             let k = dir.path().join("kubeconfig");
-            let running = super::kube::start(super::kube::Options {
+            let running = crate::sim::kube::start(crate::sim::kube::Options {
                 listen: loopback,
                 kubeconfig_out: k.clone(),
             })
@@ -141,7 +141,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             (Some(running), k, "embedded emulator")
         }
     };
-    let client = super::sandbox::kube_client(&kubeconfig).await?;
+    let client = crate::sandbox::kube_client(&kubeconfig).await?;
     let version = client
         .apiserver_version()
         .await
@@ -1183,7 +1183,7 @@ mod tests {
     #[test]
     fn galleries_take_turns_over_subscriptions_the_world_knows() {
         let subscriptions = subscription_ids(3);
-        assert_eq!(subscriptions[0], super::super::arm::world::SUBSCRIPTION_1);
+        assert_eq!(subscriptions[0], crate::sim::arm::world::SUBSCRIPTION_1);
         let l = Layout::new(10_000, subscriptions.clone());
         assert_eq!(l.galleries, 50);
         assert_eq!(l.subscription_of_gallery(0), subscriptions[0]);
@@ -1195,7 +1195,7 @@ mod tests {
             serde_yaml::to_string(&world_with(&subscriptions)).unwrap(),
         )
         .unwrap();
-        let world = super::super::arm::world::World::load(Some(&path)).unwrap();
+        let world = crate::sim::arm::world::World::load(Some(&path)).unwrap();
         std::fs::remove_file(&path).unwrap();
         for s in &subscriptions {
             assert!(world.tenants[0].subscriptions.contains(s), "{s}");

@@ -20,13 +20,12 @@ use kube::{
 use serde_json::Value;
 
 use crate::{
-    api::{Gallery, ImageDefinition, ImageVersion, VirtualMachine},
     arm::auth::IdentitySource,
     controllers::{self, Startup},
 };
 
 /// The walkthrough the demo runs, built into the binary so it works from any directory.
-pub const QUICKSTART: &str = include_str!("../../examples/quickstart.yaml");
+pub const QUICKSTART: &str = include_str!("../examples/quickstart.yaml");
 
 /// Namespace the demo applies the quickstart in.
 const NAMESPACE: &str = "default";
@@ -82,7 +81,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     init_file_logging(&log)?;
 
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let arm = super::arm::start(super::arm::Options {
+    let arm = crate::sim::arm::start(crate::sim::arm::Options {
         listen: loopback,
         state_dir: None,
         ca_out: Some(dir.join("arm-ca.pem")),
@@ -93,7 +92,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     .context("starting the ARM simulator")?;
     let arm_facts: HashMap<String, String> = arm.facts.iter().cloned().collect();
     let kubeconfig = dir.join("kubeconfig");
-    let _kube = super::kube::start(super::kube::Options {
+    let _kube = crate::sim::kube::start(crate::sim::kube::Options {
         listen: loopback,
         kubeconfig_out: kubeconfig.clone(),
     })
@@ -337,7 +336,7 @@ fn row(key: &Key, seen: &Observed) -> (Mark, String) {
     (mark, format!("{:<34} {state}", key.to_string()))
 }
 
-/// Lists the quickstart's four kinds in the demo namespace as kind/name → object.
+/// Lists every kind of ours (`crate::kinds!`) in the demo namespace as kind/name → object.
 async fn snapshot(client: &Client) -> anyhow::Result<BTreeMap<Key, Value>> {
     async fn list<K>(client: &Client, out: &mut BTreeMap<Key, Value>) -> anyhow::Result<()>
     where
@@ -361,10 +360,12 @@ async fn snapshot(client: &Client) -> anyhow::Result<BTreeMap<Key, Value>> {
         Ok(())
     }
     let mut out = BTreeMap::new();
-    list::<Gallery>(client, &mut out).await?;
-    list::<ImageDefinition>(client, &mut out).await?;
-    list::<ImageVersion>(client, &mut out).await?;
-    list::<VirtualMachine>(client, &mut out).await?;
+    macro_rules! list_each {
+        ($($kind:ty),*) => {
+            $( list::<$kind>(client, &mut out).await?; )*
+        };
+    }
+    crate::kinds!(list_each);
     Ok(out)
 }
 
@@ -617,29 +618,13 @@ async fn apply_all(client: &Client, documents: &[Value]) -> anyhow::Result<Vec<K
                 .to_string(),
         };
         let patch = Patch::Apply(doc);
-        match key.kind.as_str() {
-            "Gallery" => drop(
-                api::<Gallery>(client)
-                    .patch(&key.name, &params, &patch)
-                    .await?,
-            ),
-            "ImageDefinition" => drop(
-                api::<ImageDefinition>(client)
-                    .patch(&key.name, &params, &patch)
-                    .await?,
-            ),
-            "ImageVersion" => drop(
-                api::<ImageVersion>(client)
-                    .patch(&key.name, &params, &patch)
-                    .await?,
-            ),
-            "VirtualMachine" => drop(
-                api::<VirtualMachine>(client)
-                    .patch(&key.name, &params, &patch)
-                    .await?,
-            ),
-            other => anyhow::bail!("the quickstart holds a {other}, which the demo does not know"),
-        }
+        let api = dynamic(client, &key.kind).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the quickstart holds a {}, which the demo does not know",
+                key.kind
+            )
+        })?;
+        drop(api.patch(&key.name, &params, &patch).await?);
         keys.push(key);
     }
     Ok(keys)
@@ -647,35 +632,31 @@ async fn apply_all(client: &Client, documents: &[Value]) -> anyhow::Result<Vec<K
 
 async fn delete(client: &Client, key: &Key) -> anyhow::Result<()> {
     let params = DeleteParams::default();
-    let result = match key.kind.as_str() {
-        "Gallery" => api::<Gallery>(client)
-            .delete(&key.name, &params)
-            .await
-            .map(drop),
-        "ImageDefinition" => api::<ImageDefinition>(client)
-            .delete(&key.name, &params)
-            .await
-            .map(drop),
-        "ImageVersion" => api::<ImageVersion>(client)
-            .delete(&key.name, &params)
-            .await
-            .map(drop),
-        _ => api::<VirtualMachine>(client)
-            .delete(&key.name, &params)
-            .await
-            .map(drop),
+    let Some(api) = dynamic(client, &key.kind) else {
+        anyhow::bail!("{key} is not one of our kinds");
     };
+    let result = api.delete(&key.name, &params).await.map(drop);
     match result {
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         other => other.with_context(|| format!("deleting {key}")),
     }
 }
 
-fn api<K>(client: &Client) -> Api<K>
-where
-    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
-{
-    Api::namespaced(client.clone(), NAMESPACE)
+/// The API of our kind named `kind` in the demo namespace, from the CRDs (so every kind in
+/// `crate::kinds!` is known here).
+fn dynamic(client: &Client, kind: &str) -> Option<Api<kube::api::DynamicObject>> {
+    let crd = crate::api::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)?;
+    let version = &crd.spec.versions.first()?.name;
+    let resource = kube::api::ApiResource {
+        group: crd.spec.group.clone(),
+        version: version.clone(),
+        api_version: format!("{}/{version}", crd.spec.group),
+        kind: kind.to_string(),
+        plural: crd.spec.names.plural.clone(),
+    };
+    Some(Api::namespaced_with(client.clone(), NAMESPACE, &resource))
 }
 
 /// Azure resources of the quickstart's resource groups still in the simulator.
