@@ -129,14 +129,8 @@ impl Managed for VirtualMachineScaleSet {
                 })
                 .await?
         {
-            return Ok(progress(
-                "Creating",
-                format!(
-                    "ARM is creating network security group {}",
-                    owned.nsg.name()
-                ),
-                retry_after,
-            ));
+            let what = format!("network security group {}", owned.nsg.name());
+            return Ok(steps::busy(true, &what, retry_after));
         }
         if !report.is_created(&owned.set) && !exists {
             check_subnet(&arm, &self.spec.network.subnet_id).await?;
@@ -226,11 +220,18 @@ impl Managed for VirtualMachineScaleSet {
                 "scale set {name} runs {} instances on its model",
                 counted.total
             )))),
-            // Manual: Azure leaves instances on their model until the user upgrades them; the
-            // scale set matches its spec, and the status says how many lag.
-            Err(lag) if manual && counted.total == self.spec.capacity => Ok(Step::Done(
-                Outcome::ready(format!("{lag}; the upgrade policy is Manual")),
-            )),
+            // Manual: Azure leaves running instances on their model until the user upgrades
+            // them; the scale set matches its spec, and the status says how many lag. Instances
+            // still being created are progress, whatever the policy.
+            Err(lag)
+                if manual
+                    && counted.total == self.spec.capacity
+                    && counted.ready == self.spec.capacity =>
+            {
+                Ok(Step::Done(Outcome::ready(format!(
+                    "{lag}; the upgrade policy is Manual"
+                ))))
+            }
             Err(lag) => Ok(progress("Updating", lag, ROLLOUT_POLL)),
         }
     }
