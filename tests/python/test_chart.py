@@ -26,7 +26,8 @@ CRDS = ROOT / "crds"
 RELEASE = "ago"
 NAMESPACE = "gallery-system"
 GROUP = "compute.gallery.dev"
-KINDS = ["galleries", "imagedefinitions", "imageversions", "virtualmachines"]
+# The plurals of our kinds, from the generated CRDs (one file per kind).
+KINDS = sorted(yaml.safe_load(p.read_text())["spec"]["names"]["plural"] for p in CRDS.glob("*.yaml"))
 
 CLIENT_ID = "7d1e2f3a-4b5c-4d6e-8f70-112233445566"
 TENANT_ID = "0b4e9a7c-5d1f-4c2e-9a3b-7f6d2e1c0a01"
