@@ -5,11 +5,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
 use super::{
-    Context, Error, Report,
+    Context, Error,
     comparison::{enum_str, merged_tags, tags_cover},
-    deletion, lookup, parents,
+    lookup, parents,
     security::ImageSecurity,
-    steps::{self, Observed, Plan},
+    steps::{self, Plan},
 };
 use crate::{
     api::{
@@ -102,32 +102,6 @@ impl DefinitionFacts {
             latest: None,
         }
     }
-}
-
-/// [`steps::ensure`] for a resource a VM or scale set owns: one that exists unrecorded but carries this
-/// object's owner tag (left by an earlier object of the same name, say one orphaned and
-/// re-applied) is taken over into the record, so it is deleted with the VM.
-pub async fn ensure_owned<T, B>(
-    arm: &ArmClient,
-    report: &mut Report,
-    id: &ResourceId,
-    owner: &str,
-    uid: &str,
-    plan: impl FnOnce(Option<&T>) -> Result<Plan<B>, Error>,
-) -> Result<Observed<T>, Error>
-where
-    T: serde::de::DeserializeOwned + models::Provisioned + models::Tagged,
-    B: serde::Serialize,
-{
-    let observed = steps::ensure(arm, report, id, &[], plan).await?;
-    let tags = match &observed {
-        Observed::Ready(r) => r.tags(),
-        Observed::Busy { resource, .. } => resource.as_ref().and_then(|r| r.tags()),
-    };
-    if !report.is_created(id) && steps::tagged_as_ours(tags, owner, uid) {
-        report.record_created(id).await?;
-    }
-    Ok(observed)
 }
 
 /// A new NIC needs its subnet: one that does not exist yet is waited for (the same GitOps sync
@@ -480,41 +454,4 @@ pub fn linux_configuration(
             ),
         }),
     }
-}
-
-/// Removes what a machine owns, in the order given (the machine itself first: nothing else is
-/// deleted while it may still use it), then the resource group it created. `None` once all
-/// are gone. The machine's own refusals are errors; its NIC, IP or NSG still attached a moment
-/// after it went are `DeletingBlocked`, retried shortly.
-pub async fn remove_in_order<K: super::Managed>(
-    ctx: &Context,
-    obj: &K,
-    arm: &ArmClient,
-    report: &mut Report,
-    owned: &[(&str, &ResourceId, bool)],
-    group: &ResourceId,
-) -> Result<Option<super::Step>, Error> {
-    for (i, (what, id, ours)) in owned.iter().enumerate() {
-        if !ours {
-            continue;
-        }
-        let named = format!("{what} {}", id.name());
-        let refusal = if i == 0 {
-            deletion::Refusal::Never
-        } else {
-            deletion::Refusal::ConflictOrInvalid
-        };
-        if let Some(step) =
-            deletion::remove_owned(ctx, obj, arm, report, &named, id, refusal, async |m| m).await?
-        {
-            return Ok(Some(step));
-        }
-    }
-    if let steps::Removal::Busy { retry_after } =
-        steps::remove_resource_group(arm, report, group).await?
-    {
-        let what = format!("resource group {}", group.name());
-        return Ok(Some(steps::deleting(&what, retry_after)));
-    }
-    Ok(None)
 }

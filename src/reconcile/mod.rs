@@ -40,6 +40,7 @@ pub mod image_version;
 mod kinds;
 pub mod machines;
 mod parents;
+mod parts;
 mod report;
 pub mod scale_set_model;
 pub mod security;

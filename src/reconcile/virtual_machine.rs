@@ -10,11 +10,12 @@ use super::{
     conditions::Outcome,
     machines::{
         Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
-        computer_name, ensure_owned, linux_configuration, managed_disk, nsg_plan, owned_tags,
-        remove_in_order, resolve_image,
+        computer_name, linux_configuration, managed_disk, nsg_plan, owned_tags, resolve_image,
     },
-    parents, security,
-    steps::{self, Observed, Plan, Removal},
+    parents,
+    parts::{self, Part},
+    security,
+    steps::{self, Plan},
     tenancy::Target,
 };
 use crate::{
@@ -97,50 +98,21 @@ impl Managed for VirtualMachine {
         let location = normalize_region(&self.spec.location);
         let tags = &self.spec.options.tags;
         let uid = self.uid().unwrap_or_default();
-
-        let public_ip = if self.spec.network.public_ip {
-            match ensure_owned(&arm, report, &owned.public_ip, &owner, &uid, |o| {
-                Ok(public_ip_plan(&location, tags, &owner, o))
-            })
-            .await?
-            {
-                Observed::Ready(ip) => Some(ip),
-                Observed::Busy { retry_after, .. } => {
-                    return Ok(creating("public IP", &owned.public_ip, retry_after));
-                }
-            }
-        } else {
-            None
+        let vm_arm = async {
+            Ok(
+                match new.as_ref().and_then(|(image, ..)| image.tenant.as_ref()) {
+                    Some(tenant) => arm.with_auxiliary(vec![
+                        ctx.credential_in_tenant(&namespace, &self.spec.options, tenant)
+                            .await?,
+                    ]),
+                    None => arm.clone(),
+                },
+            )
         };
+        let [public_ip, nsg, nic, vm] = owned_parts(&owned, &self.spec);
         let ports = &self.spec.network.inbound_ports;
-        if !ports.is_empty()
-            && let Observed::Busy { retry_after, .. } =
-                ensure_owned(&arm, report, &owned.nsg, &owner, &uid, |o| {
-                    Ok(nsg_plan(&location, tags, &owner, ports, o))
-                })
-                .await?
-        {
-            return Ok(creating("network security group", &owned.nsg, retry_after));
-        }
-        if !report.is_created(&owned.nic) {
-            check_subnet(&arm, &self.spec.network.subnet_id).await?;
-        }
-        let nic_plan = |o: Option<&models::NetworkInterface>| {
-            Ok(nic_plan(&self.spec, &location, &owner, &owned, o))
-        };
-        let nic = match ensure_owned(&arm, report, &owned.nic, &owner, &uid, nic_plan).await? {
-            Observed::Ready(nic) => nic,
-            Observed::Busy { retry_after, .. } => {
-                return Ok(creating("network interface", &owned.nic, retry_after));
-            }
-        };
-        let vm_arm = match new.as_ref().and_then(|(image, ..)| image.tenant.as_ref()) {
-            Some(tenant) => arm.with_auxiliary(vec![
-                ctx.credential_in_tenant(&namespace, &self.spec.options, tenant)
-                    .await?,
-            ]),
-            None => arm.clone(),
-        };
+        let subnet = (!report.is_created(&owned.nic))
+            .then(|| check_subnet(&arm, &self.spec.network.subnet_id));
         let vm_plan = |o: Option<&models::VirtualMachine>| match (o, &new) {
             (Some(o), _) => Ok(update_plan(&self.spec, o)),
             (None, Some((image, password, security))) => Ok(create_plan(
@@ -159,53 +131,43 @@ impl Managed for VirtualMachine {
                 owned.vm.name()
             ))),
         };
-        let ensured = steps::ensure(&vm_arm, report, &owned.vm, &[], vm_plan).await;
-        if let (Err(Error::Waiting { .. }), None) = (&ensured, &new) {
-            report.set("id", None::<String>);
-            report.set("vmId", None::<String>);
-        }
-        let (vm, busy) = match ensured? {
-            Observed::Ready(vm) => (Some(vm), None),
-            Observed::Busy {
-                resource,
-                retry_after,
-                creating,
-            } => (resource, Some((retry_after, creating))),
-        };
-        if let Some(vm) = &vm {
-            report.observe(&owned.vm, vm);
-            let p = vm.props();
-            report.set("vmId", p.vm_id);
-            report.set("securityType", security_type_of(vm));
-            if let Some((image, ..)) = &new {
-                report.set("imageVersion", resolved_version(&image.id, vm));
+        let vm_status = |vm: Option<&models::VirtualMachine>, report: &mut Report| {
+            if let Some(vm) = vm {
+                report.observe(&owned.vm, vm);
+                report.set("vmId", vm.props().vm_id);
+                report.set("securityType", security_type_of(vm));
+                if let Some((image, ..)) = &new {
+                    report.set("imageVersion", resolved_version(&image.id, vm));
+                }
             }
+        };
+        let ensuring = vec![
+            public_ip.ensured(
+                |o| Ok(public_ip_plan(&location, tags, &owner, o)),
+                |ip: Option<&models::PublicIpAddress>, report| {
+                    report.set("publicIP", ip.and_then(|ip| ip.props().ip_address));
+                },
+            ),
+            nsg.ensured(
+                |o| Ok(nsg_plan(&location, tags, &owner, ports, o)),
+                |_: Option<&models::NetworkSecurityGroup>, _| {},
+            ),
+            nic.ensured(
+                |o| Ok(nic_plan(&self.spec, &location, &owner, &owned, o)),
+                |nic: Option<&models::NetworkInterface>, report| {
+                    report.set("privateIP", nic.and_then(private_ip));
+                },
+            )
+            .needs(subnet),
+            vm.ensured(vm_plan, vm_status)
+                .via(vm_arm)
+                .forgets(&["id", "vmId"]),
+        ];
+        if let Some(step) = parts::ensure(&arm, report, &owner, &uid, ensuring).await? {
+            return Ok(step);
         }
-        report.set("privateIP", private_ip(&nic));
-        report.set("publicIP", public_ip.and_then(|ip| ip.props().ip_address));
-        if let Some((retry_after, creating)) = busy {
-            let what = format!("VM {}", owned.vm.name());
-            return Ok(steps::busy(creating, &what, retry_after));
-        }
-        // Extras the spec no longer asks for go once the NIC no longer uses them, and only if
-        // this VM created them: nothing is deleted by its name alone.
-        if !self.spec.network.public_ip
-            && let Removal::Busy { retry_after } =
-                steps::remove_created(&arm, report, &owned.public_ip).await?
-        {
-            return Ok(Step::Wait(
-                Outcome::progressing("Updating", "removing the public IP"),
-                retry_after,
-            ));
-        }
-        if ports.is_empty()
-            && let Removal::Busy { retry_after } =
-                steps::remove_created(&arm, report, &owned.nsg).await?
-        {
-            return Ok(Step::Wait(
-                Outcome::progressing("Updating", "removing the network security group"),
-                retry_after,
-            ));
+        if let Some(step) = parts::remove_unwanted(&arm, report, &[public_ip, nsg]).await? {
+            return Ok(step);
         }
         Ok(Step::Done(Outcome::ready(format!(
             "VM {} is running",
@@ -218,26 +180,9 @@ impl Managed for VirtualMachine {
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
-        let vm_known = report.get("id").is_some() || report.is_created(&owned.vm);
-        let parts = [
-            ("VM", &owned.vm, vm_known),
-            (
-                "network interface",
-                &owned.nic,
-                report.is_created(&owned.nic),
-            ),
-            (
-                "public IP",
-                &owned.public_ip,
-                report.is_created(&owned.public_ip),
-            ),
-            (
-                "network security group",
-                &owned.nsg,
-                report.is_created(&owned.nsg),
-            ),
-        ];
-        if let Some(step) = remove_in_order(ctx, self, &arm, report, &parts, &owned.group).await? {
+        let [public_ip, nsg, nic, vm] = owned_parts(&owned, &self.spec);
+        let order = [vm, nic, public_ip, nsg];
+        if let Some(step) = parts::remove(ctx, self, &arm, report, &order, &owned.group).await? {
             return Ok(step);
         }
         Ok(Step::Done(Outcome::ready(format!(
@@ -247,8 +192,19 @@ impl Managed for VirtualMachine {
     }
 }
 
-fn creating(what: &str, id: &ResourceId, retry_after: std::time::Duration) -> Step {
-    steps::busy(true, &format!("{what} {}", id.name()), retry_after)
+/// What a VM owns, in the order it is created: the public IP and NSG when asked for, the NIC
+/// that uses them, the VM. Deleted VM first, then the NIC, the public IP and the NSG.
+fn owned_parts<'a>(owned: &'a Owned, spec: &VirtualMachineSpec) -> [Part<'a>; 4] {
+    [
+        Part::owned("public IP", &owned.public_ip, spec.network.public_ip),
+        Part::owned(
+            "network security group",
+            &owned.nsg,
+            !spec.network.inbound_ports.is_empty(),
+        ),
+        Part::owned("network interface", &owned.nic, true),
+        Part::main("VM", &owned.vm),
+    ]
 }
 
 /// The VM's admin account, as the shared checks take it.

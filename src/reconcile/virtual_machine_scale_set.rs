@@ -12,12 +12,12 @@ use super::{
     conditions::Outcome,
     machines::{
         Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
-        ensure_owned, nsg_plan, remove_in_order, resolve_image,
+        nsg_plan, resolve_image,
     },
     parents,
+    parts::{self, Part},
     scale_set_model::{self, Instance, ModelInputs, counts, flexible_on_model, rollout},
-    security,
-    steps::{self, Observed, Removal},
+    security, steps,
     tenancy::Target,
 };
 use crate::{
@@ -116,35 +116,19 @@ impl Managed for VirtualMachineScaleSet {
         }
         let location = normalize_region(&self.spec.location);
         let ports = &self.spec.network.inbound_ports;
-        if !ports.is_empty()
-            && let Observed::Busy { retry_after, .. } =
-                ensure_owned(&arm, report, &owned.nsg, &owner, &uid, |o| {
-                    Ok(nsg_plan(
-                        &location,
-                        &self.spec.options.tags,
-                        &owner,
-                        ports,
-                        o,
-                    ))
-                })
-                .await?
-        {
-            let what = format!("network security group {}", owned.nsg.name());
-            return Ok(steps::busy(true, &what, retry_after));
-        }
-        if !report.is_created(&owned.set) && !exists {
-            check_subnet(&arm, &self.spec.network.subnet_id).await?;
-        }
-
+        let subnet = (!report.is_created(&owned.set) && !exists)
+            .then(|| check_subnet(&arm, &self.spec.network.subnet_id));
         let wanted_image = image
             .as_ref()
             .and_then(|i| model_image(&self.spec, i, exists));
-        let set_arm = match image.as_ref().and_then(|i| i.tenant.as_ref()) {
-            Some(tenant) => arm.with_auxiliary(vec![
-                ctx.credential_in_tenant(&namespace, &self.spec.options, tenant)
-                    .await?,
-            ]),
-            None => arm.clone(),
+        let set_arm = async {
+            Ok(match image.as_ref().and_then(|i| i.tenant.as_ref()) {
+                Some(tenant) => arm.with_auxiliary(vec![
+                    ctx.credential_in_tenant(&namespace, &self.spec.options, tenant)
+                        .await?,
+                ]),
+                None => arm.clone(),
+            })
         };
         let name = azure_name(self);
         let image_os = image.as_ref().map(|i| i.os_type);
@@ -170,43 +154,48 @@ impl Managed for VirtualMachineScaleSet {
             };
             Ok(scale_set_model::scale_set_plan(&self.spec, &inputs, o))
         };
-        let ensured = steps::ensure(&set_arm, report, &owned.set, &[], plan).await;
-        if let (Err(Error::Waiting { .. }), None) = (&ensured, &new) {
-            report.set("id", None::<String>);
+        // The set as ARM returned it, for counting its instances once it is Ready.
+        let mut seen = None;
+        let [nsg_part, set_part] = owned_parts(&owned, &self.spec);
+        let ensuring = vec![
+            nsg_part.ensured(
+                |o| {
+                    Ok(nsg_plan(
+                        &location,
+                        &self.spec.options.tags,
+                        &owner,
+                        ports,
+                        o,
+                    ))
+                },
+                |_: Option<&models::NetworkSecurityGroup>, _| {},
+            ),
+            set_part
+                .ensured(
+                    plan,
+                    |set: Option<&models::VirtualMachineScaleSet>, report| {
+                        if let Some(set) = set {
+                            record(report, &owned, set);
+                            seen = Some(set.clone());
+                        }
+                    },
+                )
+                .needs(subnet)
+                .via(set_arm)
+                .forgets(&["id"]),
+        ];
+        if let Some(step) = parts::ensure(&arm, report, &owner, &uid, ensuring).await? {
+            return Ok(step);
         }
-        let set = match ensured? {
-            Observed::Ready(set) => set,
-            Observed::Busy {
-                resource,
-                retry_after,
-                creating,
-            } => {
-                if let Some(set) = &resource {
-                    record(report, &owned, set);
-                }
-                return Ok(steps::busy(
-                    creating,
-                    &format!("scale set {name}"),
-                    retry_after,
-                ));
-            }
-        };
-        record(report, &owned, &set);
+        let set = seen.expect("a Ready scale set is recorded");
         let instances = list_instances(&arm, &owned, &self.spec, &set).await?;
         let counted = counts(&instances);
         report.set("instances", &counted);
 
         // Extras the spec no longer asks for go once the model no longer uses them, and only
         // if this object created them.
-        if ports.is_empty()
-            && let Removal::Busy { retry_after } =
-                steps::remove_created(&arm, report, &owned.nsg).await?
-        {
-            return Ok(progress(
-                "Updating",
-                "removing the network security group".into(),
-                retry_after,
-            ));
+        if let Some(step) = parts::remove_unwanted(&arm, report, &[nsg_part]).await? {
+            return Ok(step);
         }
         let manual = self
             .spec
@@ -241,16 +230,10 @@ impl Managed for VirtualMachineScaleSet {
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
-        let set_known = report.get("id").is_some() || report.is_created(&owned.set);
-        let parts = [
-            ("scale set", &owned.set, set_known),
-            (
-                "network security group",
-                &owned.nsg,
-                report.is_created(&owned.nsg),
-            ),
-        ];
-        if let Some(step) = remove_in_order(ctx, self, &arm, report, &parts, &owned.group).await? {
+        let [nsg, set] = owned_parts(&owned, &self.spec);
+        if let Some(step) =
+            parts::remove(ctx, self, &arm, report, &[set, nsg], &owned.group).await?
+        {
             return Ok(step);
         }
         Ok(Step::Done(Outcome::ready(format!(
@@ -258,6 +241,19 @@ impl Managed for VirtualMachineScaleSet {
             owned.set.name()
         ))))
     }
+}
+
+/// What a scale set owns, in the order it is created: the NSG when asked for, the scale set.
+/// Deleted in reverse.
+fn owned_parts<'a>(owned: &'a Owned, spec: &VirtualMachineScaleSetSpec) -> [Part<'a>; 2] {
+    [
+        Part::owned(
+            "network security group",
+            &owned.nsg,
+            !spec.network.inbound_ports.is_empty(),
+        ),
+        Part::main("scale set", &owned.set),
+    ]
 }
 
 fn progress(reason: &str, message: String, after: Duration) -> Step {
