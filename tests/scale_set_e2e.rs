@@ -152,31 +152,17 @@ async fn a_scale_set_following_latest_rolls_to_a_new_version_and_holds_its_image
     assert_eq!(st["instances"]["ready"], 2);
     wait_reason(&s.client, &s.ns, KIND, "web", "Ready").await;
 
-    // The version the scale set runs waits for it; the old one goes at once.
+    // Deleting the version it runs rolls it back to the definition's next latest, 1.0.0 (a
+    // version being deleted is no one's latest); then nothing holds 2.0.0 and it goes.
     let versions: Api<ImageVersion> = Api::namespaced(s.client.clone(), &s.ns);
     versions
         .delete("v2.0.0", &DeleteParams::default())
         .await
         .unwrap();
-    let message = wait_reason(
-        &s.client,
-        &s.ns,
-        "ImageVersion",
-        "v2.0.0",
-        "DeletingBlocked",
-    )
-    .await;
-    assert!(
-        message.contains("VirtualMachineScaleSet web"),
-        "names the scale set: {message}"
-    );
-    versions
-        .delete("v1.0.0", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually(READY_DEADLINE, "v1.0.0 gone", || async {
+    wait_rolled(&s, "web", "1.0.0", 2).await;
+    eventually(READY_DEADLINE, "v2.0.0 gone", || async {
         versions
-            .get_opt("v1.0.0")
+            .get_opt("v2.0.0")
             .await
             .unwrap()
             .is_none()
@@ -184,12 +170,31 @@ async fn a_scale_set_following_latest_rolls_to_a_new_version_and_holds_its_image
     })
     .await;
 
+    // The version it runs now waits for it, and says why; the scale set keeps its model.
+    versions
+        .delete("v1.0.0", &DeleteParams::default())
+        .await
+        .unwrap();
+    let message = wait_reason(
+        &s.client,
+        &s.ns,
+        "ImageVersion",
+        "v1.0.0",
+        "DeletingBlocked",
+    )
+    .await;
+    assert!(
+        message.contains("VirtualMachineScaleSet web uses this ImageVersion"),
+        "names the scale set: {message}"
+    );
+    wait_reason(&s.client, &s.ns, KIND, "web", "Ready").await;
+
     // Deleting the scale set releases the version; the NSG goes after the scale set.
     let sets: Api<VirtualMachineScaleSet> = Api::namespaced(s.client.clone(), &s.ns);
     sets.delete("web", &DeleteParams::default()).await.unwrap();
-    eventually(READY_DEADLINE, "the scale set and v2.0.0 gone", || async {
+    eventually(READY_DEADLINE, "the scale set and v1.0.0 gone", || async {
         (sets.get_opt("web").await.unwrap().is_none()
-            && versions.get_opt("v2.0.0").await.unwrap().is_none())
+            && versions.get_opt("v1.0.0").await.unwrap().is_none())
         .then_some(())
     })
     .await;
@@ -216,7 +221,9 @@ async fn a_scale_set_following_latest_rolls_to_a_new_version_and_holds_its_image
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_is_reconciled_and_a_manual_policy_counts_instances_not_yet_upgraded() {
-    let s = Scenario::start("vmss-manual", SPEED, &["--resync", "3"]).await;
+    // A resync far beyond the deadlines: the new latest version must move the model through
+    // the wake-up its definition's change brings, not through a periodic read.
+    let s = Scenario::start("vmss-manual", SPEED, &["--resync", "600"]).await;
     s.apply(&images()).await;
     s.apply(&version(&s, "1.0.0")).await;
     s.apply(&scale_set(&s, "app", "  followLatest: true\n"))

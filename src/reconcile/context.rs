@@ -512,6 +512,8 @@ pub struct Synced {
     /// The `Ready` message of that read.
     pub message: String,
     pub due: Instant,
+    /// What the object then derived from other objects ([`super::Managed::derived`]).
+    pub derived: Option<String>,
 }
 
 /// Below this, a wake-up is taken as the resync itself (the scheduler fires at, not before,
@@ -524,9 +526,12 @@ impl Synced {
         &self,
         generation: Option<i64>,
         requested_at: Option<&str>,
+        derived: Option<&str>,
         now: Instant,
     ) -> Option<Duration> {
-        (self.generation == generation && self.requested_at.as_deref() == requested_at)
+        (self.generation == generation
+            && self.requested_at.as_deref() == requested_at
+            && self.derived.as_deref() == derived)
             .then(|| self.due.saturating_duration_since(now))
             .filter(|left| *left > DUE_SLACK)
     }
@@ -613,19 +618,23 @@ mod tests {
             requested_at: None,
             message: "ready".into(),
             due: now + Duration::from_secs(60),
+            derived: Some("1.0.0".into()),
         };
-        let left = synced.until_due(Some(3), None, now).unwrap();
+        let same = Some("1.0.0");
+        let left = synced.until_due(Some(3), None, same, now).unwrap();
         assert_eq!(left, Duration::from_secs(60));
-        // The resync itself, a spec change and a requested reconcile all read ARM.
+        // The resync itself, a spec change, a requested reconcile and a change of what the
+        // object follows (a scale set's latest version) all read ARM.
         assert_eq!(
-            synced.until_due(Some(3), None, now + Duration::from_secs(60)),
+            synced.until_due(Some(3), None, same, now + Duration::from_secs(60)),
             None
         );
-        assert_eq!(synced.until_due(Some(4), None, now), None);
+        assert_eq!(synced.until_due(Some(4), None, same, now), None);
         assert_eq!(
-            synced.until_due(Some(3), Some("2026-11-25T12:00:00Z"), now),
+            synced.until_due(Some(3), Some("2026-11-25T12:00:00Z"), same, now),
             None
         );
+        assert_eq!(synced.until_due(Some(3), None, Some("2.0.0"), now), None);
     }
 
     #[test]

@@ -127,6 +127,12 @@ pub trait Managed:
     /// Status fields derived from our caches alone, recomputed on every wake-up (also those
     /// that need no ARM read).
     fn refresh(&self, _ctx: &Context, _report: &mut Report) {}
+    /// What the object's Azure state follows besides its own spec, from our caches (a scale
+    /// set with `followLatest`: its definition's latest version). A change is due at once: the
+    /// wake-up it brings reads and updates Azure instead of waiting for the resync.
+    fn derived(&self, _ctx: &Context) -> Option<String> {
+        None
+    }
     /// What the object acts on in Azure, from its spec alone (pure), with the field that names
     /// it: checked against its namespace's scopes before any ARM call. Parents in the same
     /// namespace are checked as themselves.
@@ -201,11 +207,13 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     let deleting = obj.meta().deletion_timestamp.is_some();
 
     let requested_at = obj.annotations().get(REQUESTED_AT).map(String::as_str);
+    let derived = obj.derived(&ctx);
     if !deleting
         && let Some(synced) = ctx.in_sync.get(&key)
         && let Some(left) = synced.until_due(
             obj.meta().generation,
             requested_at,
+            derived.as_deref(),
             std::time::Instant::now(),
         )
     {
@@ -293,6 +301,7 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
                 requested_at: requested_at.map(str::to_string),
                 message: outcome.message.clone(),
                 due: std::time::Instant::now() + after,
+                derived,
             });
             (outcome, Action::requeue(after))
         }

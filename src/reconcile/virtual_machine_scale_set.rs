@@ -10,6 +10,7 @@ use kube::ResourceExt;
 use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
+    lookup,
     machines::{
         Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
         nsg_plan, resolve_image,
@@ -56,6 +57,24 @@ impl Managed for VirtualMachineScaleSet {
                 Target::Subnet(self.spec.network.subnet_id.clone()),
             ),
         ]
+    }
+
+    /// With `followLatest`, the definition's latest version: a new one moves the model at once.
+    fn derived(&self, ctx: &Context) -> Option<String> {
+        let definition = self.spec.image.image_definition_ref.as_ref()?;
+        if !self.spec.follow_latest {
+            return None;
+        }
+        let namespace = self.namespace().unwrap_or_default();
+        lookup(
+            ctx.stores.of::<crate::api::ImageDefinition>(),
+            &namespace,
+            &definition.name,
+        )?
+        .status
+        .as_ref()?
+        .latest_version
+        .clone()
     }
 
     async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
