@@ -220,7 +220,8 @@ async fn a_scale_set_following_latest_rolls_to_a_new_version_and_holds_its_image
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capacity_is_reconciled_and_a_manual_policy_counts_instances_not_yet_upgraded() {
+async fn capacity_up_and_down_is_reconciled_and_a_manual_policy_counts_instances_not_yet_upgraded()
+{
     // A resync far beyond the deadlines: the new latest version must move the model through
     // the wake-up its definition's change brings, not through a periodic read.
     let s = Scenario::start("vmss-manual", SPEED, &["--resync", "600"]).await;
@@ -278,6 +279,25 @@ async fn capacity_is_reconciled_and_a_manual_policy_counts_instances_not_yet_upg
             .ends_with("/versions/2.0.0"),
         "the model in Azure names 2.0.0"
     );
+
+    // Scaling in: Azure removes instances down to the new capacity.
+    sets.patch(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"capacity": 1}})),
+    )
+    .await
+    .unwrap();
+    eventually(READY_DEADLINE, "one instance left", || async {
+        let st = status(&s, "app").await;
+        (st["instances"]["total"] == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.probe.get(&set_path, COMPUTE_API).await.unwrap()["sku"]["capacity"],
+        1
+    );
+    wait_reason(&s.client, &s.ns, KIND, "app", "Ready").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
