@@ -15,7 +15,7 @@ use crate::{
     api::{
         AzureResourceOptions, SecretKeyRef,
         image_definition::{OsState, OsType},
-        machine::{VmDiskStorageType, VmImage},
+        machine::{VmDiskStorageType, VmImage, VmSecurity},
     },
     arm::{ArmClient, ResourceId, models},
 };
@@ -454,4 +454,25 @@ pub fn linux_configuration(
             ),
         }),
     }
+}
+
+/// What creating a machine needs beyond its image, checked before any write: the admin account
+/// fits the image, the security type is one the image starts, and the password (read from its
+/// Secret, never shown) meets Azure's policy. Gives the password and the security profile.
+pub async fn creation(
+    ctx: &Context,
+    namespace: &str,
+    admin: &Admin<'_>,
+    security: Option<&VmSecurity>,
+    image: &ResolvedImage,
+) -> Result<(Option<String>, Option<models::SecurityProfile>), Error> {
+    check_os_profile(admin, image)?;
+    let (_, profile) =
+        super::security::vm_profile(security, image.security, image.generation.as_deref())
+            .map_err(Error::InvalidSpec)?;
+    let password = admin_password(ctx, namespace, admin.password).await?;
+    if let Some(password) = &password {
+        check_password(image.os_type, password)?;
+    }
+    Ok((password, profile))
 }

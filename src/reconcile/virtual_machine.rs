@@ -9,12 +9,11 @@ use super::{
     comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
     machines::{
-        Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
-        computer_name, linux_configuration, managed_disk, nsg_plan, owned_tags, resolve_image,
+        Admin, ResolvedImage, check_subnet, computer_name, creation, linux_configuration,
+        managed_disk, nsg_plan, owned_tags, resolve_image,
     },
     parents,
     parts::{self, Part},
-    security,
     steps::{self, Plan},
     tenancy::Target,
 };
@@ -63,22 +62,14 @@ impl Managed for VirtualMachine {
         } else {
             let image =
                 resolve_image(ctx, &namespace, &self.spec.image, &self.spec.options, &arm).await?;
-            check_os_profile(&admin(&self.spec), &image)?;
-            let (_, security) = security::vm_profile(
-                self.spec.security.as_ref(),
-                image.security,
-                image.generation.as_deref(),
-            )
-            .map_err(Error::InvalidSpec)?;
-            let password = admin_password(
+            let (password, security) = creation(
                 ctx,
                 &namespace,
-                self.spec.admin_password_secret_ref.as_ref(),
+                &admin(&self.spec),
+                self.spec.security.as_ref(),
+                &image,
             )
             .await?;
-            if let Some(password) = &password {
-                check_password(image.os_type, password)?;
-            }
             Some((image, password, security))
         };
         ctx.check_regions(&arm, owned.vm.subscription(), [self.spec.location.as_str()])
@@ -485,7 +476,13 @@ fn private_ip(nic: &models::NetworkInterface) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{api::image_definition::OsState, reconcile::security::ImageSecurity};
+    use crate::{
+        api::image_definition::OsState,
+        reconcile::{
+            machines::{check_os_profile, check_password},
+            security::ImageSecurity,
+        },
+    };
 
     fn spec(json: serde_json::Value) -> VirtualMachineSpec {
         let mut base = serde_json::json!({

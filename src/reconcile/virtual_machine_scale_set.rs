@@ -11,14 +11,11 @@ use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
     lookup,
-    machines::{
-        Admin, ResolvedImage, admin_password, check_os_profile, check_password, check_subnet,
-        nsg_plan, resolve_image,
-    },
+    machines::{Admin, ResolvedImage, check_subnet, creation, nsg_plan, resolve_image},
     parents,
     parts::{self, Part},
     scale_set_model::{self, Instance, ModelInputs, counts, flexible_on_model, rollout},
-    security, steps,
+    steps,
     tenancy::Target,
 };
 use crate::{
@@ -96,23 +93,16 @@ impl Managed for VirtualMachineScaleSet {
             None
         } else {
             let image = image.clone().expect("resolved above for a new scale set");
-            check_os_profile(&admin(&self.spec), &image)?;
-            let (_, profile) = security::vm_profile(
-                self.spec.security.as_ref(),
-                image.security,
-                image.generation.as_deref(),
+            Some(
+                creation(
+                    ctx,
+                    &namespace,
+                    &admin(&self.spec),
+                    self.spec.security.as_ref(),
+                    &image,
+                )
+                .await?,
             )
-            .map_err(Error::InvalidSpec)?;
-            let password = admin_password(
-                ctx,
-                &namespace,
-                self.spec.admin_password_secret_ref.as_ref(),
-            )
-            .await?;
-            if let Some(password) = &password {
-                check_password(image.os_type, password)?;
-            }
-            Some((password, profile))
         };
         ctx.check_regions(
             &arm,
