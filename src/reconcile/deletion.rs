@@ -125,7 +125,7 @@ pub async fn delete_recorded<K: Managed>(
     ctx: &Context,
     obj: &K,
     report: &mut Report,
-    what: &str,
+    what: &'static str,
 ) -> Result<Step, Error> {
     let recorded = report
         .get("id")
@@ -139,19 +139,17 @@ pub async fn delete_recorded<K: Managed>(
     };
     let namespace = obj.namespace().unwrap_or_default();
     let arm = ctx.arm_for(&namespace, obj.options()).await?;
-    let named = format!("{what} {}", id.name());
-    Ok(remove_owned(
-        ctx,
-        obj,
-        &arm,
-        report,
-        &named,
-        &id,
-        Refusal::Conflict,
-        async |m| m,
-    )
-    .await?
-    .unwrap_or_else(|| Step::Done(Outcome::ready(format!("{named} deleted from Azure")))))
+    let own = super::parts::Part::main(what, &id)
+        .removed()
+        .refusing(Refusal::Conflict);
+    Ok(super::parts::remove(ctx, obj, &arm, report, vec![own])
+        .await?
+        .unwrap_or_else(|| {
+            Step::Done(Outcome::ready(format!(
+                "{what} {} deleted from Azure",
+                id.name()
+            )))
+        }))
 }
 
 /// Which ARM refusals of a delete mean "not yet" (what the resource held is still going away)

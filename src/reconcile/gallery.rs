@@ -1,4 +1,7 @@
-//! Gallery: resource group (when asked), the gallery, and its RBAC role assignments.
+//! Gallery: resource group (when asked), the gallery, its RBAC role assignments and its
+//! sharing, as one ordered list of parts.
+
+use std::sync::OnceLock;
 
 use kube::ResourceExt;
 
@@ -6,8 +9,8 @@ use super::{
     Context, Error, Managed, Report, Step,
     comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
-    deletion,
-    steps::{self, Observed, Plan, Removal},
+    parts::{self, Act, BoxFuture, Part},
+    steps::{self, Plan},
     tenancy::Target,
 };
 use crate::{
@@ -36,76 +39,61 @@ impl Managed for Gallery {
         )]
     }
 
-    async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+    /// The gallery's ID and the client; its region checked against the subscription's.
+    type Resolved = (ResourceId, ArmClient);
+
+    async fn resolve(&self, ctx: &Context, _report: &mut Report) -> Result<Self::Resolved, Error> {
         let id = gallery_id(ctx, self)?;
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
-        let group = id.parent().expect("a gallery has a resource group");
         ctx.check_regions(&arm, id.subscription(), [self.spec.location.as_str()])
             .await?;
-        // The group is checked until the gallery exists; after that a resync costs one GET,
-        // and a group deleted behind our back shows up as ResourceGroupNotFound below.
+        Ok((id, arm))
+    }
+
+    async fn apply(
+        &self,
+        _ctx: &Context,
+        (id, arm): Self::Resolved,
+        report: &mut Report,
+    ) -> Result<Step, Error> {
         let uid = self.uid().unwrap_or_default();
         let owner = steps::owner_of(self);
+        let group = id.parent().expect("a gallery has a resource group");
         let known = report.get("id").is_some();
-        if self.spec.create_resource_group && !known {
-            steps::ensure_resource_group(&arm, report, &group, &self.spec.location, &owner, &uid)
-                .await?;
-        }
-        let mut observed = steps::ensure(&arm, report, &id, &[], |observed| {
-            check_permissions(&self.spec, observed)?;
-            Ok(plan(&self.spec, observed))
-        })
-        .await;
-        if let Err(Error::Arm(ArmError::NotFound { code, .. })) = &observed
-            && code == "ResourceGroupNotFound"
-            && self.spec.create_resource_group
-            && known
-        {
-            steps::ensure_resource_group(&arm, report, &group, &self.spec.location, &owner, &uid)
-                .await?;
-            observed = steps::ensure(&arm, report, &id, &[], |observed| {
-                Ok(plan(&self.spec, observed))
-            })
-            .await;
-        }
-        let gallery = match observed.map_err(|e| not_found_hint(e, &self.spec))? {
-            Observed::Ready(gallery) => gallery,
-            Observed::Busy {
-                resource,
-                retry_after,
-                creating,
-            } => {
-                if let Some(g) = &resource {
-                    record(report, &id, g);
-                }
-                let what = format!("gallery {}", id.name());
-                return Ok(steps::busy(creating, &what, retry_after));
-            }
-        };
-        record(report, &id, &gallery);
-        // Without `spec.sharing` the gallery's role assignments are not ours to manage (and a
-        // resync costs no listing); with it, they are reconciled to exactly its list.
-        let changed = match &self.spec.sharing {
-            Some(sharing) => {
-                reconcile_role_assignments(&arm, &id, &sharing.role_assignments).await?
-            }
-            None => false,
-        };
-        if changed {
-            return Ok(Step::Wait(
-                Outcome::progressing("Updating", "role assignments updated"),
-                steps::BUSY_POLL,
-            ));
-        }
-        if let Some(step) = reconcile_sharing(&arm, report, &id, &self.spec, &gallery).await? {
-            return Ok(step);
-        }
-        Ok(Step::Done(Outcome::ready(format!(
-            "gallery {} is ready",
-            id.name()
-        ))))
+        let seen = OnceLock::new();
+        let [group_part, gallery, assignments, sharing] = owned_parts(&group, &id, &self.spec);
+        let ensuring = vec![
+            group_part.ensured_group(&self.spec.location, !known),
+            gallery.ensured(
+                |observed| {
+                    check_permissions(&self.spec, observed)?;
+                    Ok(plan(&self.spec, observed))
+                },
+                |g: Option<&models::Gallery>, report| {
+                    if let Some(g) = g {
+                        record(report, &id, g);
+                        let _ = seen.set(g.clone());
+                    }
+                },
+            ),
+            assignments.acted(RoleAssignments {
+                gallery: &id,
+                desired: self.spec.sharing.as_ref().map(|s| &s.role_assignments[..]),
+            }),
+            sharing.acted(Sharing {
+                id: &id,
+                spec: &self.spec,
+                seen: &seen,
+            }),
+        ];
+        let step = parts::ensure(&arm, report, &owner, &uid, ensuring)
+            .await
+            .map_err(|e| not_found_hint(e, &self.spec))?;
+        Ok(step.unwrap_or_else(|| {
+            Step::Done(Outcome::ready(format!("gallery {} is ready", id.name())))
+        }))
     }
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
@@ -113,48 +101,114 @@ impl Managed for Gallery {
         let namespace = self.namespace().unwrap_or_default();
         let id = gallery_id(ctx, self)?;
         let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
-        if let Some(step) = reset_sharing(&arm, report, &id, &self.spec).await? {
+        let group = id.parent().expect("a gallery has a resource group");
+        let [group_part, gallery, assignments, sharing] = owned_parts(&group, &id, &self.spec);
+        let removing = vec![
+            group_part.removed(),
+            gallery
+                .removed()
+                .held_by_children("images", "image definitions"),
+            assignments.removed(),
+            sharing.removed().undone_by(ResetSharing {
+                id: &id,
+                spec: &self.spec,
+            }),
+        ];
+        if let Some(step) = parts::remove(ctx, self, &arm, report, removing).await? {
             return Ok(step);
-        }
-        let gallery = format!("gallery {}", id.name());
-        let explain = async |message: String| {
-            let images = arm_children(&arm, &id).await;
-            if images.is_empty() {
-                message
-            } else {
-                format!(
-                    "image definitions still in the gallery: {}",
-                    images.join(", ")
-                )
-            }
-        };
-        if let Some(step) = deletion::remove_owned(
-            ctx,
-            self,
-            &arm,
-            report,
-            &gallery,
-            &id,
-            deletion::Refusal::Conflict,
-            explain,
-        )
-        .await?
-        {
-            return Ok(step);
-        }
-        {
-            let group = id.parent().expect("a gallery has a resource group");
-            if let Removal::Busy { retry_after } =
-                steps::remove_resource_group(&arm, report, &group).await?
-            {
-                let what = format!("resource group {}", group.name());
-                return Ok(steps::deleting(&what, retry_after));
-            }
         }
         Ok(Step::Done(Outcome::ready(format!(
             "gallery {} deleted from Azure",
             id.name()
         ))))
+    }
+}
+
+/// What a gallery owns, in the order it is made: the resource group when asked, the gallery,
+/// the role assignments at its scope and its sharing (both with `spec.sharing` only: without
+/// it the gallery's role assignments are not ours to manage, and a resync lists none).
+/// Deleted in reverse: sharing reset first (Azure refuses to delete a shared gallery), the
+/// assignments with the gallery, the group if this object made it and it is empty.
+fn owned_parts<'a>(group: &'a ResourceId, id: &'a ResourceId, spec: &GallerySpec) -> [Part<'a>; 4] {
+    let sharing = spec.sharing.is_some();
+    [
+        Part::group(group, spec.create_resource_group),
+        Part::main("gallery", id),
+        Part::action("role assignments of", id, sharing),
+        Part::action("sharing of", id, sharing),
+    ]
+}
+
+/// The gallery's role assignments made exactly the spec's (ours only: others' are left alone).
+struct RoleAssignments<'a> {
+    gallery: &'a ResourceId,
+    desired: Option<&'a [GalleryRoleAssignment]>,
+}
+
+impl<'a> Act<'a> for RoleAssignments<'a> {
+    fn run<'r>(
+        self: Box<Self>,
+        arm: &'r ArmClient,
+        _report: &'r mut Report,
+    ) -> BoxFuture<'r, Result<Option<Step>, Error>>
+    where
+        'a: 'r,
+    {
+        Box::pin(async move {
+            let desired = self.desired.unwrap_or_default();
+            if !reconcile_role_assignments(arm, self.gallery, desired).await? {
+                return Ok(None);
+            }
+            Ok(Some(Step::Wait(
+                Outcome::progressing("Updating", "role assignments updated"),
+                steps::BUSY_POLL,
+            )))
+        })
+    }
+}
+
+/// The gallery's direct or community sharing made the spec's.
+struct Sharing<'a> {
+    id: &'a ResourceId,
+    spec: &'a GallerySpec,
+    /// The gallery as ARM returned it just before.
+    seen: &'a OnceLock<models::Gallery>,
+}
+
+impl<'a> Act<'a> for Sharing<'a> {
+    fn run<'r>(
+        self: Box<Self>,
+        arm: &'r ArmClient,
+        report: &'r mut Report,
+    ) -> BoxFuture<'r, Result<Option<Step>, Error>>
+    where
+        'a: 'r,
+    {
+        Box::pin(async move {
+            let Some(gallery) = self.seen.get() else {
+                return Ok(None);
+            };
+            reconcile_sharing(arm, report, self.id, self.spec, gallery).await
+        })
+    }
+}
+
+/// The gallery's sharing reset before it is deleted.
+struct ResetSharing<'a> {
+    id: &'a ResourceId,
+    spec: &'a GallerySpec,
+}
+
+impl<'a> Act<'a> for ResetSharing<'a> {
+    fn run<'r>(
+        self: Box<Self>,
+        arm: &'r ArmClient,
+        report: &'r mut Report,
+    ) -> BoxFuture<'r, Result<Option<Step>, Error>>
+    where
+        'a: 'r,
+    {
+        Box::pin(reset_sharing(arm, report, self.id, self.spec))
     }
 }
 
@@ -556,13 +610,37 @@ async fn reconcile_role_assignments(
     gallery: &ResourceId,
     desired: &[GalleryRoleAssignment],
 ) -> Result<bool, Error> {
-    let path = format!("{gallery}/providers/Microsoft.Authorization/roleAssignments");
+    let path = assignments_path(gallery);
     let query = [
         ("api-version", arm.api_versions().authorization.as_str()),
         ("$filter", "atScope()"),
     ];
     let existing: Vec<models::RoleAssignment> =
         arm.list(gallery.subscription(), &path, &query).await?;
+    let (create, delete) = assignment_changes(gallery, desired, &existing);
+    for (name, body) in &create {
+        let id = ResourceId::parse(&format!("{path}/{name}"))?;
+        arm.put::<_, models::RoleAssignment>(&id, body).await?;
+    }
+    for name in &delete {
+        arm.delete(&ResourceId::parse(&format!("{path}/{name}"))?)
+            .await?;
+    }
+    Ok(!create.is_empty() || !delete.is_empty())
+}
+
+fn assignments_path(gallery: &ResourceId) -> String {
+    format!("{gallery}/providers/Microsoft.Authorization/roleAssignments")
+}
+
+/// The role assignments to create (by name, with their body) and the names of ours to delete,
+/// so that the gallery's become `desired` (pure). Principals and roles compare case-blind; an
+/// assignment is ours when its name is [`assignment_name`] of its principal and role.
+pub fn assignment_changes(
+    gallery: &ResourceId,
+    desired: &[GalleryRoleAssignment],
+    existing: &[models::RoleAssignment],
+) -> (Vec<(String, models::RoleAssignment)>, Vec<String>) {
     let key = |p: &RoleAssignmentProperties| {
         (
             p.principal_id
@@ -575,7 +653,7 @@ async fn reconcile_role_assignments(
                 .to_ascii_lowercase(),
         )
     };
-    let mut changed = false;
+    let mut create = Vec::new();
     for want in desired {
         let role = role_definition_id(gallery.subscription(), &want.role);
         let wanted_key = (
@@ -585,21 +663,16 @@ async fn reconcile_role_assignments(
         if existing.iter().any(|e| key(&e.props()) == wanted_key) {
             continue;
         }
-        let id = ResourceId::parse(&format!(
-            "{path}/{}",
-            assignment_name(gallery, &want.principal_id, &role)
-        ))?;
         let body = models::RoleAssignment {
             properties: Some(RoleAssignmentProperties {
-                role_definition_id: Some(role),
+                role_definition_id: Some(role.clone()),
                 principal_id: Some(want.principal_id.clone()),
                 principal_type: Some(format!("{:?}", want.principal_type)),
                 scope: None,
             }),
             ..Default::default()
         };
-        arm.put::<_, models::RoleAssignment>(&id, &body).await?;
-        changed = true;
+        create.push((assignment_name(gallery, &want.principal_id, &role), body));
     }
     let wanted: Vec<String> = desired
         .iter()
@@ -611,30 +684,20 @@ async fn reconcile_role_assignments(
             )
         })
         .collect();
-    for assignment in &existing {
-        let props = assignment.props();
-        let (principal, role) = (
-            props.principal_id.unwrap_or_default(),
-            props.role_definition_id.unwrap_or_default(),
-        );
-        let name = assignment.name.clone().unwrap_or_default();
-        let ours = name == assignment_name(gallery, &principal, &role);
-        if ours && !wanted.contains(&name) {
-            arm.delete(&ResourceId::parse(&format!("{path}/{name}"))?)
-                .await?;
-            changed = true;
-        }
-    }
-    Ok(changed)
-}
-
-/// Names of the image definitions ARM still has in the gallery (for a helpful message).
-async fn arm_children(arm: &ArmClient, gallery: &ResourceId) -> Vec<String> {
-    let query = [("api-version", arm.api_versions().gallery.as_str())];
-    arm.list::<models::GalleryImage>(gallery.subscription(), &format!("{gallery}/images"), &query)
-        .await
-        .map(|images| images.into_iter().filter_map(|i| i.name).collect())
-        .unwrap_or_default()
+    let delete = existing
+        .iter()
+        .filter_map(|assignment| {
+            let props = assignment.props();
+            let (principal, role) = (
+                props.principal_id.unwrap_or_default(),
+                props.role_definition_id.unwrap_or_default(),
+            );
+            let name = assignment.name.clone().unwrap_or_default();
+            let ours = name == assignment_name(gallery, &principal, &role);
+            (ours && !wanted.contains(&name)).then_some(name)
+        })
+        .collect();
+    (create, delete)
 }
 
 #[cfg(test)]
@@ -783,6 +846,54 @@ mod tests {
             role_definition_id("sub", "/providers/x/roleDefinitions/y"),
             "/providers/x/roleDefinitions/y"
         );
+    }
+
+    #[test]
+    fn role_assignments_change_by_the_difference_and_only_ours_go() {
+        use crate::api::gallery::PrincipalType;
+        let g = ResourceId::parse(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g",
+        )
+        .unwrap();
+        let want = |principal: &str, role: &str| GalleryRoleAssignment {
+            principal_id: principal.into(),
+            role: role.into(),
+            principal_type: PrincipalType::Group,
+        };
+        let existing = |name: String, principal: &str, role: &str| models::RoleAssignment {
+            name: Some(name),
+            properties: Some(RoleAssignmentProperties {
+                principal_id: Some(principal.into()),
+                role_definition_id: Some(role_definition_id("s", role)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let reader = role_definition_id("s", "Reader");
+        let contributor = role_definition_id("s", "Contributor");
+        let have = [
+            // Ours, still wanted (principal in another case).
+            existing(assignment_name(&g, "aaaa", &reader), "AAAA", "Reader"),
+            // Ours, no longer wanted.
+            existing(
+                assignment_name(&g, "bbbb", &contributor),
+                "bbbb",
+                "Contributor",
+            ),
+            // Someone else's.
+            existing("foreign".into(), "cccc", "Owner"),
+        ];
+        let (create, delete) =
+            assignment_changes(&g, &[want("aaaa", "Reader"), want("dddd", "Reader")], &have);
+        assert_eq!(
+            create.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            [assignment_name(&g, "dddd", &reader)]
+        );
+        let body = create[0].1.properties.as_ref().unwrap();
+        assert_eq!(body.role_definition_id.as_deref(), Some(reader.as_str()));
+        assert_eq!(body.principal_type.as_deref(), Some("Group"));
+        assert_eq!(delete, [assignment_name(&g, "bbbb", &contributor)]);
+        assert_eq!(assignment_changes(&g, &[], &have[2..]), (vec![], vec![]));
     }
 
     #[test]

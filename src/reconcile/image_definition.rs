@@ -8,7 +8,8 @@ use super::{
     comparison::{enum_str, merged_tags, same_instant, tags_cover},
     conditions::Outcome,
     deletion::delete_recorded,
-    steps::{self, Observed, Plan},
+    parts::{self, Part},
+    steps::{self, Plan},
     tenancy::Target,
 };
 use crate::{
@@ -34,13 +35,14 @@ impl Managed for ImageDefinition {
         report.set("latestVersion", latest_version(ctx, self));
     }
 
-    async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+    type Resolved = Resolved;
+
+    async fn resolve(&self, ctx: &Context, report: &mut Report) -> Result<Resolved, Error> {
         self.refresh(ctx, report);
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
         let (gallery, gallery_location, gallery_sharing) = resolve_gallery(ctx, self, &arm).await?;
-        check_sharing(&self.spec, gallery_sharing)?;
         let location = normalize_region(self.spec.location.as_deref().unwrap_or(&gallery_location));
         report.set("location", &location);
         ctx.check_regions(&arm, gallery.subscription(), [location.as_str()])
@@ -53,7 +55,28 @@ impl Managed for ImageDefinition {
                 .clone()
                 .unwrap_or_else(|| self.name_any()),
         );
-        let observed = steps::ensure(&arm, report, &id, &[], |observed| {
+        Ok(Resolved {
+            arm,
+            id,
+            location,
+            gallery_sharing,
+        })
+    }
+
+    fn validate(&self, resolved: &Resolved) -> Result<(), Error> {
+        check_sharing(&self.spec, resolved.gallery_sharing.as_deref())
+    }
+
+    async fn apply(
+        &self,
+        _ctx: &Context,
+        resolved: Resolved,
+        report: &mut Report,
+    ) -> Result<Step, Error> {
+        let Resolved {
+            arm, id, location, ..
+        } = resolved;
+        let plan = |observed: Option<&models::GalleryImage>| {
             // Azure cannot change these; adopting a definition that differs would fail every write.
             let conflicts = observed
                 .map(|o| immutable_conflicts(&self.spec, o))
@@ -66,40 +89,41 @@ impl Managed for ImageDefinition {
                 )));
             }
             Ok(plan(&self.spec, &location, observed))
-        });
-        match observed.await? {
-            Observed::Ready(image) => {
-                report.observe(&id, &image);
-                report.set(
-                    "securityType",
-                    ImageSecurity::of_definition(&image).as_str(),
-                );
-                // latestVersion follows versions as they turn Ready: each wakes this object
-                // through the shared cache, so the news is there when it runs.
-                Ok(Step::Done(Outcome::ready(format!(
-                    "image definition {} is ready",
-                    id.name()
-                ))))
+        };
+        let status = |image: Option<&models::GalleryImage>, report: &mut Report| {
+            if let Some(image) = image {
+                report.observe(&id, image);
+                report.set("securityType", ImageSecurity::of_definition(image).as_str());
             }
-            Observed::Busy {
-                resource,
-                retry_after,
-                creating,
-            } => {
-                if let Some(image) = &resource {
-                    report.observe(&id, image);
-                    report.set("securityType", ImageSecurity::of_definition(image).as_str());
-                }
-                let what = format!("image definition {}", id.name());
-                Ok(steps::busy(creating, &what, retry_after))
-            }
+        };
+        let owner = steps::owner_of(self);
+        let uid = self.uid().unwrap_or_default();
+        let ensuring = vec![Part::main("image definition", &id).ensured(plan, status)];
+        if let Some(step) = parts::ensure(&arm, report, &owner, &uid, ensuring).await? {
+            return Ok(step);
         }
+        // latestVersion follows versions as they turn Ready: each wakes this object through
+        // the shared cache, so the news is there when it runs.
+        Ok(Step::Done(Outcome::ready(format!(
+            "image definition {} is ready",
+            id.name()
+        ))))
     }
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
         // Its users and versions went first (`deletion::dependents_first`).
         delete_recorded(ctx, self, report, "image definition").await
     }
+}
+
+/// What a definition needs of its gallery.
+pub struct Resolved {
+    arm: ArmClient,
+    id: ResourceId,
+    /// Normalised: the spec's, or the gallery's.
+    location: String,
+    /// The gallery's sharing permissions, when known.
+    gallery_sharing: Option<String>,
 }
 
 /// The gallery's ARM ID, region and sharing permissions (when known).
@@ -137,7 +161,7 @@ async fn resolve_gallery(
 /// ConfidentialVM definitions (azure-today §A.2): say so before writing (pure).
 pub fn check_sharing(
     spec: &ImageDefinitionSpec,
-    gallery_sharing: Option<String>,
+    gallery_sharing: Option<&str>,
 ) -> Result<(), Error> {
     let wanted = ImageSecurity::of_features(
         spec.features

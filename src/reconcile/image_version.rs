@@ -8,8 +8,9 @@ use super::{
     comparison::{enum_str, merged_tags, same_instant, tags_cover},
     conditions::Outcome,
     deletion::{self, delete_recorded},
+    parts::{self, Busy, Part},
     security::{ImageSecurity, SourceFacts, SourceKind, vm_security_of},
-    steps::{self, Observed, Plan},
+    steps::{self, Plan},
     tenancy::Target,
 };
 use crate::{
@@ -35,13 +36,29 @@ impl Managed for ImageVersion {
             .collect()
     }
 
-    async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+    /// The client, the definition, and the version's name in it.
+    type Resolved = (ArmClient, Definition, String);
+
+    async fn resolve(&self, ctx: &Context, report: &mut Report) -> Result<Self::Resolved, Error> {
         let version = self.spec.version.clone().unwrap_or_else(|| self.name_any());
         report.set("version", &version);
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
         let definition = resolve_definition(ctx, self, &arm).await?;
+        Ok((arm, definition, version))
+    }
+
+    fn validate(&self, (_, definition, _): &Self::Resolved) -> Result<(), Error> {
+        target_regions(&self.spec, &definition.location).map(drop)
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Context,
+        (arm, definition, version): Self::Resolved,
+        report: &mut Report,
+    ) -> Result<Step, Error> {
         let location = definition.location.clone();
         let regions = target_regions(&self.spec, &location)?;
         ctx.check_regions(
@@ -59,83 +76,51 @@ impl Managed for ImageVersion {
         }
         let id = definition.id.child("versions", &version);
         let now = k8s_openapi::jiff::Timestamp::now();
-        let observed = steps::ensure(&arm, report, &id, &EXPAND, |observed| {
+        let plan = |observed: Option<&models::GalleryImageVersion>| {
             check_region_removal(&self.spec, &regions, observed)?;
             check_end_of_life(&self.spec, observed, now)?;
             Ok(plan(&self.spec, &location, &regions, observed))
-        })
-        .await?;
-        let (image, busy) = match observed {
-            Observed::Ready(image) => (Some(image), None),
-            Observed::Busy {
-                resource,
-                retry_after,
-                creating,
-            } => (resource, Some((retry_after, creating))),
         };
-        if let Some(image) = &image {
-            report.observe(&id, image);
-            let p = image.props();
-            let profile = p.publishing_profile.unwrap_or_default();
-            report.set("publishedDate", profile.published_date);
-            report.set("endOfLifeDate", profile.end_of_life_date);
-            report.set(
-                "blockDeletionBeforeEndOfLife",
-                p.safety_profile
-                    .and_then(|s| s.block_deletion_before_end_of_life),
-            );
-        }
-        let replication = image.as_ref().map(|i| replication_status(i, &regions));
-        report.set("replication", &replication);
-        if let Some(failed) = replication
-            .as_ref()
-            .filter(|r| r.state == ReplicationState::Failed)
-        {
-            let regions: Vec<String> = failed
-                .regions
-                .iter()
-                .filter(|r| r.state.eq_ignore_ascii_case("Failed"))
-                .map(|r| {
-                    if r.details.is_empty() {
-                        r.region.clone()
-                    } else {
-                        format!("{} ({})", r.region, r.details)
-                    }
-                })
-                .collect();
-            return Err(Error::Arm(ArmError::OperationFailed {
-                code: "ReplicationFailed".into(),
-                message: format!(
-                    "replication of {} failed in {}",
-                    id.name(),
-                    regions.join(", ")
-                ),
-            }));
-        }
-        let progress = replication.as_ref().map_or(0, |r| r.progress);
-        match busy {
-            Some((retry_after, true)) if replication.is_none() => Ok(steps::busy(
-                true,
-                &format!("image version {}", id.name()),
-                retry_after,
-            )),
-            Some((retry_after, _)) => Ok(Step::Wait(replicating(&id, progress), retry_after)),
-            None if replication
-                .as_ref()
-                .is_some_and(|r| r.state != ReplicationState::Completed) =>
-            {
-                Ok(Step::Wait(replicating(&id, progress), steps::BUSY_POLL))
+        let status = |image: Option<&models::GalleryImageVersion>, report: &mut Report| {
+            if let Some(image) = image {
+                report.observe(&id, image);
+                let p = image.props();
+                let profile = p.publishing_profile.unwrap_or_default();
+                report.set("publishedDate", profile.published_date);
+                report.set("endOfLifeDate", profile.end_of_life_date);
+                report.set(
+                    "blockDeletionBeforeEndOfLife",
+                    p.safety_profile
+                        .and_then(|s| s.block_deletion_before_end_of_life),
+                );
             }
-            None => Ok(Step::Done(Outcome::ready(format!(
-                "image version {} is replicated to {}",
-                id.name(),
-                regions
-                    .iter()
-                    .map(|r| r.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))),
+            report.set(
+                "replication",
+                image.map(|i| replication_status(i, &regions)),
+            );
+        };
+        let settle = |image: Option<&models::GalleryImageVersion>, busy| {
+            settle(&id, image.map(|i| replication_status(i, &regions)), busy)
+        };
+        let owner = steps::owner_of(self);
+        let uid = self.uid().unwrap_or_default();
+        let ensuring = vec![
+            Part::main("image version", &id)
+                .settled(plan, status, settle)
+                .query(&EXPAND),
+        ];
+        if let Some(step) = parts::ensure(&arm, report, &owner, &uid, ensuring).await? {
+            return Ok(step);
         }
+        Ok(Step::Done(Outcome::ready(format!(
+            "image version {} is replicated to {}",
+            id.name(),
+            regions
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))))
     }
 
     async fn cleanup(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
@@ -173,6 +158,61 @@ pub fn deletion_blocked_until(
     let end = date.parse::<k8s_openapi::jiff::Timestamp>().ok()?;
     let left = now.duration_until(end).unsigned_abs();
     (end > now).then(|| (date.to_string(), left))
+}
+
+/// Whether the version is done once ARM has written it (pure): replication failed in a region
+/// is an error naming it; while it replicates the version is `Replicating` with its progress,
+/// even while ARM still reports the write busy; a version ARM is still creating and has not
+/// reported replication for reads as `Creating`.
+pub fn settle(
+    id: &ResourceId,
+    replication: Option<ReplicationStatus>,
+    busy: Option<Busy>,
+) -> Result<Option<Busy>, Error> {
+    if let Some(failed) = replication
+        .as_ref()
+        .filter(|r| r.state == ReplicationState::Failed)
+    {
+        let regions: Vec<String> = failed
+            .regions
+            .iter()
+            .filter(|r| r.state.eq_ignore_ascii_case("Failed"))
+            .map(|r| {
+                if r.details.is_empty() {
+                    r.region.clone()
+                } else {
+                    format!("{} ({})", r.region, r.details)
+                }
+            })
+            .collect();
+        return Err(Error::Arm(ArmError::OperationFailed {
+            code: "ReplicationFailed".into(),
+            message: format!(
+                "replication of {} failed in {}",
+                id.name(),
+                regions.join(", ")
+            ),
+        }));
+    }
+    let progress = replication.as_ref().map_or(0, |r| r.progress);
+    let replicating = |retry_after| {
+        Some(Busy::Settling(Step::Wait(
+            replicating(id, progress),
+            retry_after,
+        )))
+    };
+    Ok(match busy {
+        Some(Busy::Arm { creating: true, .. }) if replication.is_none() => busy,
+        Some(Busy::Arm { retry_after, .. }) => replicating(retry_after),
+        Some(settling) => Some(settling),
+        None if replication
+            .as_ref()
+            .is_some_and(|r| r.state != ReplicationState::Completed) =>
+        {
+            replicating(steps::BUSY_POLL)
+        }
+        None => None,
+    })
 }
 
 fn replicating(id: &ResourceId, progress: i32) -> Outcome {
@@ -666,6 +706,80 @@ pub fn replication_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_is_done_only_once_replicated_everywhere() {
+        let id = ResourceId::parse(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/d/versions/1.0.0",
+        )
+        .unwrap();
+        let status = |state, progress, regions: Vec<(&str, &str, &str)>| ReplicationStatus {
+            state,
+            progress,
+            regions: regions
+                .into_iter()
+                .map(|(region, state, details)| RegionReplicationStatus {
+                    region: region.into(),
+                    state: state.into(),
+                    progress: 0,
+                    details: details.into(),
+                })
+                .collect(),
+        };
+        let arm_busy = |creating| {
+            Some(Busy::Arm {
+                retry_after: std::time::Duration::from_secs(7),
+                creating,
+            })
+        };
+        let reason = |settled: Result<Option<Busy>, Error>| match settled.unwrap() {
+            Some(Busy::Settling(Step::Wait(outcome, after))) => {
+                format!(
+                    "{} {} {}s",
+                    outcome.reason,
+                    outcome.message,
+                    after.as_secs()
+                )
+            }
+            Some(Busy::Arm { creating, .. }) => format!("Arm creating={creating}"),
+            other => format!("{other:?}"),
+        };
+
+        // ARM creating, nothing replicated yet: Creating, as ARM says.
+        assert_eq!(
+            reason(settle(&id, None, arm_busy(true))),
+            "Arm creating=true"
+        );
+        // ARM still busy, replication under way: Replicating with progress, at ARM's pace.
+        let half = status(ReplicationState::InProgress, 50, vec![]);
+        assert_eq!(
+            reason(settle(&id, Some(half.clone()), arm_busy(false))),
+            "Replicating replicating image version 1.0.0: 50% 7s"
+        );
+        // ARM done with the write, replication not: still Replicating.
+        assert!(reason(settle(&id, Some(half), None)).starts_with("Replicating"));
+        // Replicated everywhere: done.
+        let done = status(ReplicationState::Completed, 100, vec![]);
+        assert!(settle(&id, Some(done), None).unwrap().is_none());
+        // Failed in a region: an error naming it and why, busy or not.
+        let failed = status(
+            ReplicationState::Failed,
+            40,
+            vec![
+                ("eastus", "Completed", ""),
+                ("westeurope", "Failed", "quota"),
+            ],
+        );
+        for busy in [None, arm_busy(false)] {
+            match settle(&id, Some(failed.clone()), busy) {
+                Err(Error::Arm(ArmError::OperationFailed { code, message })) => {
+                    assert_eq!(code, "ReplicationFailed");
+                    assert_eq!(message, "replication of 1.0.0 failed in westeurope (quota)");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 
     fn spec(json: serde_json::Value) -> ImageVersionSpec {
         let mut base = serde_json::json!({

@@ -456,23 +456,39 @@ pub fn linux_configuration(
     }
 }
 
-/// What creating a machine needs beyond its image, checked before any write: the admin account
-/// fits the image, the security type is one the image starts, and the password (read from its
-/// Secret, never shown) meets Azure's policy. Gives the password and the security profile.
+/// What creating a machine needs: its image, and the admin password read from its Secret
+/// (no `Debug`: the password is never shown).
+pub struct Creation {
+    pub image: ResolvedImage,
+    pub password: Option<String>,
+}
+
+/// Reads what creating a machine from `image` needs (the admin password, when named).
 pub async fn creation(
     ctx: &Context,
     namespace: &str,
     admin: &Admin<'_>,
+    image: ResolvedImage,
+) -> Result<Creation, Error> {
+    let password = admin_password(ctx, namespace, admin.password).await?;
+    Ok(Creation { image, password })
+}
+
+/// What creating a machine needs, checked before any write (pure): the admin account fits the
+/// image, the security type is one the image starts, the password meets Azure's policy. Gives
+/// the security profile to send.
+pub fn check_creation(
+    admin: &Admin<'_>,
     security: Option<&VmSecurity>,
-    image: &ResolvedImage,
-) -> Result<(Option<String>, Option<models::SecurityProfile>), Error> {
+    creation: &Creation,
+) -> Result<Option<models::SecurityProfile>, Error> {
+    let image = &creation.image;
     check_os_profile(admin, image)?;
     let (_, profile) =
         super::security::vm_profile(security, image.security, image.generation.as_deref())
             .map_err(Error::InvalidSpec)?;
-    let password = admin_password(ctx, namespace, admin.password).await?;
-    if let Some(password) = &password {
+    if let Some(password) = &creation.password {
         check_password(image.os_type, password)?;
     }
-    Ok((password, profile))
+    Ok(profile)
 }

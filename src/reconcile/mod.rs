@@ -1,10 +1,11 @@
 //! The generic reconciler (design.md §5), once for all kinds: finalizer first, then the
-//! kind's `apply`, or for a deletion its dependents first (`deletion::dependents_first`, from
-//! the references each kind declares in `crate::api`) and then its `cleanup`; then one status
-//! write with conditions, and Events on transitions. Each kind's module holds only what is
-//! specific to it, with its spec → ARM body and ARM → status mappings as pure functions, and
-//! shares the steps (`steps::ensure`/`busy`, `deletion::remove_owned`, `parents`) with the
-//! others; the kinds are listed once, in `crate::kinds!`.
+//! kind's `resolve` (references, with waiting and gating), `validate` (pure) and `apply` (its
+//! owned ARM resources as an ordered list of parts, `parts::ensure`), or for a deletion its
+//! dependents first (`deletion::dependents_first`, from the references each kind declares in
+//! `crate::api`) and then its `cleanup` (the parts in reverse, `parts::remove`); then one
+//! status write with conditions, and Events on transitions. Each kind's module holds only what
+//! is specific to it, with its spec → ARM body and ARM → status mappings as pure functions;
+//! the kinds are listed once, in `crate::kinds!`.
 
 /// The accessors every kind implements alike (`spec.options`, `status.common`), inside its
 /// `impl Managed`.
@@ -114,9 +115,26 @@ pub trait Managed:
     fn common_status(&self) -> Option<&CommonStatus>;
     /// The whole status as JSON (kind-specific fields included).
     fn status_json(&self) -> Option<Value>;
+    /// What applying needs besides the spec, found before anything is written: the client,
+    /// the ARM IDs, the parent's region, the image, a password read from its Secret.
+    type Resolved: Send + Sync;
+    /// Resolves what the spec refers to (waiting for a parent or gating on it as design.md §5
+    /// says) and reads what the checks need. Writes nothing to Azure.
+    fn resolve(
+        &self,
+        ctx: &Context,
+        report: &mut Report,
+    ) -> impl Future<Output = Result<Self::Resolved, Error>> + Send;
+    /// The spec against what was resolved (pure): what Azure would refuse, as `InvalidSpec`
+    /// before any write.
+    fn validate(&self, _resolved: &Self::Resolved) -> Result<(), Error> {
+        Ok(())
+    }
+    /// Ensures the kind's parts in order (`parts::ensure`).
     fn apply(
         &self,
         ctx: &Context,
+        resolved: Self::Resolved,
         report: &mut Report,
     ) -> impl Future<Output = Result<Step, Error>> + Send;
     fn cleanup(
@@ -279,7 +297,14 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
             ctx.release_credentials(&*obj, wanted.as_deref()).await;
             report.set("credentialsSecret", &wanted);
         }
-        obj.apply(&ctx, &mut report).await
+        // Resolve, validate (pure), then the kind's parts, for every kind alike.
+        match obj.resolve(&ctx, &mut report).await {
+            Ok(resolved) => match obj.validate(&resolved) {
+                Ok(()) => obj.apply(&ctx, resolved, &mut report).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
     };
 
     let mut synced = None;

@@ -1,9 +1,10 @@
 //! The ARM resources a kind owns, as one ordered list (design.md §5): each [`Part`] says what it
-//! is (for messages), its ARM ID, whether the spec wants it, and whether it is the kind's own
-//! resource (the one `status.id` names) or one it owns besides. Ensured in order with a pure
-//! plan and a pure ARM → status mapping each ([`ensure`]), stopping at the first ARM is still
-//! working on; what the spec no longer wants removed ([`remove_unwanted`]); everything removed
-//! in the order given, then the resource group ([`remove`]).
+//! is (for messages), its ARM ID, whether the spec wants it, and its role: the resource group
+//! it may create, the kind's own resource (the one `status.id` names), one it owns besides, or
+//! an action on one of those that ARM does not model as a resource to PUT (a gallery's role
+//! assignments, its sharing). Ensured in order, each with a pure plan and a pure ARM → status
+//! mapping ([`ensure`]), stopping at the first ARM is still working on; what the spec no longer
+//! wants removed ([`remove_unwanted`]); everything removed in reverse order ([`remove`]).
 
 use std::{future::Future, marker::PhantomData, pin::Pin, time::Duration};
 
@@ -15,7 +16,7 @@ use super::{
     deletion::{self, Refusal},
     steps::{self, Observed, Plan, Removal},
 };
-use crate::arm::{ArmClient, ResourceId, models};
+use crate::arm::{ArmClient, ArmError, ResourceId, models};
 
 /// One ARM resource a kind owns, as every step sees it.
 #[derive(Clone, Copy, Debug)]
@@ -25,9 +26,21 @@ pub struct Part<'a> {
     pub id: &'a ResourceId,
     /// Whether the spec asks for it.
     pub wanted: bool,
+    role: Role,
+}
+
+/// What a part is to the object that owns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// The resource group, created only when asked and deleted only if created and empty.
+    Group,
     /// The kind's own resource, whose ID status keeps: known by that ID as well as by the record
     /// of what the object created, and never taken over by owner tag.
-    main: bool,
+    Main,
+    /// A resource it owns besides its own: taken over by owner tag, deleted only if recorded.
+    Owned,
+    /// Something done to another part (`id` names it), which goes with it.
+    Action,
 }
 
 impl<'a> Part<'a> {
@@ -38,17 +51,38 @@ impl<'a> Part<'a> {
             what,
             id,
             wanted,
-            main: false,
+            role: Role::Owned,
         }
     }
 
-    /// The kind's own resource (the VM, the scale set).
+    /// The kind's own resource (the VM, the scale set, the gallery).
     pub fn main(what: &'static str, id: &'a ResourceId) -> Self {
         Self {
             what,
             id,
             wanted: true,
-            main: true,
+            role: Role::Main,
+        }
+    }
+
+    /// The resource group, when the spec asks to create it (`createResourceGroup`).
+    pub fn group(id: &'a ResourceId, wanted: bool) -> Self {
+        Self {
+            what: "resource group",
+            id,
+            wanted,
+            role: Role::Group,
+        }
+    }
+
+    /// Something done to the resource `id` that ARM does not model as one resource to PUT
+    /// (role assignments at its scope, its sharing): it goes with that resource.
+    pub fn action(what: &'static str, id: &'a ResourceId, wanted: bool) -> Self {
+        Self {
+            what,
+            id,
+            wanted,
+            role: Role::Action,
         }
     }
 
@@ -60,7 +94,36 @@ impl<'a> Part<'a> {
     /// Whether it is this object's to delete: recorded as created, or (its own) named by
     /// `status.id`.
     fn ours(&self, report: &Report) -> bool {
-        report.is_created(self.id) || (self.main && report.get("id").is_some())
+        report.is_created(self.id) || (self.role == Role::Main && report.get("id").is_some())
+    }
+
+    /// This group, created in `location` when `needed` (until the kind's own resource is
+    /// known: after that a resync costs no GET of it, and a group deleted behind the
+    /// operator's back shows as `ResourceGroupNotFound` from the next part, which creates it
+    /// again).
+    pub fn ensured_group(self, location: &'a str, needed: bool) -> Ensuring<'a> {
+        debug_assert_eq!(self.role, Role::Group);
+        Ensuring::new(self, How::Group { location, needed })
+    }
+
+    /// This action, run in its turn with what the parts before it wrote into status.
+    pub fn acted(self, action: impl Act<'a> + 'a) -> Ensuring<'a> {
+        Ensuring::new(self, How::Act(Box::new(action)))
+    }
+
+    /// This part as [`remove`] takes it: deleted if it is this object's (a group also only
+    /// when empty); an action goes with the resource it acts on.
+    pub fn removed(self) -> Removing<'a> {
+        let refusal = match self.role {
+            Role::Owned => Refusal::ConflictOrInvalid,
+            _ => Refusal::Never,
+        };
+        Removing {
+            part: self,
+            refusal,
+            children: None,
+            undo: None,
+        }
     }
 
     /// This part with how to ensure it: `plan` (pure) gives the body for what is observed;
@@ -74,39 +137,104 @@ impl<'a> Part<'a> {
         T: DeserializeOwned + models::Provisioned + models::Tagged + Send + 'a,
         B: Serialize + Send + Sync + 'a,
     {
-        Ensuring {
-            part: self,
-            arm: None,
-            needs: None,
-            forgets: &[],
-            how: Box::new(Typed {
+        self.settled(plan, status, |_, busy| Ok(busy))
+    }
+
+    /// [`Self::ensured`], with `settle` (pure) deciding from what ARM returned (`None`:
+    /// absent) and ARM's own busy state whether the part is done: a version ARM has written
+    /// but still replicates is not, and one whose replication failed is an error (its status
+    /// is written all the same).
+    pub fn settled<T, B>(
+        self,
+        plan: impl FnOnce(Option<&T>) -> Result<Plan<B>, Error> + Send + 'a,
+        status: impl FnOnce(Option<&T>, &mut Report) + Send + 'a,
+        settle: impl FnOnce(Option<&T>, Option<Busy>) -> Result<Option<Busy>, Error> + Send + 'a,
+    ) -> Ensuring<'a>
+    where
+        T: DeserializeOwned + models::Provisioned + models::Tagged + Send + 'a,
+        B: Serialize + Send + Sync + 'a,
+    {
+        Ensuring::new(
+            self,
+            How::Resource(Box::new(Typed {
                 plan,
                 status,
+                settle,
                 types: PhantomData,
-            }),
-        }
+            })),
+        )
     }
 }
 
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// Why a part is not done yet.
+#[derive(Debug)]
+pub enum Busy {
+    /// ARM is creating or updating it.
+    Arm {
+        retry_after: Duration,
+        creating: bool,
+    },
+    /// ARM is done with the write, but the resource is not where the spec wants it yet
+    /// (replicating): this step says how it stands.
+    Settling(Step),
+}
+
+/// A part ARM does not model as one resource to PUT: its I/O, around a pure plan of its own.
+/// `Some(step)` while it is not done.
+pub trait Act<'a>: Send {
+    fn run<'r>(
+        self: Box<Self>,
+        arm: &'r ArmClient,
+        report: &'r mut Report,
+    ) -> BoxFuture<'r, Result<Option<Step>, Error>>
+    where
+        'a: 'r;
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A status mapping waiting for its turn: every part's is written once all are reached.
 type Status<'a> = Box<dyn FnOnce(&mut Report) + Send + 'a>;
 
-/// What ensuring one part gave: its status mapping, and while ARM works on it how soon to look
-/// again and whether it is being created.
-type Ran<'a> = (Status<'a>, Option<(Duration, bool)>);
+/// What ensuring one part gave: its status mapping, and whether it is done (`Ok(None)`), not
+/// yet, or settled as an error once its status is written.
+type Ran<'a> = (Status<'a>, Result<Option<Busy>, Error>);
 
-/// A part with its plan and status mapping, ready for [`ensure`].
+/// A part with how to ensure it, ready for [`ensure`].
 pub struct Ensuring<'a> {
     part: Part<'a>,
     arm: Option<BoxFuture<'a, Result<ArmClient, Error>>>,
     needs: Option<BoxFuture<'a, Result<(), Error>>>,
     forgets: &'static [&'static str],
-    how: Box<dyn Ensure<'a> + 'a>,
+    query: &'static [(&'static str, &'static str)],
+    how: How<'a>,
+}
+
+/// How a part is ensured.
+enum How<'a> {
+    Group { location: &'a str, needed: bool },
+    Resource(Box<dyn Ensure<'a> + 'a>),
+    Act(Box<dyn Act<'a> + 'a>),
 }
 
 impl<'a> Ensuring<'a> {
+    fn new(part: Part<'a>, how: How<'a>) -> Self {
+        Self {
+            part,
+            arm: None,
+            needs: None,
+            forgets: &[],
+            query: &[],
+            how,
+        }
+    }
+
+    /// Read with this query (`$expand=ReplicationStatus`).
+    pub fn query(mut self, query: &'static [(&'static str, &'static str)]) -> Self {
+        self.query = query;
+        self
+    }
+
     /// Ensured through the client `arm` gives once the part is reached (one carrying another
     /// tenant's token, say).
     pub fn via(mut self, arm: impl Future<Output = Result<ArmClient, Error>> + Send + 'a) -> Self {
@@ -138,6 +266,7 @@ trait Ensure<'a>: Send {
         arm: &'r ArmClient,
         report: &'r mut Report,
         part: Part<'r>,
+        query: &'r [(&'r str, &'r str)],
         owner: &'r str,
         uid: &'r str,
     ) -> BoxFuture<'r, Result<Ran<'a>, Error>>
@@ -148,24 +277,27 @@ trait Ensure<'a>: Send {
     fn absent(self: Box<Self>) -> Status<'a>;
 }
 
-struct Typed<T, B, P, S> {
+struct Typed<T, B, P, S, D> {
     plan: P,
     status: S,
+    settle: D,
     types: PhantomData<fn() -> (T, B)>,
 }
 
-impl<'a, T, B, P, S> Ensure<'a> for Typed<T, B, P, S>
+impl<'a, T, B, P, S, D> Ensure<'a> for Typed<T, B, P, S, D>
 where
     T: DeserializeOwned + models::Provisioned + models::Tagged + Send + 'a,
     B: Serialize + Send + Sync + 'a,
     P: FnOnce(Option<&T>) -> Result<Plan<B>, Error> + Send + 'a,
     S: FnOnce(Option<&T>, &mut Report) + Send + 'a,
+    D: FnOnce(Option<&T>, Option<Busy>) -> Result<Option<Busy>, Error> + Send + 'a,
 {
     fn run<'r>(
         self: Box<Self>,
         arm: &'r ArmClient,
         report: &'r mut Report,
         part: Part<'r>,
+        query: &'r [(&'r str, &'r str)],
         owner: &'r str,
         uid: &'r str,
     ) -> BoxFuture<'r, Result<Ran<'a>, Error>>
@@ -173,27 +305,37 @@ where
         'a: 'r,
     {
         Box::pin(async move {
-            let Typed { plan, status, .. } = *self;
-            let observed = if part.main {
-                steps::ensure(arm, report, part.id, &[], plan).await?
+            let Typed {
+                plan,
+                status,
+                settle,
+                ..
+            } = *self;
+            let observed = if part.role == Role::Main {
+                steps::ensure(arm, report, part.id, query, plan).await?
             } else {
                 ensure_owned(arm, report, part.id, owner, uid, plan).await?
             };
-            Ok(match observed {
-                Observed::Ready(r) => (
-                    Box::new(move |report: &mut Report| status(Some(&r), report)) as Status<'a>,
-                    None,
-                ),
+            let (resource, busy) = match observed {
+                Observed::Ready(r) => (Some(r), None),
                 Observed::Busy {
                     resource,
                     retry_after,
                     creating,
                 } => (
-                    Box::new(move |report: &mut Report| status(resource.as_ref(), report))
-                        as Status<'a>,
-                    Some((retry_after, creating)),
+                    resource,
+                    Some(Busy::Arm {
+                        retry_after,
+                        creating,
+                    }),
                 ),
-            })
+            };
+            let settled = settle(resource.as_ref(), busy);
+            Ok((
+                Box::new(move |report: &mut Report| status(resource.as_ref(), report))
+                    as Status<'a>,
+                settled,
+            ))
         })
     }
 
@@ -203,10 +345,12 @@ where
     }
 }
 
-/// Ensures the parts in order: `None` once every wanted one is Ready; `Creating`/`Updating`
-/// naming the first ARM is still working on. Status is written from every part once all are
-/// reached (the last may still be busy); an error leaves it as it was. A busy part before the
-/// last reads as `Creating`, as the kinds have always shown it.
+/// Ensures the parts in order: `None` once every wanted one is done; otherwise the step naming
+/// the first that is not (`Creating`/`Updating` while ARM works on it). Status is written from
+/// every part reached once the kind's own resource is (busy or not), and before an action runs
+/// (it reads what the parts before it found); an error leaves it as it was, except a part's
+/// own verdict on what ARM returned (a replication that failed), shown with its status. A busy
+/// part before the kind's own resource reads as `Creating`.
 pub async fn ensure(
     arm: &ArmClient,
     report: &mut Report,
@@ -214,21 +358,50 @@ pub async fn ensure(
     uid: &str,
     parts: Vec<Ensuring<'_>>,
 ) -> Result<Option<Step>, Error> {
-    let last = parts.len().saturating_sub(1);
-    let mut statuses = Vec::new();
-    let mut busy = None;
+    // Parts before the kind's own resource are made for it: while ARM works on one, the
+    // object is still being created, and status waits for its own resource.
+    let main = parts
+        .iter()
+        .position(|p| p.part.role == Role::Main)
+        .unwrap_or(parts.len().saturating_sub(1));
+    let mut statuses: Vec<Status<'_>> = Vec::new();
+    // The group to create again should a later part find it gone.
+    let mut group = None;
     for (i, ensuring) in parts.into_iter().enumerate() {
         let Ensuring {
             part,
             arm: via,
             needs,
             forgets,
+            query,
             how,
         } = ensuring;
-        if !part.wanted {
-            statuses.push(how.absent());
-            continue;
-        }
+        let how = match how {
+            How::Resource(how) if !part.wanted => {
+                statuses.push(how.absent());
+                continue;
+            }
+            _ if !part.wanted => continue,
+            How::Group { location, needed } => {
+                if needed {
+                    steps::ensure_resource_group(arm, report, part.id, location, owner, uid)
+                        .await?;
+                } else {
+                    group = Some((part.id, location));
+                }
+                continue;
+            }
+            How::Act(action) => {
+                for status in statuses.drain(..) {
+                    status(report);
+                }
+                if let Some(step) = action.run(arm, report).await? {
+                    return Ok(Some(step));
+                }
+                continue;
+            }
+            How::Resource(how) => how,
+        };
         if let Some(check) = needs {
             check.await?;
         }
@@ -237,10 +410,25 @@ pub async fn ensure(
             None => None,
         };
         let ran = how
-            .run(via.as_ref().unwrap_or(arm), report, part, owner, uid)
+            .run(via.as_ref().unwrap_or(arm), report, part, query, owner, uid)
             .await;
-        let (status, is_busy) = match ran {
+        let (status, settled) = match ran {
             Ok(ran) => ran,
+            Err(Error::Arm(ArmError::NotFound { code, .. }))
+                if code == "ResourceGroupNotFound" && group.is_some() =>
+            {
+                let (id, location) = group.expect("checked");
+                steps::ensure_resource_group(arm, report, id, location, owner, uid).await?;
+                return Ok(Some(steps::busy(
+                    true,
+                    &format!(
+                        "{} (its resource group {} was gone)",
+                        part.named(),
+                        id.name()
+                    ),
+                    steps::BUSY_POLL,
+                )));
+            }
             Err(e) => {
                 if matches!(e, Error::Waiting { .. }) {
                     for field in forgets {
@@ -251,17 +439,34 @@ pub async fn ensure(
             }
         };
         statuses.push(status);
-        if let Some((retry_after, creating)) = is_busy {
-            if i != last {
-                return Ok(Some(steps::busy(true, &part.named(), retry_after)));
+        let busy = match settled {
+            Ok(None) => continue,
+            Ok(Some(busy)) => busy,
+            Err(e) => {
+                for status in statuses {
+                    status(report);
+                }
+                return Err(e);
             }
-            busy = Some(steps::busy(creating, &part.named(), retry_after));
+        };
+        let step = match busy {
+            Busy::Settling(step) => step,
+            Busy::Arm {
+                retry_after,
+                creating,
+            } => steps::busy(creating || i < main, &part.named(), retry_after),
+        };
+        if i >= main {
+            for status in statuses {
+                status(report);
+            }
         }
+        return Ok(Some(step));
     }
     for status in statuses {
         status(report);
     }
-    Ok(busy)
+    Ok(None)
 }
 
 /// Removes, in order, the parts the spec no longer asks for, once what used them no longer
@@ -282,40 +487,112 @@ pub async fn remove_unwanted(
     Ok(None)
 }
 
-/// Removes the parts that are this object's, in the order given (its own resource first:
-/// nothing else is deleted while it may still use it), then the resource group it created.
-/// `None` once all are gone. Its own resource's refusals are errors; a NIC, IP or NSG still
-/// attached a moment after it went is `DeletingBlocked`, retried shortly.
+/// A part as [`remove`] takes it (see [`Part::removed`]).
+pub struct Removing<'a> {
+    part: Part<'a>,
+    refusal: Refusal,
+    /// `(segment, what)`: a refusal names what ARM still holds under `{id}/{segment}`.
+    children: Option<(&'static str, &'static str)>,
+    /// An action's undoing, run in its turn (a gallery's sharing reset before it is deleted).
+    undo: Option<Box<dyn Act<'a> + 'a>>,
+}
+
+impl<'a> Removing<'a> {
+    /// ARM refusing its delete as `refusal` says means "not yet": `DeletingBlocked`.
+    pub fn refusing(mut self, refusal: Refusal) -> Self {
+        self.refusal = refusal;
+        self
+    }
+
+    /// A 409 is `DeletingBlocked` naming the `what` (`image definitions`) ARM still has under
+    /// `{id}/{segment}`.
+    pub fn held_by_children(mut self, segment: &'static str, what: &'static str) -> Self {
+        self.refusal = Refusal::Conflict;
+        self.children = Some((segment, what));
+        self
+    }
+
+    /// Undone by `undo` before what comes after it is removed.
+    pub fn undone_by(mut self, undo: impl Act<'a> + 'a) -> Self {
+        self.undo = Some(Box::new(undo));
+        self
+    }
+}
+
+/// Removes the parts (given in the order they are ensured) in reverse: the kind's own
+/// resource before what it may still use, the resource group last. Only what is this
+/// object's is deleted: recorded as created (or its own resource, named by `status.id`); a
+/// group only if created and empty. `None` once all are gone.
 pub async fn remove<K: Managed>(
     ctx: &Context,
     obj: &K,
     arm: &ArmClient,
     report: &mut Report,
-    parts: &[Part<'_>],
-    group: &ResourceId,
+    parts: Vec<Removing<'_>>,
 ) -> Result<Option<Step>, Error> {
-    for part in parts {
-        if !part.ours(report) {
+    for removing in parts.into_iter().rev() {
+        let Removing {
+            part,
+            refusal,
+            children,
+            undo,
+        } = removing;
+        if let Some(undo) = undo {
+            if let Some(step) = undo.run(arm, report).await? {
+                return Ok(Some(step));
+            }
             continue;
         }
-        let refusal = if part.main {
-            Refusal::Never
-        } else {
-            Refusal::ConflictOrInvalid
+        match part.role {
+            Role::Action => continue,
+            Role::Group => {
+                if let Removal::Busy { retry_after } =
+                    steps::remove_resource_group(arm, report, part.id).await?
+                {
+                    return Ok(Some(steps::deleting(&part.named(), retry_after)));
+                }
+                continue;
+            }
+            Role::Main | Role::Owned if !part.ours(report) => continue,
+            Role::Main | Role::Owned => {}
+        }
+        let explain = async |message: String| match children {
+            Some((segment, what)) => {
+                let names = arm_children(arm, part.id, segment).await;
+                if names.is_empty() {
+                    message
+                } else {
+                    format!("{what} still in the {}: {}", part.what, names.join(", "))
+                }
+            }
+            None => message,
         };
         let named = part.named();
         if let Some(step) =
-            deletion::remove_owned(ctx, obj, arm, report, &named, part.id, refusal, async |m| m)
-                .await?
+            deletion::remove_owned(ctx, obj, arm, report, &named, part.id, refusal, explain).await?
         {
             return Ok(Some(step));
         }
     }
-    if let Removal::Busy { retry_after } = steps::remove_resource_group(arm, report, group).await? {
-        let what = format!("resource group {}", group.name());
-        return Ok(Some(steps::deleting(&what, retry_after)));
-    }
     Ok(None)
+}
+
+/// Names of what ARM still has under `{id}/{segment}` (for a message; empty if unknown).
+async fn arm_children(arm: &ArmClient, id: &ResourceId, segment: &str) -> Vec<String> {
+    let child = id.child(segment, "x");
+    let query = [(
+        "api-version",
+        arm.api_versions().for_type(child.resource_type().as_str()),
+    )];
+    arm.list::<serde_json::Value>(id.subscription(), &format!("{id}/{segment}"), &query)
+        .await
+        .map(|items| {
+            items
+                .into_iter()
+                .filter_map(|i| i["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// [`steps::ensure`] for a resource the object owns besides its own: one that exists unrecorded

@@ -9,8 +9,8 @@ use super::{
     comparison::{enum_str, merged_tags, tags_cover},
     conditions::Outcome,
     machines::{
-        Admin, ResolvedImage, check_subnet, computer_name, creation, linux_configuration,
-        managed_disk, nsg_plan, owned_tags, resolve_image,
+        Admin, Creation, ResolvedImage, check_creation, check_subnet, computer_name, creation,
+        linux_configuration, managed_disk, nsg_plan, owned_tags, resolve_image,
     },
     parents,
     parts::{self, Part},
@@ -19,8 +19,16 @@ use super::{
 };
 use crate::{
     api::{VirtualMachine, VirtualMachineSpec, image_definition::OsType},
-    arm::{ResourceId, models, normalize_region},
+    arm::{ArmClient, ResourceId, models, normalize_region},
 };
+
+/// What a VM's apply starts from: the client, its ARM IDs, and for a new VM what creating it
+/// needs.
+pub struct Resolved {
+    arm: ArmClient,
+    owned: Owned,
+    new: Option<Creation>,
+}
 
 /// The ARM IDs of everything a VM object owns.
 #[derive(Clone, Debug)]
@@ -51,7 +59,9 @@ impl Managed for VirtualMachine {
         ]
     }
 
-    async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+    type Resolved = Resolved;
+
+    async fn resolve(&self, ctx: &Context, _report: &mut Report) -> Result<Resolved, Error> {
         let namespace = self.namespace().unwrap_or_default();
         let owned = owned_ids(ctx, self)?;
         let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
@@ -62,30 +72,37 @@ impl Managed for VirtualMachine {
         } else {
             let image =
                 resolve_image(ctx, &namespace, &self.spec.image, &self.spec.options, &arm).await?;
-            let (password, security) = creation(
-                ctx,
-                &namespace,
-                &admin(&self.spec),
-                self.spec.security.as_ref(),
-                &image,
-            )
-            .await?;
-            Some((image, password, security))
+            Some(creation(ctx, &namespace, &admin(&self.spec), image).await?)
         };
         ctx.check_regions(&arm, owned.vm.subscription(), [self.spec.location.as_str()])
             .await?;
-        let owner = steps::owner_of(self);
-        if self.spec.create_resource_group && new.is_some() {
-            steps::ensure_resource_group(
-                &arm,
-                report,
-                &owned.group,
-                &self.spec.location,
-                &owner,
-                &self.uid().unwrap_or_default(),
-            )
-            .await?;
+        Ok(Resolved { arm, owned, new })
+    }
+
+    fn validate(&self, resolved: &Resolved) -> Result<(), Error> {
+        match &resolved.new {
+            Some(new) => check_creation(&admin(&self.spec), self.spec.security.as_ref(), new),
+            None => Ok(None),
         }
+        .map(drop)
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Context,
+        Resolved { arm, owned, new }: Resolved,
+        report: &mut Report,
+    ) -> Result<Step, Error> {
+        let namespace = self.namespace().unwrap_or_default();
+        let new = match new {
+            Some(new) => {
+                let security =
+                    check_creation(&admin(&self.spec), self.spec.security.as_ref(), &new)?;
+                Some((new.image, new.password, security))
+            }
+            None => None,
+        };
+        let owner = steps::owner_of(self);
         let location = normalize_region(&self.spec.location);
         let tags = &self.spec.options.tags;
         let uid = self.uid().unwrap_or_default();
@@ -133,6 +150,8 @@ impl Managed for VirtualMachine {
             }
         };
         let ensuring = vec![
+            Part::group(&owned.group, self.spec.create_resource_group)
+                .ensured_group(&self.spec.location, new.is_some()),
             public_ip.ensured(
                 |o| Ok(public_ip_plan(&location, tags, &owner, o)),
                 |ip: Option<&models::PublicIpAddress>, report| {
@@ -172,8 +191,9 @@ impl Managed for VirtualMachine {
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
         let [public_ip, nsg, nic, vm] = owned_parts(&owned, &self.spec);
-        let order = [vm, nic, public_ip, nsg];
-        if let Some(step) = parts::remove(ctx, self, &arm, report, &order, &owned.group).await? {
+        let group = Part::group(&owned.group, self.spec.create_resource_group);
+        let order = [group, public_ip, nsg, nic, vm].map(Part::removed).into();
+        if let Some(step) = parts::remove(ctx, self, &arm, report, order).await? {
             return Ok(step);
         }
         Ok(Step::Done(Outcome::ready(format!(
@@ -184,7 +204,7 @@ impl Managed for VirtualMachine {
 }
 
 /// What a VM owns, in the order it is created: the public IP and NSG when asked for, the NIC
-/// that uses them, the VM. Deleted VM first, then the NIC, the public IP and the NSG.
+/// that uses them, the VM (after the resource group, when asked). Deleted in reverse.
 fn owned_parts<'a>(owned: &'a Owned, spec: &VirtualMachineSpec) -> [Part<'a>; 4] {
     [
         Part::owned("public IP", &owned.public_ip, spec.network.public_ip),

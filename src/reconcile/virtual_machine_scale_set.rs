@@ -11,7 +11,10 @@ use super::{
     Context, Error, Managed, Report, Step,
     conditions::Outcome,
     lookup,
-    machines::{Admin, ResolvedImage, check_subnet, creation, nsg_plan, resolve_image},
+    machines::{
+        Admin, Creation, ResolvedImage, check_creation, check_subnet, creation, nsg_plan,
+        resolve_image,
+    },
     parents,
     parts::{self, Part},
     scale_set_model::{self, Instance, ModelInputs, counts, flexible_on_model, rollout},
@@ -28,6 +31,16 @@ use crate::{
 
 /// How often a roll-out in progress is looked at.
 const ROLLOUT_POLL: Duration = Duration::from_secs(5);
+
+/// What a scale set's apply starts from: the client, its ARM IDs, whether it exists in Azure,
+/// its image when resolved, and for a new set what creating it needs.
+pub struct Resolved {
+    arm: ArmClient,
+    owned: Owned,
+    exists: bool,
+    image: Option<ResolvedImage>,
+    new: Option<Creation>,
+}
 
 /// The ARM IDs of everything a scale set object owns.
 #[derive(Clone, Debug)]
@@ -74,7 +87,9 @@ impl Managed for VirtualMachineScaleSet {
         .clone()
     }
 
-    async fn apply(&self, ctx: &Context, report: &mut Report) -> Result<Step, Error> {
+    type Resolved = Resolved;
+
+    async fn resolve(&self, ctx: &Context, _report: &mut Report) -> Result<Resolved, Error> {
         let namespace = self.namespace().unwrap_or_default();
         let owned = owned_ids(ctx, self)?;
         let arm = ctx.arm_for(&namespace, &self.spec.options).await?;
@@ -89,20 +104,11 @@ impl Managed for VirtualMachineScaleSet {
             Err(Error::Waiting { .. }) => None,
             Err(e) => return Err(e),
         };
-        let new = if exists {
-            None
-        } else {
-            let image = image.clone().expect("resolved above for a new scale set");
-            Some(
-                creation(
-                    ctx,
-                    &namespace,
-                    &admin(&self.spec),
-                    self.spec.security.as_ref(),
-                    &image,
-                )
-                .await?,
-            )
+        let new = match (&image, exists) {
+            (Some(image), false) => {
+                Some(creation(ctx, &namespace, &admin(&self.spec), image.clone()).await?)
+            }
+            _ => None,
         };
         ctx.check_regions(
             &arm,
@@ -110,19 +116,46 @@ impl Managed for VirtualMachineScaleSet {
             [self.spec.location.as_str()],
         )
         .await?;
+        Ok(Resolved {
+            arm,
+            owned,
+            exists,
+            image,
+            new,
+        })
+    }
+
+    fn validate(&self, resolved: &Resolved) -> Result<(), Error> {
+        match &resolved.new {
+            Some(new) => check_creation(&admin(&self.spec), self.spec.security.as_ref(), new),
+            None => Ok(None),
+        }
+        .map(drop)
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Context,
+        resolved: Resolved,
+        report: &mut Report,
+    ) -> Result<Step, Error> {
+        let namespace = self.namespace().unwrap_or_default();
+        let Resolved {
+            arm,
+            owned,
+            exists,
+            image,
+            new,
+        } = resolved;
+        let new = match new {
+            Some(new) => Some((
+                new.password.clone(),
+                check_creation(&admin(&self.spec), self.spec.security.as_ref(), &new)?,
+            )),
+            None => None,
+        };
         let owner = steps::owner_of(self);
         let uid = self.uid().unwrap_or_default();
-        if self.spec.create_resource_group && new.is_some() {
-            steps::ensure_resource_group(
-                &arm,
-                report,
-                &owned.group,
-                &self.spec.location,
-                &owner,
-                &uid,
-            )
-            .await?;
-        }
         let location = normalize_region(&self.spec.location);
         let ports = &self.spec.network.inbound_ports;
         let subnet = (!report.is_created(&owned.set) && !exists)
@@ -167,6 +200,8 @@ impl Managed for VirtualMachineScaleSet {
         let mut seen = None;
         let [nsg_part, set_part] = owned_parts(&owned, &self.spec);
         let ensuring = vec![
+            Part::group(&owned.group, self.spec.create_resource_group)
+                .ensured_group(&self.spec.location, new.is_some()),
             nsg_part.ensured(
                 |o| {
                     Ok(nsg_plan(
@@ -240,9 +275,9 @@ impl Managed for VirtualMachineScaleSet {
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
         let [nsg, set] = owned_parts(&owned, &self.spec);
-        if let Some(step) =
-            parts::remove(ctx, self, &arm, report, &[set, nsg], &owned.group).await?
-        {
+        let group = Part::group(&owned.group, self.spec.create_resource_group);
+        let order = [group, nsg, set].map(Part::removed).into();
+        if let Some(step) = parts::remove(ctx, self, &arm, report, order).await? {
             return Ok(step);
         }
         Ok(Step::Done(Outcome::ready(format!(
