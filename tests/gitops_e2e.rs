@@ -624,3 +624,73 @@ async fn a_vm_without_public_ip_or_nsg_writes_nothing_at_resync_and_leaves_looka
         "the user's NSG is untouched"
     );
 }
+
+/// The resource group is one of a gallery's parts: created when asked and tagged as the
+/// gallery's, created again (with the gallery) when someone deletes it behind the operator's
+/// back, and deleted with the gallery, as it was made by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_group_deleted_behind_the_operator_comes_back_and_goes_with_its_gallery() {
+    let s = Scenario::start("group-part", SPEED, &["--resync", "2"]).await;
+    s.apply(
+        r#"
+apiVersion: compute.gallery.dev/v1alpha1
+kind: Gallery
+metadata: {name: parted}
+spec: {azureName: parted, resourceGroup: rg-parted, createResourceGroup: true, location: eastus}
+"#,
+    )
+    .await;
+    let galleries: Api<Gallery> = Api::namespaced(s.client.clone(), &s.ns);
+    let ready = |g: &Gallery| {
+        g.status
+            .as_ref()
+            .and_then(|st| st.common.conditions.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.status == "True")
+    };
+    eventually(READY_DEADLINE, "gallery Ready", || async {
+        galleries.get("parted").await.ok().filter(ready).map(drop)
+    })
+    .await;
+    let sub = s.fact("AZURE_SUBSCRIPTION_ID");
+    let group = format!("/subscriptions/{sub}/resourceGroups/rg-parted");
+    let gallery = format!("{group}/providers/Microsoft.Compute/galleries/parted");
+    let tags = s.probe.get(&group, "2021-04-01").await.expect("group")["tags"].clone();
+    assert!(
+        tags["compute.gallery.dev-owner"]
+            .as_str()
+            .is_some_and(|o| o.ends_with("/parted")),
+        "the group is tagged as the gallery's: {tags}"
+    );
+
+    // Someone deletes the group, and the gallery in it with it.
+    s.probe.delete(&group, "2021-04-01").await;
+    assert!(s.probe.get(&gallery, GALLERY_API).await.is_none());
+    eventually(READY_DEADLINE, "group and gallery made again", || async {
+        let g = s.probe.get(&group, "2021-04-01").await?;
+        s.probe.get(&gallery, GALLERY_API).await?;
+        g["tags"]["compute.gallery.dev-created-by"]
+            .as_str()
+            .is_some()
+            .then_some(())
+    })
+    .await;
+    eventually(READY_DEADLINE, "gallery Ready again", || async {
+        galleries.get("parted").await.ok().filter(ready).map(drop)
+    })
+    .await;
+
+    // Made by the gallery, the group goes with it.
+    galleries
+        .delete("parted", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(READY_DEADLINE, "gallery object gone", || async {
+        galleries.get_opt("parted").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(s.probe.get(&gallery, GALLERY_API).await.is_none());
+    assert!(
+        s.probe.get(&group, "2021-04-01").await.is_none(),
+        "the group the gallery made is deleted with it"
+    );
+}

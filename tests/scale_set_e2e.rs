@@ -346,3 +346,89 @@ async fn a_rolling_scale_set_sends_its_health_probe_and_rolls_in_batches() {
     wait_rolled(&s, "api", "2.0.0", 4).await;
     wait_reason(&s.client, &s.ns, KIND, "api", "Ready").await;
 }
+
+/// Size, tags and the upgrade policy are reconciled like every other field: a new size is a
+/// model change Azure rolls out to an Automatic set's instances; tags and the policy follow
+/// the spec without touching the instances' model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_tags_and_upgrade_policy_changes_reach_azure() {
+    let s = Scenario::start("vmss-model", SPEED, &["--resync", "3"]).await;
+    s.apply(&images()).await;
+    s.apply(&version(&s, "1.0.0")).await;
+    s.apply(&scale_set(
+        &s,
+        "api",
+        "  orchestrationMode: Uniform\n  upgradePolicy: {mode: Automatic}\n",
+    ))
+    .await;
+    wait_rolled(&s, "api", "1.0.0", 2).await;
+    wait_reason(&s.client, &s.ns, KIND, "api", "Ready").await;
+    let set_path = arm_path(
+        &s,
+        "rg-vmss/providers/Microsoft.Compute/virtualMachineScaleSets/api",
+    );
+
+    let sets: Api<VirtualMachineScaleSet> = Api::namespaced(s.client.clone(), &s.ns);
+    sets.patch(
+        "api",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"size": "Standard_D4s_v5", "tags": {"team": "api"}}})),
+    )
+    .await
+    .unwrap();
+    let set = eventually(READY_DEADLINE, "the new size and tags in Azure", || async {
+        let set = s.probe.get(&set_path, COMPUTE_API).await?;
+        (set["sku"]["name"] == "Standard_D4s_v5" && set["tags"]["team"] == "api").then_some(set)
+    })
+    .await;
+    assert_eq!(set["sku"]["capacity"], 2, "capacity kept");
+    // Automatic: Azure moves every instance to the model with the new size, and the status
+    // written for this generation says so.
+    eventually(READY_DEADLINE, "Ready for the new size", || async {
+        let set = sets.get("api").await.ok()?;
+        let common = &set.status.as_ref()?.common;
+        let ready = common
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let current = common.observed_generation == set.metadata.generation;
+        let st = serde_json::to_value(set.status.as_ref()?).ok()?;
+        (ready && current && st["instances"]["latestModel"] == 2).then_some(())
+    })
+    .await;
+    let instances = s
+        .probe
+        .get(&format!("{set_path}/virtualMachines"), COMPUTE_API)
+        .await
+        .unwrap();
+    let instances = instances["value"].as_array().unwrap();
+    assert_eq!(instances.len(), 2);
+    assert!(
+        instances
+            .iter()
+            .all(|i| i["properties"]["latestModelApplied"] == true),
+        "every instance runs the model with the new size: {instances:?}"
+    );
+
+    sets.patch(
+        "api",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"upgradePolicy": {"mode": "Manual"}}})),
+    )
+    .await
+    .unwrap();
+    let set = eventually(READY_DEADLINE, "the Manual policy in Azure", || async {
+        let set = s.probe.get(&set_path, COMPUTE_API).await?;
+        (set["properties"]["upgradePolicy"]["mode"] == "Manual").then_some(set)
+    })
+    .await;
+    assert_eq!(set["sku"]["name"], "Standard_D4s_v5");
+    assert_eq!(set["tags"]["team"], "api");
+    wait_reason(&s.client, &s.ns, KIND, "api", "Ready").await;
+    let st = status(&s, "api").await;
+    assert_eq!(
+        st["instances"],
+        json!({"total": 2, "ready": 2, "latestModel": 2}),
+        "a policy change is no model change: the instances stay on the latest model"
+    );
+}

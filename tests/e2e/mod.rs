@@ -326,6 +326,28 @@ impl ArmProbe {
         .await;
     }
 
+    /// DELETEs an ARM resource as someone other than the operator would, and waits until ARM
+    /// no longer has it.
+    pub async fn delete(&self, path: &str, api_version: &str) {
+        let response = self
+            .http
+            .delete(format!("{}{path}?api-version={api_version}", self.endpoint))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status.is_success(),
+            "DELETE {path}: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
+        eventually(READY_DEADLINE, &format!("{path} gone"), || async {
+            self.get(path, api_version).await.is_none().then_some(())
+        })
+        .await;
+    }
+
     /// Writes (PUT, PATCH, POST, DELETE) the principal `client_id` sent to ARM since the log
     /// was last cleared, as `METHOD path`.
     pub async fn writes_by(&self, client_id: &str) -> Vec<String> {
