@@ -685,7 +685,12 @@ spec: {azureName: parted, resourceGroup: rg-parted, createResourceGroup: true, l
         .await
         .unwrap();
     eventually(READY_DEADLINE, "gallery object gone", || async {
-        galleries.get_opt("parted").await.unwrap().is_none().then_some(())
+        galleries
+            .get_opt("parted")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
     })
     .await;
     assert!(s.probe.get(&gallery, GALLERY_API).await.is_none());
