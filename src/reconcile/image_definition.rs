@@ -479,11 +479,11 @@ mod tests {
     #[test]
     fn shared_galleries_hold_no_trusted_launch_only_definitions() {
         let s = spec();
-        assert!(check_sharing(&s, Some("Groups".into())).is_err());
-        assert!(check_sharing(&s, Some("Private".into())).is_ok());
+        assert!(check_sharing(&s, Some("Groups")).is_err());
+        assert!(check_sharing(&s, Some("Private")).is_ok());
         assert!(check_sharing(&s, None).is_ok());
         let mut supported = spec();
         supported.features[0].value = "TrustedLaunchSupported".into();
-        assert!(check_sharing(&supported, Some("Community".into())).is_ok());
+        assert!(check_sharing(&supported, Some("Community")).is_ok());
     }
 }
