@@ -525,6 +525,53 @@ mod tests {
     }
 
     #[test]
+    fn clients_of_one_credential_share_its_buckets_and_other_identities_have_their_own() {
+        use super::super::auth::{ClientSecretIdentity, Credentials, IdentitySource};
+        use azure_core::credentials::Secret;
+        let app = |client_id: &str| ClientSecretIdentity {
+            tenant_id: "t".into(),
+            client_id: client_id.into(),
+            secret: Secret::new("s"),
+        };
+        let credentials = Credentials::new(
+            IdentitySource::ClientSecret(app("operator")),
+            "https://127.0.0.1:1",
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        let operator = ArmClient::new(
+            reqwest::Client::new(),
+            "http://127.0.0.1:1",
+            DEFAULT_SCOPE,
+            ApiVersions::default(),
+            credentials.default_credential().unwrap(),
+        )
+        .unwrap();
+        let object = |id: &str| {
+            operator
+                .with_credential(credentials.for_app(&app(id), "t").unwrap())
+                .identity
+        };
+        // The same app, as each reconcile asks for it again: one identity.
+        assert_eq!(object("team-a"), object("team-a"));
+        assert_ne!(object("team-a"), object("team-b"));
+        assert_ne!(object("team-a"), operator.identity);
+        assert_eq!(operator.clone().identity, operator.identity);
+        assert_eq!(
+            operator
+                .with_credential(credentials.default_credential().unwrap())
+                .identity,
+            operator.identity
+        );
+        assert!(Arc::ptr_eq(
+            &operator
+                .with_credential(credentials.for_app(&app("x"), "t").unwrap())
+                .budget,
+            &operator.budget
+        ));
+    }
+
+    #[test]
     fn retry_after_of_zero_counts_as_missing() {
         let mut h = HeaderMap::new();
         h.insert("retry-after", "0".parse().unwrap());
