@@ -63,9 +63,16 @@ struct KindLabels {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    class: String,
+    outcome: String,
+}
+
 struct Metrics {
     registry: Registry,
     arm_requests: Family<ArmLabels, Counter>,
+    arm_budget_waits: Family<BudgetLabels, Counter>,
     arm_seconds: Family<KindLabels, Histogram>,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_seconds: Family<KindLabels, Histogram>,
@@ -79,6 +86,7 @@ fn metrics() -> &'static Metrics {
         let buckets = || Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         let m = Metrics {
             arm_requests: Family::default(),
+            arm_budget_waits: Family::default(),
             arm_seconds: Family::new_with_constructor(buckets),
             reconciles: Family::default(),
             reconcile_seconds: Family::new_with_constructor(buckets),
@@ -89,6 +97,11 @@ fn metrics() -> &'static Metrics {
             "arm_requests",
             "ARM requests by method, resource type and HTTP status",
             m.arm_requests.clone(),
+        );
+        registry.register(
+            "arm_budget_waits",
+            "ARM requests the client-side budget held back, by operation type (reads, writes, deletes) and outcome: awaited in place, or requeued (the reconcile gave its slot back)",
+            m.arm_budget_waits.clone(),
         );
         registry.register(
             "arm_request_seconds",
@@ -142,6 +155,18 @@ pub fn record_arm_request(method: &str, path: &str, status: u16, elapsed: Durati
             kind: resource_type,
         })
         .observe(elapsed.as_secs_f64());
+}
+
+/// A request the ARM budget held back: `outcome` is `awaited` (a short wait, in place) or
+/// `requeued` (the reconcile gave its slot back, see `arm::budget`).
+pub fn record_budget_wait(class: &str, outcome: &str) {
+    metrics()
+        .arm_budget_waits
+        .get_or_create(&BudgetLabels {
+            class: class.into(),
+            outcome: outcome.into(),
+        })
+        .inc();
 }
 
 pub fn record_reconcile(kind: &str, reason: &str, elapsed: Duration) {

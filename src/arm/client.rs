@@ -1,19 +1,19 @@
 //! The ARM client: bearer-authenticated JSON over HTTPS, one api-version per resource type,
-//! a client-side rate limit per subscription, and ARM errors classified (see `error`).
+//! requests paced by ARM's own bucket counts per subscription and identity (see `budget`), and
+//! ARM errors classified (see `error`).
 //!
 //! Every call is one request: nothing here blocks on a long-running operation. A write that
 //! ARM runs asynchronously returns its operation (see `lro`) for the caller to record and poll,
 //! so a restarted operator resumes polling instead of writing again.
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use azure_core::credentials::TokenCredential;
-use governor::{DefaultKeyedRateLimiter, Quota};
 use reqwest::{Method, StatusCode, Url, header::HeaderMap};
 use serde::{Serialize, de::DeserializeOwned};
-use tokio::time::Instant;
 
 use super::{
+    budget::{Budget, Class},
     error::ArmError,
     ids::ResourceId,
     lro::{OperationKind, OperationRef},
@@ -80,74 +80,7 @@ pub enum Deletion {
     Started(OperationRef),
 }
 
-/// Client-side request budgets per subscription, below ARM's own (reads 250 refilled 25/s,
-/// writes and deletes 200 refilled 10/s), so a burst of objects queues here instead of
-/// provoking a storm of 429s.
-struct Limits {
-    reads: DefaultKeyedRateLimiter<String>,
-    writes: DefaultKeyedRateLimiter<String>,
-    /// When ARM answered 429 with Retry-After for a subscription: no request to it before.
-    /// ARM throttles per subscription, so every object's reconcile waits, not just the one that
-    /// was refused (other objects' triggers would otherwise retry at once).
-    throttled_until: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
-    /// Origin of the offsets in the debug log of sends and 429s (tests compare them).
-    created: Instant,
-}
-
-impl Limits {
-    fn new() -> Self {
-        let quota = |per_second: u32, burst: u32| {
-            Quota::per_second(NonZeroU32::new(per_second).unwrap())
-                .allow_burst(NonZeroU32::new(burst).unwrap())
-        };
-        Self {
-            reads: DefaultKeyedRateLimiter::keyed(quota(20, 200)),
-            writes: DefaultKeyedRateLimiter::keyed(quota(8, 150)),
-            throttled_until: std::sync::Mutex::default(),
-            created: Instant::now(),
-        }
-    }
-
-    /// Waits until no 429 holds `key`, and returns the moment it found none. A later 429 may
-    /// push the deadline out while we wait (ARM asking for longer), so the deadline is read
-    /// again after every wait: requests already waiting wait for the latest one too.
-    async fn unthrottled(&self, key: &str) -> Instant {
-        loop {
-            let until = {
-                let throttled = self.throttled_until.lock().expect("throttle lock");
-                let now = Instant::now();
-                match throttled.get(key).filter(|until| **until > now) {
-                    Some(until) => *until,
-                    None => return now,
-                }
-            };
-            tokio::time::sleep_until(until).await;
-        }
-    }
-
-    /// Holds every request to `key` for `wait` from now, or longer if an earlier 429 asked
-    /// for longer.
-    fn throttle(&self, key: &str, wait: Duration) {
-        let mut throttled = self.throttled_until.lock().expect("throttle lock");
-        let now = Instant::now();
-        let entry = throttled.entry(key.to_string()).or_insert(now + wait);
-        *entry = (*entry).max(now + wait);
-        tracing::debug!(
-            subscription = %key,
-            pid = std::process::id(),
-            received_us = self.offset(now),
-            until_us = self.offset(*entry),
-            "ARM throttled the subscription"
-        );
-    }
-
-    /// Microseconds since these limits were made.
-    fn offset(&self, at: Instant) -> u64 {
-        at.duration_since(self.created).as_micros() as u64
-    }
-}
-
-/// A handle on ARM with one identity. Cheap to clone; clones share the HTTP pool and limits.
+/// A handle on ARM with one identity. Cheap to clone; clones share the HTTP pool and budget.
 #[derive(Clone)]
 pub struct ArmClient {
     http: reqwest::Client,
@@ -155,8 +88,18 @@ pub struct ArmClient {
     scope: String,
     api_versions: Arc<ApiVersions>,
     credential: Arc<dyn TokenCredential>,
+    /// Which of the budget's buckets are this identity's (ARM's are per principal).
+    identity: u64,
     auxiliary: Vec<Arc<dyn TokenCredential>>,
-    limits: Arc<Limits>,
+    budget: Arc<Budget>,
+}
+
+/// A stable, non-secret key for a credential: its address. Credentials are cached and reused
+/// (`auth::Credentials`), so every client acting as one identity shares its buckets; two
+/// credentials for the same principal would keep two, which ARM's counts in the answers to both
+/// still line up with.
+fn identity_of(credential: &Arc<dyn TokenCredential>) -> u64 {
+    Arc::as_ptr(credential) as *const () as usize as u64
 }
 
 /// Refuses a destination a bearer token must not travel to: anything but https, except http to
@@ -189,15 +132,17 @@ impl ArmClient {
             endpoint: check_token_destination(endpoint)?,
             scope: scope.to_string(),
             api_versions: Arc::new(api_versions),
+            identity: identity_of(&credential),
             credential,
             auxiliary: vec![],
-            limits: Arc::new(Limits::new()),
+            budget: Arc::new(Budget::default()),
         })
     }
 
     /// The same client acting as another identity.
     pub fn with_credential(&self, credential: Arc<dyn TokenCredential>) -> Self {
         Self {
+            identity: identity_of(&credential),
             credential,
             auxiliary: vec![],
             ..self.clone()
@@ -431,15 +376,11 @@ impl ArmClient {
         subscription: &str,
         body: Option<&B>,
     ) -> Result<(StatusCode, HeaderMap, bytes::Bytes), ArmError> {
-        let limiter = if method == Method::GET {
-            &self.limits.reads
-        } else {
-            &self.limits.writes
-        };
+        let class = Class::of(&method);
         let key = subscription.to_ascii_lowercase();
-        // A throttled request holds no budget while it waits.
-        self.limits.unthrottled(&key).await;
-        limiter.until_key_ready(&key).await;
+        // A throttled request holds no place while it waits.
+        self.budget.unthrottled(&key).await;
+        let grant = self.budget.admit(&key, self.identity, class).await?;
 
         let mut request = self
             .http
@@ -460,11 +401,11 @@ impl ArmClient {
         }
         // Again at the moment of sending: a 429 that came back while this one waited for its
         // budget or its token holds it too.
-        let admitted = self.limits.unthrottled(&key).await;
+        let admitted = self.budget.unthrottled(&key).await;
         tracing::debug!(
             subscription = %key,
             pid = std::process::id(),
-            at_us = self.limits.offset(admitted),
+            at_us = self.budget.offset(admitted),
             "{method} {}",
             url.path()
         );
@@ -482,14 +423,24 @@ impl ArmClient {
             started.elapsed(),
         );
         let headers = response.headers().clone();
+        self.budget.observe(&grant, &headers);
         let body = response.bytes().await.map_err(|e| ArmError::Transient {
             code: "ConnectionFailed".into(),
             message: without_url(&e),
             retry_after: None,
         })?;
         if status == StatusCode::TOO_MANY_REQUESTS {
+            // ARM throttles per subscription, so every object's reconcile waits, not just the
+            // one that was refused (other objects' triggers would otherwise retry at once).
             let wait = retry_after(&headers).unwrap_or(Duration::from_secs(1));
-            self.limits.throttle(&key, wait);
+            let (received, until) = self.budget.throttle(&key, wait);
+            tracing::debug!(
+                subscription = %key,
+                pid = std::process::id(),
+                received_us = self.budget.offset(received),
+                until_us = self.budget.offset(until),
+                "ARM throttled the subscription"
+            );
         }
         if status.is_success() {
             Ok((status, headers, body))
@@ -573,41 +524,51 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_later_429_holds_requests_already_waiting_for_an_earlier_one() {
-        let limits = Arc::new(Limits::new());
-        let start = Instant::now();
-        limits.throttle("sub", Duration::from_secs(1));
-        let waiting = tokio::spawn({
-            let limits = limits.clone();
-            async move { limits.unthrottled("sub").await }
-        });
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        // A second 429, half a second later, asks for two seconds.
-        limits.throttle("sub", Duration::from_secs(2));
+    #[test]
+    fn clients_of_one_credential_share_its_buckets_and_other_identities_have_their_own() {
+        use super::super::auth::{ClientSecretIdentity, Credentials, IdentitySource};
+        use azure_core::credentials::Secret;
+        let app = |client_id: &str| ClientSecretIdentity {
+            tenant_id: "t".into(),
+            client_id: client_id.into(),
+            secret: Secret::new("s"),
+        };
+        let credentials = Credentials::new(
+            IdentitySource::ClientSecret(app("operator")),
+            "https://127.0.0.1:1",
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        let operator = ArmClient::new(
+            reqwest::Client::new(),
+            "http://127.0.0.1:1",
+            DEFAULT_SCOPE,
+            ApiVersions::default(),
+            credentials.default_credential().unwrap(),
+        )
+        .unwrap();
+        let object = |id: &str| {
+            operator
+                .with_credential(credentials.for_app(&app(id), "t").unwrap())
+                .identity
+        };
+        // The same app, as each reconcile asks for it again: one identity.
+        assert_eq!(object("team-a"), object("team-a"));
+        assert_ne!(object("team-a"), object("team-b"));
+        assert_ne!(object("team-a"), operator.identity);
+        assert_eq!(operator.clone().identity, operator.identity);
         assert_eq!(
-            waiting.await.unwrap() - start,
-            Duration::from_millis(2500),
-            "the waiting request goes when the latest Retry-After ends"
+            operator
+                .with_credential(credentials.default_credential().unwrap())
+                .identity,
+            operator.identity
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_shorter_429_does_not_cut_a_longer_wait_and_other_subscriptions_go_on() {
-        let limits = Limits::new();
-        let start = Instant::now();
-        limits.throttle("sub", Duration::from_secs(3));
-        limits.throttle("sub", Duration::from_secs(1));
-        assert_eq!(limits.unthrottled("other").await, start);
-        assert_eq!(
-            limits.unthrottled("sub").await - start,
-            Duration::from_secs(3)
-        );
-        // Once the wait is over, nothing more holds it.
-        assert_eq!(
-            limits.unthrottled("sub").await - start,
-            Duration::from_secs(3)
-        );
+        assert!(Arc::ptr_eq(
+            &operator
+                .with_credential(credentials.for_app(&app("x"), "t").unwrap())
+                .budget,
+            &operator.budget
+        ));
     }
 
     #[test]

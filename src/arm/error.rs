@@ -25,6 +25,11 @@ pub enum ArmError {
     /// 429: ARM's request budget is spent; wait at least `retry_after`.
     #[error("{code}: ARM throttled the request; retry after {}s", retry_after.as_secs())]
     Throttled { code: String, retry_after: Duration },
+    /// Nothing was sent: the client-side budget has no room for this request before
+    /// `retry_after`, and the caller (a reconcile, see `budget::hold`) is to give its turn back
+    /// and come again then; its place in the queue is kept for it.
+    #[error("ARM's request budget has room for this request in {:.1}s", retry_after.as_secs_f64())]
+    Paced { retry_after: Duration },
     /// 5xx, 408 or a dropped connection: try again later.
     #[error("{code}: {message}")]
     Transient {
@@ -112,6 +117,7 @@ impl ArmError {
         match self {
             Self::InvalidResourceId(_) => "InvalidResourceId".into(),
             Self::Throttled { .. } => "Throttled".into(),
+            Self::Paced { .. } => "Paced".into(),
             Self::Auth { code, .. } => format!("AuthError:{}", sanitize(code)),
             Self::Token(_) => "AuthError:TokenUnavailable".into(),
             Self::InsecureEndpoint(_) => "InsecureEndpoint".into(),
@@ -126,6 +132,7 @@ impl ArmError {
             self,
             Self::Conflict { .. }
                 | Self::Throttled { .. }
+                | Self::Paced { .. }
                 | Self::Transient { .. }
                 | Self::Token(_)
                 | Self::Protocol(_)
@@ -135,10 +142,15 @@ impl ArmError {
     /// How long ARM asked us to wait, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Throttled { retry_after, .. } => Some(*retry_after),
+            Self::Throttled { retry_after, .. } | Self::Paced { retry_after } => Some(*retry_after),
             Self::Transient { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+
+    /// Whether nothing was sent because the client-side budget asked to come back later.
+    pub fn is_paced(&self) -> bool {
+        matches!(self, Self::Paced { .. })
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -224,6 +236,17 @@ mod tests {
             Some(Duration::from_secs(7)),
         );
         assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn paced_is_retryable_after_its_wait_and_has_its_own_reason() {
+        let err = ArmError::Paced {
+            retry_after: Duration::from_millis(2500),
+        };
+        assert_eq!(err.reason(), "Paced");
+        assert!(err.is_retryable() && err.is_paced());
+        assert_eq!(err.retry_after(), Some(Duration::from_millis(2500)));
+        assert_eq!(err.code(), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! simulators never import it, so tests catch its mistakes instead of sharing them.
 
 pub mod auth;
+pub mod budget;
 pub mod client;
 pub mod error;
 pub mod ids;

@@ -212,12 +212,40 @@ pub async fn parent<K: Managed>(
     Ok(api.get_opt(name).await?.map(Arc::new))
 }
 
-/// The controller entry point for every kind.
+/// The controller entry point for every kind. Its ARM requests hold the object's places in the
+/// ARM budget's queue (`arm::budget::hold`): one that would wait long gives the reconcile slot
+/// back (see [`paced`]) and finds its place kept when the object comes back.
 pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = format!(
+        "{}/{}/{}",
+        K::KIND,
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    );
+    crate::arm::budget::hold(&key, reconcile_held(obj, ctx, key.clone())).await
+}
+
+/// When the ARM budget had no room for a request before `retry_after` (nothing was sent):
+/// requeue for then, with no status write, no Event and no backoff, since nothing failed; the
+/// object's status stays what it was (Reconciling, or none yet), and any change this run made
+/// to it in memory (a cleared operation) is dropped with it.
+fn paced(result: &Result<Step, Error>) -> Option<Action> {
+    match result {
+        Err(Error::Arm(crate::arm::ArmError::Paced { retry_after })) => {
+            Some(Action::requeue(*retry_after))
+        }
+        _ => None,
+    }
+}
+
+async fn reconcile_held<K: Managed>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    key: String,
+) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let namespace = obj.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let key = format!("{}/{namespace}/{}", K::KIND, obj.name_any());
     let mut report = Report::new(obj.status_json().as_ref()).with_persist(
         persist_created(api.clone(), obj.name_any()),
         obj.resource_version(),
@@ -307,6 +335,11 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         }
     };
 
+    if let Some(action) = paced(&result) {
+        tracing::debug!(kind = K::KIND, %namespace, name = %obj.name_any(), ?action, "paced by the ARM budget");
+        crate::telemetry::record_reconcile(K::KIND, "Paced", started.elapsed());
+        return Ok(action);
+    }
     let mut synced = None;
     let (outcome, action) = match result {
         Ok(Step::Done(outcome)) if deleting => {
@@ -603,4 +636,25 @@ pub async fn ensure_owner<K: Managed, P: Managed>(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arm::ArmError;
+
+    #[test]
+    fn a_paced_reconcile_is_requeued_for_its_place_not_failed() {
+        let wait = Duration::from_millis(2500);
+        let result = Err(Error::Arm(ArmError::Paced { retry_after: wait }));
+        assert_eq!(paced(&result), Some(Action::requeue(wait)));
+        // A 429 is ARM refusing: a failure, with backoff and a status saying so.
+        let throttled = Err(Error::Arm(ArmError::Throttled {
+            code: "SubscriptionRequestsThrottled".into(),
+            retry_after: wait,
+        }));
+        assert_eq!(paced(&throttled), None);
+        let waiting = Ok(Step::Wait(Outcome::progressing("Creating", "x"), wait));
+        assert_eq!(paced(&waiting), None);
+    }
 }
