@@ -70,6 +70,12 @@ async fn each_shard_reconciles_only_what_its_selector_picks() {
     // Shard a acts as the multi-tenant app, shard b as the single-tenant one; both elect a
     // leader, each in a Lease of its own (a shared one would leave one shard idle).
     let shard = |selector: &str, id: &str, secret: &str| {
+        let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "operator-{}-{}.log",
+            std::process::id(),
+            selector.replace('=', "-")
+        ));
+        eprintln!("operator log: {}", log.display());
         e2e::operator_logging_to(
             &kubeconfig,
             &arm,
@@ -80,7 +86,7 @@ async fn each_shard_reconciles_only_what_its_selector_picks() {
                 selector,
                 "--leader-elect",
             ],
-            None,
+            Some(&log),
             &[
                 ("AZURE_CLIENT_ID", id),
                 ("AZURE_CLIENT_SECRET", secret),
