@@ -68,10 +68,10 @@ fn default_resync(custom_resources: usize, subscriptions: usize) -> Duration {
     Duration::from_secs(seconds.max(15))
 }
 
-/// Seconds the client's budgets alone need for these requests, spread evenly over
-/// `subscriptions` budgets (pure).
-fn rate_limit_floor(reads: usize, writes: usize, subscriptions: usize) -> f64 {
-    let share = |n: usize| n as f64 / subscriptions.max(1) as f64;
+/// Seconds the client's budgets alone need for these requests, spread evenly over `budgets`
+/// (one per subscription and operator process acting there) (pure).
+fn rate_limit_floor(reads: usize, writes: usize, budgets: usize) -> f64 {
+    let share = |n: usize| n as f64 / budgets.max(1) as f64;
     let floor = |n: f64, burst: f64, rate: f64| (n - burst).max(0.0) / rate;
     floor(share(reads), READ_BURST, READS_PER_SECOND).max(floor(
         share(writes),
@@ -338,7 +338,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "throttledToReady": throttled(&create_requests),
         "throttledTotal": throttled(&create_requests) + throttled(&quiet_requests)
             + throttled(&steady) + throttled(&delete_requests),
-        "clientRateLimitFloorSeconds": rate_limit_floor(create_reads, create_writes, options.subscriptions),
+        // Each operator process has its own client budgets in each subscription it acts in.
+        "clientRateLimitFloorSeconds": rate_limit_floor(
+            create_reads,
+            create_writes,
+            layout.load_per_subscription().iter().map(|(_, shards)| shards).sum(),
+        ),
         "applyToFirstWriteP50Seconds": percentile(&to_first_write, 0.50),
         "applyToFirstWriteP99Seconds": percentile(&to_first_write, 0.99),
         "objectsWithoutFirstWrite": without_first_write,
@@ -1604,6 +1609,8 @@ struct Run {
     rss_mib: f64,
     /// Subscriptions the run spread its galleries over (1 for runs from before the option).
     subscriptions: u64,
+    /// Operator processes (1 for runs from before `--shards`).
+    shards: u64,
 }
 
 fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
@@ -1629,14 +1636,19 @@ fn run_of(v: &Value) -> Option<Run> {
         ready_seconds: v["timeToAllReadySeconds"].as_f64()?,
         rss_mib: v["operatorPeakRssMiB"].as_f64()?,
         subscriptions: v["subscriptions"].as_u64().unwrap_or(1),
+        shards: v["shards"].as_u64().unwrap_or(1),
     })
 }
 
-/// Runs grouped by API server, each line sorted by N (pure).
+/// Runs grouped by API server (and shard count, when sharded), each line sorted by N (pure).
 fn series_by_server(runs: &[Run]) -> BTreeMap<String, Vec<Run>> {
     let mut series: BTreeMap<String, Vec<Run>> = BTreeMap::new();
     for r in runs {
-        series.entry(r.server.clone()).or_default().push(r.clone());
+        let label = match r.shards {
+            1 => r.server.clone(),
+            k => format!("{}, {k} shards", r.server),
+        };
+        series.entry(label).or_default().push(r.clone());
     }
     for points in series.values_mut() {
         points.sort_by(|a, b| a.objects.total_cmp(&b.objects));
@@ -1855,5 +1867,19 @@ mod tests {
             .collect();
         assert_eq!(ns, [("a", vec![100.0]), ("b", vec![100.0, 1000.0])]);
         assert_eq!(run_of(&json!({"objects": 1})), None);
+        // A sharded run is its own line.
+        let sharded = run_of(&json!({"apiServer": "a", "objects": 400, "shards": 2,
+            "timeToAllReadySeconds": 1.0, "operatorPeakRssMiB": 20.0}))
+        .unwrap();
+        let series = series_by_server(&[sharded, run("a", 100.0)]);
+        assert_eq!(series.keys().collect::<Vec<_>>(), ["a", "a, 2 shards"]);
+    }
+
+    #[test]
+    fn plot_reads_the_committed_results_from_before_the_new_figures() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance");
+        let runs = read_runs(&dir).unwrap();
+        assert!(runs.len() >= 6, "{runs:?}");
+        assert!(runs.iter().all(|r| r.shards == 1 && r.rss_mib > 0.0));
     }
 }
