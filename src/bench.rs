@@ -192,6 +192,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let counters_zero = sim.clear_counters().await?;
 
     let layout = Layout::new(options.objects, subscriptions, options.shards);
+    if layout.galleries < options.shards {
+        eprintln!(
+            "bench: only {} galler{} (200 versions each) for {} shards: some shards own nothing",
+            layout.galleries,
+            if layout.galleries == 1 { "y" } else { "ies" },
+            options.shards
+        );
+    }
     // The late object counts: it is created and waited for like the rest.
     let crs = layout.galleries + layout.definitions + layout.versions + 1;
     let resync = options

@@ -161,3 +161,31 @@ async fn each_shard_reconciles_only_what_its_selector_picks() {
     let _ = a.wait();
     let _ = b.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_the_api_server_cannot_parse_stops_the_operator_at_start() {
+    let (client, kubeconfig) = e2e::kube_client().await;
+    let arm = e2e::arm_simulator(SPEED);
+    let ns = e2e::namespace(&client, "bad-shard").await;
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("operator-{}-bad-selector.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let mut operator = e2e::operator_logging_to(
+        &kubeconfig,
+        &arm,
+        &["--namespace", &ns, "--shard-selector", "shard in a"],
+        Some(&log),
+        &[],
+    );
+    let status = eventually(READY_DEADLINE, "the operator to exit", || {
+        let status = operator.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    assert!(!status.success(), "{status}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("--shard-selector \"shard in a\" is not a label selector"),
+        "{text}"
+    );
+}
