@@ -43,7 +43,13 @@ pub struct Options {
     /// The operator executable to measure (say, the production build without simulators);
     /// default: this one.
     pub operator: Option<PathBuf>,
+    /// Operator processes, each owning the galleries (whole trees) of one shard label
+    /// (`--shard-selector`) with an identity of its own, as ARM's buckets are per principal.
+    pub shards: usize,
 }
+
+/// The label that puts a gallery's tree in a shard (`bench --shards`).
+const SHARD_LABEL: &str = "bench.compute.gallery.dev/shard";
 
 /// The operator's client-side ARM budgets per subscription (`crate::arm::client`): reads burst 200
 /// then 20/s, writes burst 150 then 8/s. They bound throughput at large N; the bench reports the
@@ -62,10 +68,10 @@ fn default_resync(custom_resources: usize, subscriptions: usize) -> Duration {
     Duration::from_secs(seconds.max(15))
 }
 
-/// Seconds the client's budgets alone need for these requests, spread evenly over
-/// `subscriptions` budgets (pure).
-fn rate_limit_floor(reads: usize, writes: usize, subscriptions: usize) -> f64 {
-    let share = |n: usize| n as f64 / subscriptions.max(1) as f64;
+/// Seconds the client's budgets alone need for these requests, spread evenly over `budgets`
+/// (one per subscription and operator process acting there) (pure).
+fn rate_limit_floor(reads: usize, writes: usize, budgets: usize) -> f64 {
+    let share = |n: usize| n as f64 / budgets.max(1) as f64;
     let floor = |n: f64, burst: f64, rate: f64| (n - burst).max(0.0) / rate;
     floor(share(reads), READ_BURST, READS_PER_SECOND).max(floor(
         share(writes),
@@ -82,19 +88,43 @@ fn subscription_ids(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// The default world with `subscriptions` in its first tenant, as a `--world` file.
-fn world_with(subscriptions: &[String]) -> Value {
+/// The identity (client id, secret) of shard `i` ≥ 1; shard 0 is the world's own app.
+fn shard_app(i: usize) -> (String, String) {
+    (
+        format!("7a1b2c3d-4e5f-4a6b-8c7d-{i:012x}"),
+        format!("bench-shard-{i}-secret"),
+    )
+}
+
+/// The default world with `subscriptions` in its first tenant and an app of its own for each
+/// shard after the first, as a `--world` file.
+fn world_with(subscriptions: &[String], shards: usize) -> Value {
     use crate::sim::arm::world::*;
     let app = |name: &str, id: &str, secret: &str, tenants: &[&str]| json!({"name": name, "clientId": id, "clientSecret": secret, "tenants": tenants});
+    let mut apps = vec![
+        app(
+            "gallery-operator-multi-tenant",
+            MULTI_TENANT_CLIENT_ID,
+            MULTI_TENANT_CLIENT_SECRET,
+            &[TENANT_1, TENANT_2],
+        ),
+        app(
+            "gallery-operator-single-tenant",
+            SINGLE_TENANT_CLIENT_ID,
+            SINGLE_TENANT_CLIENT_SECRET,
+            &[TENANT_1],
+        ),
+    ];
+    for i in 1..shards {
+        let (id, secret) = shard_app(i);
+        apps.push(app(&format!("bench-shard-{i}"), &id, &secret, &[TENANT_1]));
+    }
     json!({
         "tenants": [
             {"id": TENANT_1, "subscriptions": subscriptions},
             {"id": TENANT_2, "subscriptions": [SUBSCRIPTION_2]},
         ],
-        "apps": [
-            app("gallery-operator-multi-tenant", MULTI_TENANT_CLIENT_ID, MULTI_TENANT_CLIENT_SECRET, &[TENANT_1, TENANT_2]),
-            app("gallery-operator-single-tenant", SINGLE_TENANT_CLIENT_ID, SINGLE_TENANT_CLIENT_SECRET, &[TENANT_1]),
-        ],
+        "apps": apps,
         "regions": World::default().regions,
     })
 }
@@ -106,13 +136,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         options.subscriptions > 0,
         "--subscriptions must be at least 1"
     );
+    anyhow::ensure!(options.shards > 0, "--shards must be at least 1");
     let dir = tempfile::Builder::new()
         .prefix("azure-gallery-bench-")
         .tempdir()?;
     let subscriptions = subscription_ids(options.subscriptions);
-    let world = if subscriptions.len() > 1 {
+    let world = if subscriptions.len() > 1 || options.shards > 1 {
         let path = dir.path().join("world.yaml");
-        std::fs::write(&path, serde_yaml::to_string(&world_with(&subscriptions))?)?;
+        std::fs::write(
+            &path,
+            serde_yaml::to_string(&world_with(&subscriptions, options.shards))?,
+        )?;
         Some(path)
     } else {
         None
@@ -152,43 +186,69 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let namespace = format!("bench-{}", std::process::id());
     create_namespace(&client, &namespace).await?;
     let sim = SimAdmin::new(&facts)?;
+    let limits = ArmLimits::from_json(&sim.admin("throttling").await?)
+        .context("the simulator's throttling settings")?;
     let calibration = sim.calibrate().await.context("calibrating the simulator")?;
-    sim.clear_counters().await?;
+    let counters_zero = sim.clear_counters().await?;
 
-    let layout = Layout::new(options.objects, subscriptions);
-    let crs = layout.galleries + layout.definitions + layout.versions;
+    let layout = Layout::new(options.objects, subscriptions, options.shards);
+    if layout.galleries < options.shards {
+        eprintln!(
+            "bench: only {} galler{} (200 versions each) for {} shards: some shards own nothing",
+            layout.galleries,
+            if layout.galleries == 1 { "y" } else { "ies" },
+            options.shards
+        );
+    }
+    // The late object counts: it is created and waited for like the rest.
+    let crs = layout.galleries + layout.definitions + layout.versions + 1;
     let resync = options
         .resync
         .unwrap_or_else(|| default_resync(crs, options.subscriptions));
-    let metrics_addr = free_loopback_port()?;
-    let log = dir.path().join("operator.log");
-    let mut operator = Operator::spawn(
-        &kubeconfig,
-        &facts,
-        &namespace,
-        &options,
-        resync,
-        metrics_addr,
-        &log,
-    )?;
+    let mut operators = Operators(Vec::new());
+    for shard in 0..options.shards {
+        let metrics_addr = free_loopback_port()?;
+        let log = dir.path().join(format!("operator-{shard}.log"));
+        operators.0.push(Operator::spawn(
+            &kubeconfig,
+            &facts,
+            &namespace,
+            &options,
+            resync,
+            metrics_addr,
+            &log,
+            shard,
+        )?);
+    }
 
     eprintln!(
-        "bench: {} image versions in {} definitions and {} galleries in {} subscription(s), 2 regions each ({api_server}); resync {} s",
+        "bench: {} image versions in {} definitions and {} galleries in {} subscription(s), 2 regions each, {} shard(s) ({api_server}); resync {} s",
         layout.versions,
         layout.definitions,
         layout.galleries,
         layout.subscriptions.len(),
+        options.shards,
         resync.as_secs()
     );
     let started = Instant::now();
+    let (progress_tx, progress) = tokio::sync::watch::channel(0usize);
     let watch = tokio::spawn(wait_ready(
         client.clone(),
         namespace.clone(),
-        layout.versions,
+        layout.versions + 1,
+        progress_tx,
     ));
-    let applied = layout.apply(&client, &namespace).await?;
-    let ready_at = operator
-        .alongside("waiting for Ready", async { watch.await? })
+    let mut applied = layout.apply(&client, &namespace).await?;
+    let (late, ready_at) = operators
+        .alongside("waiting for Ready", async {
+            // The late object: applied once a quarter of the batch is Ready, so while the
+            // rest is in flight.
+            let late = layout
+                .apply_late(&client, &namespace, progress, layout.versions.div_ceil(4))
+                .await?;
+            let ready = watch.await??;
+            Ok((late, ready))
+        })
         .await?;
     let create_wall = started.elapsed();
     let create_requests = sim.requests().await?;
@@ -198,42 +258,68 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // Steady state: once follow-up work (parents noting their children) has drained, two resync
     // intervals of nothing to do.
     sim.wait_quiet(resync).await?;
+    let quiet_requests = sim.requests().await?;
     sim.clear_counters().await?;
-    let reconciles_before = operator.reconciles(metrics_addr).await?;
+    let reconciles_before = operators.reconciles().await?;
     let window = resync * 2;
     eprintln!("bench: measuring steady state for {} s", window.as_secs());
-    operator
+    operators
         .alongside("steady state", async {
             tokio::time::sleep(window).await;
             Ok(())
         })
         .await?;
     let steady = sim.requests().await?;
-    let steady_reconciles = operator.reconciles(metrics_addr).await? - reconciles_before;
+    sim.clear_counters().await?;
+    let steady_reconciles = operators.reconciles().await? - reconciles_before;
 
     eprintln!("bench: deleting everything");
     let deleting = Instant::now();
     layout.delete(&client, &namespace).await?;
-    operator
+    operators
         .alongside("deleting", wait_gone(&client, &namespace))
         .await?;
     let delete_wall = deleting.elapsed();
+    let delete_requests = sim.requests().await?;
     let orphans = sim.orphans().await?;
     // Peak over the whole run, creation, steady state and deletion alike.
-    let rss_kib = operator.peak_rss_kib()?;
-    operator.stop().await;
+    let rss_kib = operators.peak_rss_kib()?;
+    operators.stop().await;
 
     let mut overhead: Vec<f64> = applied
         .iter()
-        .filter_map(|(name, at)| ready_at.get(name).map(|r| r.duration_since(*at)))
+        .filter(|a| !a.version.is_empty())
+        .filter_map(|a| ready_at.get(&a.version).map(|r| r.duration_since(a.at)))
         .map(|d| (d.as_secs_f64() - calibration.as_secs_f64()).max(0.0))
         .collect();
     overhead.sort_by(f64::total_cmp);
+    // Apply to first accepted PUT of each object of the batch, from the simulator's clock.
+    let first_writes = create_requests.first_writes(counters_zero);
+    let mut to_first_write: Vec<f64> = applied
+        .iter()
+        .filter_map(|a| {
+            first_writes
+                .get(&a.key)
+                .map(|w| w.saturating_duration_since(a.at))
+        })
+        .map(|d| d.as_secs_f64())
+        .collect();
+    to_first_write.sort_by(f64::total_cmp);
+    let without_first_write = applied.len() - to_first_write.len();
+    let late_figures = late_probe(&late, &applied, &first_writes, &limits, started);
+    applied.push(late);
     let resyncs_in_window = window.as_secs_f64() / resync.as_secs_f64();
     let steady_gets = steady.count(|r| r.method == "GET");
     let steady_writes = steady.count(|r| r.method != "GET");
     let create_reads = create_requests.count(|r| r.method == "GET");
     let create_writes = create_requests.count(|r| r.method != "GET");
+    let floor = arm_floor(
+        calibration.as_secs_f64(),
+        &layout.load_per_subscription(),
+        &limits,
+    );
+    let throttled = |r: &Requests| r.count(|r| r.status == 429);
+    let reads_by_kind = create_requests.reads_by_kind();
     let figures = json!({
         "apiServer": api_server,
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
@@ -244,31 +330,45 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "objects": options.objects,
         "customResources": crs,
         "subscriptions": options.subscriptions,
+        "shards": options.shards,
         "speed": options.speed,
         "concurrency": options.concurrency,
         "resyncSeconds": resync.as_secs(),
         "objectsReadyPerSecond": layout.versions as f64 / create_wall.as_secs_f64(),
         "timeToAllReadySeconds": create_wall.as_secs_f64(),
+        "armLimits": limits.to_json(),
+        "armFloorSeconds": floor,
+        "timeToAllReadyOverFloor": create_wall.as_secs_f64() / floor,
         "armRequestsPerObjectToReady": create_requests.per_object_by_method(crs),
+        "armGetsPerObjectToReady": create_reads as f64 / crs as f64,
         "armRequestsToReadyByType": create_requests.by_method_and_type(),
-        "clientRateLimitFloorSeconds": rate_limit_floor(create_reads, create_writes, options.subscriptions),
+        "armReadsToReadyByKind": reads_by_kind,
+        "throttledToReady": throttled(&create_requests),
+        "throttledTotal": throttled(&create_requests) + throttled(&quiet_requests)
+            + throttled(&steady) + throttled(&delete_requests),
+        // Each operator process has its own client budgets in each subscription it acts in.
+        "clientRateLimitFloorSeconds": rate_limit_floor(
+            create_reads,
+            create_writes,
+            layout.load_per_subscription().iter().map(|(_, shards)| shards).sum(),
+        ),
+        "applyToFirstWriteP50Seconds": percentile(&to_first_write, 0.50),
+        "applyToFirstWriteP99Seconds": percentile(&to_first_write, 0.99),
+        "objectsWithoutFirstWrite": without_first_write,
+        "lateObject": late_figures,
         "steadyStateGetsPerObjectPerResync": steady_gets as f64 / crs as f64 / resyncs_in_window,
         "steadyStateWritesPerObjectPerResync": steady_writes as f64 / crs as f64 / resyncs_in_window,
         "steadyStateReconcilesPerObjectPerResync": steady_reconciles / crs as f64 / resyncs_in_window,
         "steadyStateGetsPerReconcile": if steady_reconciles > 0.0 { steady_gets as f64 / steady_reconciles } else { 0.0 },
         "steadyStateRequestsByType": steady.by_method_and_type(),
-        "operatorPeakRssMiB": rss_kib as f64 / 1024.0,
+        "operatorPeakRssMiB": rss_kib.iter().copied().max().unwrap_or(0) as f64 / 1024.0,
+        "operatorPeakRssMiBByShard": rss_kib.iter().map(|k| *k as f64 / 1024.0).collect::<Vec<_>>(),
         "simulatorChainSeconds": calibration.as_secs_f64(),
         "applyToReadyOverheadP50Seconds": percentile(&overhead, 0.50),
         "applyToReadyOverheadP99Seconds": percentile(&overhead, 0.99),
         "deleteAllSeconds": delete_wall.as_secs_f64(),
         "orphans": orphans,
-        "targets": {
-            "steadyStateGetsPerObjectPerResync": "<= 1",
-            "steadyStateWritesPerObjectPerResync": "0",
-            "operatorPeakRssMiB": "< 64 at 1,000 objects, < 200 at 10,000",
-            "orphans": "0"
-        }
+        "targets": TARGETS.iter().map(|(k, t)| (k.to_string(), json!(t))).collect::<serde_json::Map<_, _>>(),
     });
     print_table(&figures);
     if let Some(path) = &options.json {
@@ -276,6 +376,102 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The issue's targets (issue 19, design.md §8), by the JSON key of the figure they apply to.
+const TARGETS: [(&str, &str); 8] = [
+    ("armGetsPerObjectToReady", "<= 2.5 at 1,000"),
+    ("timeToAllReadyOverFloor", "<= 1.3"),
+    ("throttledToReady", "0"),
+    ("throttledTotal", "0"),
+    (
+        "operatorPeakRssMiB",
+        "< 64 at 1,000 objects, < 200 at 10,000",
+    ),
+    ("steadyStateGetsPerObjectPerResync", "<= 1"),
+    ("steadyStateWritesPerObjectPerResync", "0"),
+    ("orphans", "0"),
+];
+
+/// ARM's request limits as the simulator applies them (`GET /_sim/throttling`): per principal
+/// and subscription, and a global bucket per subscription `global_factor` times as large.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ArmLimits {
+    read_burst: f64,
+    reads_per_second: f64,
+    write_burst: f64,
+    writes_per_second: f64,
+    global_factor: f64,
+}
+
+impl ArmLimits {
+    fn from_json(v: &Value) -> Option<Self> {
+        Some(Self {
+            read_burst: v["reads"]["burst"].as_f64()?,
+            reads_per_second: v["reads"]["perSecond"].as_f64()?,
+            write_burst: v["writes"]["burst"].as_f64()?,
+            writes_per_second: v["writes"]["perSecond"].as_f64()?,
+            global_factor: v["globalFactor"].as_f64()?,
+        })
+    }
+
+    fn to_json(self) -> Value {
+        json!({
+            "reads": {"burst": self.read_burst, "perSecond": self.reads_per_second},
+            "writes": {"burst": self.write_burst, "perSecond": self.writes_per_second},
+            "globalFactor": self.global_factor,
+        })
+    }
+
+    /// (burst, per second) that `principals` callers together get in one subscription: each
+    /// its own bucket, all bounded by the global one.
+    fn shared(self, burst: f64, rate: f64, principals: usize) -> (f64, f64) {
+        let n = (principals.max(1) as f64).min(self.global_factor);
+        (burst * n, rate * n)
+    }
+}
+
+/// ARM's floor for creating trees (pure): the simulated chain time plus, in the slowest
+/// subscription, the larger of 2 reads per CR beyond the read burst at the read rate and 1 write
+/// per CR beyond the write burst at the write rate. `load` is (CRs, principals) per
+/// subscription.
+fn arm_floor(chain_seconds: f64, load: &[(usize, usize)], limits: &ArmLimits) -> f64 {
+    let beyond = |n: f64, (burst, rate): (f64, f64)| (n - burst).max(0.0) / rate;
+    let slowest = load
+        .iter()
+        .map(|&(crs, principals)| {
+            let crs = crs as f64;
+            let reads = limits.shared(limits.read_burst, limits.reads_per_second, principals);
+            let writes = limits.shared(limits.write_burst, limits.writes_per_second, principals);
+            beyond(2.0 * crs, reads).max(beyond(crs, writes))
+        })
+        .fold(0.0, f64::max);
+    chain_seconds + slowest
+}
+
+/// The late object's figures (pure): its apply to first write next to its fair share, the
+/// objects of its queue (same shard and subscription) applied before it and not yet written
+/// when it was applied, divided by one principal's write rate.
+fn late_probe(
+    late: &Applied,
+    batch: &[Applied],
+    first_writes: &HashMap<String, Instant>,
+    limits: &ArmLimits,
+    started: Instant,
+) -> Value {
+    let ahead = batch
+        .iter()
+        .filter(|a| a.queue == late.queue && a.at < late.at)
+        .filter(|a| first_writes.get(&a.key).is_none_or(|w| *w > late.at))
+        .count();
+    json!({
+        "appliedAfterSeconds": late.at.duration_since(started).as_secs_f64(),
+        "queuePosition": ahead,
+        "fairShareSeconds": ahead as f64 / limits.writes_per_second,
+        "applyToFirstWriteSeconds": first_writes
+            .get(&late.key)
+            .map(|w| w.saturating_duration_since(late.at).as_secs_f64()),
+    })
 }
 
 /// Nearest-rank percentile of sorted values (pure).
@@ -288,6 +484,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn print_table(figures: &Value) {
+    let target = |key: &str| {
+        TARGETS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or("", |(_, t)| *t)
+    };
     println!("{:<64} {:>12}  target", "figure", "value");
     let line = |name: &str, value: &Value, target: &str| {
         let shown = match value.as_f64() {
@@ -304,11 +506,84 @@ fn print_table(figures: &Value) {
         "",
     );
     row("subscriptions", "subscriptions", "");
+    row(
+        "shards (operator processes, one identity each)",
+        "shards",
+        "",
+    );
     row("objects Ready per second", "objectsReadyPerSecond", "");
     row("time to all Ready (s)", "timeToAllReadySeconds", "");
     row(
         "  of which the client rate limits need (s)",
         "clientRateLimitFloorSeconds",
+        "",
+    );
+    row(
+        "ARM floor: chain + max(2 reads, 1 write per CR beyond burst) (s)",
+        "armFloorSeconds",
+        "",
+    );
+    row(
+        "all Ready / ARM floor",
+        "timeToAllReadyOverFloor",
+        target("timeToAllReadyOverFloor"),
+    );
+    row(
+        "429s to Ready",
+        "throttledToReady",
+        target("throttledToReady"),
+    );
+    row(
+        "429s in the whole run",
+        "throttledTotal",
+        target("throttledTotal"),
+    );
+    row(
+        "ARM GETs per CR to Ready",
+        "armGetsPerObjectToReady",
+        target("armGetsPerObjectToReady"),
+    );
+    for (kind, n) in figures["armReadsToReadyByKind"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        line(&format!("  reads to Ready: {kind}"), n, "");
+    }
+    row(
+        "apply to first ARM write p50 (s)",
+        "applyToFirstWriteP50Seconds",
+        "",
+    );
+    row(
+        "apply to first ARM write p99 (s)",
+        "applyToFirstWriteP99Seconds",
+        "",
+    );
+    row(
+        "objects without an ARM write",
+        "objectsWithoutFirstWrite",
+        "",
+    );
+    let late = &figures["lateObject"];
+    line(
+        "late object: applied after (s)",
+        &late["appliedAfterSeconds"],
+        "",
+    );
+    line(
+        "late object: objects ahead of it in its queue",
+        &late["queuePosition"],
+        "",
+    );
+    line(
+        "late object: apply to first ARM write (s)",
+        &late["applyToFirstWriteSeconds"],
+        "<= its fair share",
+    );
+    line(
+        "late object: fair share (ahead / write rate) (s)",
+        &late["fairShareSeconds"],
         "",
     );
     for (method, n) in figures["armRequestsPerObjectToReady"]
@@ -329,12 +604,12 @@ fn print_table(figures: &Value) {
     row(
         "steady state GETs per object per resync",
         "steadyStateGetsPerObjectPerResync",
-        "<= 1",
+        target("steadyStateGetsPerObjectPerResync"),
     );
     row(
         "steady state writes per object per resync",
         "steadyStateWritesPerObjectPerResync",
-        "0",
+        target("steadyStateWritesPerObjectPerResync"),
     );
     row(
         "steady state reconciles per object per resync",
@@ -354,7 +629,7 @@ fn print_table(figures: &Value) {
         line(&format!("  steady state {kind}"), n, "");
     }
     row(
-        "operator peak RSS (MiB)",
+        "operator peak RSS (MiB; the largest shard)",
         "operatorPeakRssMiB",
         "< 64 @1k, < 200 @10k",
     );
@@ -374,7 +649,7 @@ fn print_table(figures: &Value) {
         "",
     );
     row("delete-all (s)", "deleteAllSeconds", "");
-    row("orphaned Azure resources", "orphans", "0");
+    row("orphaned Azure resources", "orphans", target("orphans"));
 }
 
 /// How N image versions spread over definitions and galleries.
@@ -384,16 +659,30 @@ struct Layout {
     galleries: usize,
     /// Gallery `g` lives in `subscriptions[g % len]`, with its definitions and versions.
     subscriptions: Vec<String>,
+    /// Gallery `g`'s tree is in shard `g % shards`.
+    shards: usize,
+}
+
+/// One applied custom resource: its ARM path below `providers/Microsoft.Compute/` (lower
+/// case), its name if it is an image version, when it was created, and its queue (shard,
+/// subscription index).
+#[derive(Debug, Clone)]
+struct Applied {
+    key: String,
+    version: String,
+    at: Instant,
+    queue: (usize, usize),
 }
 
 impl Layout {
-    fn new(versions: usize, subscriptions: Vec<String>) -> Self {
+    fn new(versions: usize, subscriptions: Vec<String>, shards: usize) -> Self {
         let definitions = versions.div_ceil(VERSIONS_PER_DEFINITION);
         Self {
             versions,
             definitions,
             galleries: definitions.div_ceil(DEFINITIONS_PER_GALLERY),
             subscriptions,
+            shards: shards.max(1),
         }
     }
 
@@ -401,63 +690,146 @@ impl Layout {
         &self.subscriptions[gallery % self.subscriptions.len()]
     }
 
+    fn queue_of_gallery(&self, gallery: usize) -> (usize, usize) {
+        (gallery % self.shards, gallery % self.subscriptions.len())
+    }
+
+    /// (CRs, principals) per subscription, the late object included in gallery 0's: each shard
+    /// acts as its own principal.
+    fn load_per_subscription(&self) -> Vec<(usize, usize)> {
+        let mut crs = vec![0; self.subscriptions.len()];
+        let mut shards = vec![std::collections::BTreeSet::new(); self.subscriptions.len()];
+        for g in 0..self.galleries {
+            let s = g % self.subscriptions.len();
+            crs[s] += 1;
+            shards[s].insert(g % self.shards);
+        }
+        for d in 0..self.definitions {
+            crs[(d / DEFINITIONS_PER_GALLERY) % self.subscriptions.len()] += 1;
+        }
+        for v in 0..self.versions {
+            crs[(v / VERSIONS_PER_DEFINITION / DEFINITIONS_PER_GALLERY)
+                % self.subscriptions.len()] += 1;
+        }
+        crs[0] += 1;
+        crs.into_iter()
+            .zip(shards)
+            .map(|(n, s)| (n, s.len()))
+            .collect()
+    }
+
+    fn labels(&self, gallery: usize) -> Value {
+        json!({SHARD_LABEL: (gallery % self.shards).to_string()})
+    }
+
     /// Creates everything at once (parents first in submission order only), returning when
-    /// each version was applied.
-    async fn apply(&self, client: &Client, ns: &str) -> anyhow::Result<HashMap<String, Instant>> {
+    /// each object was applied.
+    async fn apply(&self, client: &Client, ns: &str) -> anyhow::Result<Vec<Applied>> {
         let pp = PostParams::default();
+        let mut applied = Vec::new();
         let galleries: Api<Gallery> = Api::namespaced(client.clone(), ns);
         for g in 0..self.galleries {
             let object = serde_json::from_value(json!({
                 "apiVersion": "compute.gallery.dev/v1alpha1", "kind": "Gallery",
-                "metadata": {"name": format!("g{g}")},
+                "metadata": {"name": format!("g{g}"), "labels": self.labels(g)},
                 "spec": {
                     "subscriptionId": self.subscription_of_gallery(g),
                     "resourceGroup": "rg-bench", "createResourceGroup": true, "location": REGIONS[0]
                 }
             }))?;
             galleries.create(&pp, &object).await?;
+            applied.push(Applied {
+                key: format!("galleries/g{g}"),
+                version: String::new(),
+                at: Instant::now(),
+                queue: self.queue_of_gallery(g),
+            });
         }
         let definitions: Api<ImageDefinition> = Api::namespaced(client.clone(), ns);
         for d in 0..self.definitions {
+            let g = d / DEFINITIONS_PER_GALLERY;
             let object = serde_json::from_value(json!({
                 "apiVersion": "compute.gallery.dev/v1alpha1", "kind": "ImageDefinition",
-                "metadata": {"name": format!("d{d}")},
+                "metadata": {"name": format!("d{d}"), "labels": self.labels(g)},
                 "spec": {
-                    "galleryRef": {"name": format!("g{}", d / DEFINITIONS_PER_GALLERY)},
+                    "galleryRef": {"name": format!("g{g}")},
                     "osType": "Linux", "osState": "Generalized",
                     "identifier": {"publisher": "Bench", "offer": "Linux", "sku": format!("sku{d}")}
                 }
             }))?;
             definitions.create(&pp, &object).await?;
+            applied.push(Applied {
+                key: format!("galleries/g{g}/images/d{d}"),
+                version: String::new(),
+                at: Instant::now(),
+                queue: self.queue_of_gallery(g),
+            });
         }
-        let versions: Api<ImageVersion> = Api::namespaced(client.clone(), ns);
-        let mut applied = HashMap::new();
         for v in 0..self.versions {
-            // The seeded source image of the version's own subscription.
-            let subscription =
-                self.subscription_of_gallery(v / VERSIONS_PER_DEFINITION / DEFINITIONS_PER_GALLERY);
-            let source = format!(
-                "/subscriptions/{subscription}/resourceGroups/rg-image-sources/providers/Microsoft.Compute/images/ubuntu-22.04-golden"
+            let d = v / VERSIONS_PER_DEFINITION;
+            applied.push(
+                self.apply_version(
+                    client,
+                    ns,
+                    d,
+                    &format!("1.0.{}", v % VERSIONS_PER_DEFINITION),
+                )
+                .await?,
             );
-            let name = format!(
-                "d{}-1.0.{}",
-                v / VERSIONS_PER_DEFINITION,
-                v % VERSIONS_PER_DEFINITION
-            );
-            let object = serde_json::from_value(json!({
-                "apiVersion": "compute.gallery.dev/v1alpha1", "kind": "ImageVersion",
-                "metadata": {"name": name},
-                "spec": {
-                    "imageDefinitionRef": {"name": format!("d{}", v / VERSIONS_PER_DEFINITION)},
-                    "version": format!("1.0.{}", v % VERSIONS_PER_DEFINITION),
-                    "source": {"managedImageId": source},
-                    "targetRegions": REGIONS.iter().map(|r| json!({"name": r})).collect::<Vec<_>>()
-                }
-            }))?;
-            versions.create(&pp, &object).await?;
-            applied.insert(name, Instant::now());
         }
         Ok(applied)
+    }
+
+    /// Creates image version `version` (`1.0.x`) of definition `d`, named `d{d}-{version}`.
+    async fn apply_version(
+        &self,
+        client: &Client,
+        ns: &str,
+        d: usize,
+        version: &str,
+    ) -> anyhow::Result<Applied> {
+        let g = d / DEFINITIONS_PER_GALLERY;
+        // The seeded source image of the version's own subscription.
+        let source = format!(
+            "/subscriptions/{}/resourceGroups/rg-image-sources/providers/Microsoft.Compute/images/ubuntu-22.04-golden",
+            self.subscription_of_gallery(g)
+        );
+        let name = format!("d{d}-{version}");
+        let object = serde_json::from_value(json!({
+            "apiVersion": "compute.gallery.dev/v1alpha1", "kind": "ImageVersion",
+            "metadata": {"name": name, "labels": self.labels(g)},
+            "spec": {
+                "imageDefinitionRef": {"name": format!("d{d}")},
+                "version": version,
+                "source": {"managedImageId": source},
+                "targetRegions": REGIONS.iter().map(|r| json!({"name": r})).collect::<Vec<_>>()
+            }
+        }))?;
+        Api::<ImageVersion>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &object)
+            .await?;
+        Ok(Applied {
+            key: format!("galleries/g{g}/images/d{d}/versions/{version}"),
+            version: name,
+            at: Instant::now(),
+            queue: self.queue_of_gallery(g),
+        })
+    }
+
+    /// The late object: one more version of `d0`, created once `after` versions are Ready
+    /// (`ready` counts them), so while the batch is in flight.
+    async fn apply_late(
+        &self,
+        client: &Client,
+        ns: &str,
+        mut ready: tokio::sync::watch::Receiver<usize>,
+        after: usize,
+    ) -> anyhow::Result<Applied> {
+        ready
+            .wait_for(|n| *n >= after.max(1))
+            .await
+            .context("the watch of image versions ended before the late object")?;
+        self.apply_version(client, ns, 0, "1.0.100").await
     }
 
     async fn delete(&self, client: &Client, ns: &str) -> anyhow::Result<()> {
@@ -501,6 +873,7 @@ async fn wait_ready(
     client: Client,
     ns: String,
     count: usize,
+    ready_count: tokio::sync::watch::Sender<usize>,
 ) -> anyhow::Result<HashMap<String, Instant>> {
     let api: Api<ImageVersion> = Api::namespaced(client, &ns);
     let mut ready = HashMap::new();
@@ -521,6 +894,7 @@ async fn wait_ready(
         });
         if is_ready {
             ready.entry(version.name_any()).or_insert_with(Instant::now);
+            ready_count.send_replace(ready.len());
         }
         if progress.elapsed() > Duration::from_secs(15) {
             eprintln!("bench: {} of {count} image versions Ready", ready.len());
@@ -607,11 +981,70 @@ fn free_loopback_port() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-/// The operator under measurement, as its own process (`run`), so its memory is its own.
+/// The operators under measurement, one per shard.
+struct Operators(Vec<Operator>);
+
+impl Operators {
+    /// Awaits `work` unless an operator exits first or the phase takes longer than
+    /// [`PHASE_LIMIT`]; both fail with the end of the operator's log.
+    async fn alongside<T>(
+        &mut self,
+        what: &str,
+        work: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        let logs: Vec<PathBuf> = self.0.iter().map(|o| o.log.clone()).collect();
+        let exits =
+            futures::future::select_all(self.0.iter_mut().map(|o| Box::pin(o.child.wait())));
+        tokio::select! {
+            result = tokio::time::timeout(PHASE_LIMIT, work) => match result {
+                Ok(r) => r,
+                Err(_) => anyhow::bail!(
+                    "{what}: not done after {} h; the first operator's log ends:\n{}",
+                    PHASE_LIMIT.as_secs() / 3600,
+                    log_tail(&logs[0])
+                ),
+            },
+            (status, i, _) = exits => anyhow::bail!(
+                "{what}: operator {i} exited ({}); its log ends:\n{}",
+                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                log_tail(&logs[i])
+            ),
+        }
+    }
+
+    /// Reconciles so far, all operators, kinds and outcomes.
+    async fn reconciles(&self) -> anyhow::Result<f64> {
+        let mut total = 0.0;
+        for o in &self.0 {
+            total += o.reconciles().await?;
+        }
+        Ok(total)
+    }
+
+    /// Each operator's peak resident set (KiB).
+    fn peak_rss_kib(&self) -> anyhow::Result<Vec<u64>> {
+        self.0.iter().map(Operator::peak_rss_kib).collect()
+    }
+
+    async fn stop(self) {
+        for o in self.0 {
+            o.stop().await;
+        }
+    }
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// One operator under measurement, as its own process (`run`), so its memory is its own.
 struct Operator {
     child: tokio::process::Child,
     pid: u32,
     log: PathBuf,
+    metrics_addr: SocketAddr,
     http: reqwest::Client,
 }
 
@@ -619,6 +1052,9 @@ struct Operator {
 const PHASE_LIMIT: Duration = Duration::from_secs(4 * 3600);
 
 impl Operator {
+    /// With several shards, operator `shard` watches only its label and (after the first)
+    /// acts as an app of its own.
+    #[allow(clippy::too_many_arguments)]
     fn spawn(
         kubeconfig: &Path,
         facts: &HashMap<String, String>,
@@ -627,13 +1063,19 @@ impl Operator {
         resync: Duration,
         metrics_addr: SocketAddr,
         log: &Path,
+        shard: usize,
     ) -> anyhow::Result<Self> {
         let fact = |k: &str| facts.get(k).cloned().unwrap_or_default();
         let program = match &options.operator {
             Some(path) => path.clone(),
             None => std::env::current_exe()?,
         };
-        let child = tokio::process::Command::new(program)
+        let (client_id, client_secret) = match shard {
+            0 => (fact("AZURE_CLIENT_ID"), fact("AZURE_CLIENT_SECRET")),
+            i => shard_app(i),
+        };
+        let mut command = tokio::process::Command::new(program);
+        command
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)
@@ -643,10 +1085,14 @@ impl Operator {
             .args(["--ca-bundle", &fact("CA_FILE")])
             .args(["--metrics-addr", &metrics_addr.to_string()])
             .args(["--resync", &resync.as_secs().to_string()])
-            .args(["--concurrency", &options.concurrency.to_string()])
+            .args(["--concurrency", &options.concurrency.to_string()]);
+        if options.shards > 1 {
+            command.args(["--shard-selector", &format!("{SHARD_LABEL}={shard}")]);
+        }
+        let child = command
             .env("AZURE_TENANT_ID", fact("AZURE_TENANT_ID"))
-            .env("AZURE_CLIENT_ID", fact("AZURE_CLIENT_ID"))
-            .env("AZURE_CLIENT_SECRET", fact("AZURE_CLIENT_SECRET"))
+            .env("AZURE_CLIENT_ID", client_id)
+            .env("AZURE_CLIENT_SECRET", client_secret)
             .env("AZURE_SUBSCRIPTION_ID", fact("AZURE_SUBSCRIPTION_ID"))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -659,45 +1105,16 @@ impl Operator {
             pid: child.id().context("operator pid")?,
             child,
             log: log.to_path_buf(),
+            metrics_addr,
             http: reqwest::Client::new(),
         })
     }
 
-    /// Awaits `work` unless the operator exits first or the phase takes longer than
-    /// [`PHASE_LIMIT`]; both fail with the end of the operator's log.
-    async fn alongside<T>(
-        &mut self,
-        what: &str,
-        work: impl std::future::Future<Output = anyhow::Result<T>>,
-    ) -> anyhow::Result<T> {
-        tokio::select! {
-            result = tokio::time::timeout(PHASE_LIMIT, work) => match result {
-                Ok(r) => r,
-                Err(_) => anyhow::bail!(
-                    "{what}: not done after {} h; operator log ends:\n{}",
-                    PHASE_LIMIT.as_secs() / 3600,
-                    self.log_tail()
-                ),
-            },
-            status = self.child.wait() => anyhow::bail!(
-                "{what}: the operator exited ({}); its log ends:\n{}",
-                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
-                self.log_tail()
-            ),
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
     /// The operator's reconcile count so far, all kinds and outcomes, from its /metrics.
-    async fn reconciles(&self, metrics_addr: SocketAddr) -> anyhow::Result<f64> {
+    async fn reconciles(&self) -> anyhow::Result<f64> {
         let text = self
             .http
-            .get(format!("http://{metrics_addr}/metrics"))
+            .get(format!("http://{}/metrics", self.metrics_addr))
             .send()
             .await?
             .error_for_status()?
@@ -742,6 +1159,10 @@ struct Requests(Vec<Request>);
 struct Request {
     method: String,
     resource_type: String,
+    path: String,
+    status: u16,
+    /// Milliseconds since the counters were last cleared, on the simulator's clock.
+    at_ms: u64,
 }
 
 impl Requests {
@@ -755,6 +1176,9 @@ impl Requests {
                 .map(|r| Request {
                     method: r["method"].as_str().unwrap_or("?").to_string(),
                     resource_type: r["resourceType"].as_str().unwrap_or("?").to_string(),
+                    path: r["path"].as_str().unwrap_or_default().to_string(),
+                    status: r["status"].as_u64().unwrap_or_default() as u16,
+                    at_ms: r["atMs"].as_u64().unwrap_or_default(),
                 })
                 .collect(),
         )
@@ -776,6 +1200,44 @@ impl Requests {
             .into()
     }
 
+    /// When each gallery resource got its first PUT that ARM accepted, by its path below
+    /// `providers/Microsoft.Compute/` in lower case, on the bench's clock (`zero`: when the
+    /// counters were cleared).
+    fn first_writes(&self, zero: Instant) -> HashMap<String, Instant> {
+        let mut first = HashMap::new();
+        for r in &self.0 {
+            if r.method != "PUT" || r.status >= 400 {
+                continue;
+            }
+            if let Some(key) = gallery_key(&r.path) {
+                first
+                    .entry(key)
+                    .or_insert(zero + Duration::from_millis(r.at_ms));
+            }
+        }
+        first
+    }
+
+    /// GETs by what they read: the three gallery kinds, operation polls, sources (managed
+    /// images, snapshots, VMs, disks) and the rest.
+    fn reads_by_kind(&self) -> Value {
+        let mut counts: BTreeMap<&str, usize> = [
+            "imageVersion",
+            "imageDefinition",
+            "gallery",
+            "operationPolls",
+            "sources",
+            "other",
+        ]
+        .into_iter()
+        .map(|k| (k, 0))
+        .collect();
+        for r in self.0.iter().filter(|r| r.method == "GET") {
+            *counts.entry(read_kind(&r.resource_type)).or_default() += 1;
+        }
+        json!(counts)
+    }
+
     /// Counts by "METHOD resourceType", to say which requests a figure is made of.
     fn by_method_and_type(&self) -> Value {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -786,6 +1248,29 @@ impl Requests {
         }
         json!(counts)
     }
+}
+
+/// What a GET of this ARM type reads, for [`Requests::reads_by_kind`] (pure).
+fn read_kind(resource_type: &str) -> &'static str {
+    match resource_type.to_ascii_lowercase().as_str() {
+        "microsoft.compute/galleries/images/versions" => "imageVersion",
+        "microsoft.compute/galleries/images" => "imageDefinition",
+        "microsoft.compute/galleries" => "gallery",
+        "operations" => "operationPolls",
+        "microsoft.compute/images"
+        | "microsoft.compute/snapshots"
+        | "microsoft.compute/virtualmachines"
+        | "microsoft.compute/disks" => "sources",
+        _ => "other",
+    }
+}
+
+/// A gallery resource's path below `providers/Microsoft.Compute/`, lower case, if the request
+/// path is one (pure).
+fn gallery_key(path: &str) -> Option<String> {
+    let path = path.to_ascii_lowercase();
+    let (_, rest) = path.split_once("/providers/microsoft.compute/galleries/")?;
+    Some(format!("galleries/{}", rest.trim_end_matches('/')))
 }
 
 /// The simulator's admin API, and raw ARM calls for calibration.
@@ -810,13 +1295,17 @@ impl SimAdmin {
         })
     }
 
-    async fn clear_counters(&self) -> anyhow::Result<()> {
+    /// Clears the counters; returns when, on this clock, their time started again (the
+    /// middle of the request, which the simulator in this process answers within a
+    /// millisecond or so).
+    async fn clear_counters(&self) -> anyhow::Result<Instant> {
+        let sent = Instant::now();
         self.http
             .delete(format!("{}/_sim/counters", self.endpoint))
             .send()
             .await?
             .error_for_status()?;
-        Ok(())
+        Ok(sent + sent.elapsed() / 2)
     }
 
     /// `GET /_sim/{what}` of the simulator's admin API.
@@ -1128,6 +1617,8 @@ struct Run {
     rss_mib: f64,
     /// Subscriptions the run spread its galleries over (1 for runs from before the option).
     subscriptions: u64,
+    /// Operator processes (1 for runs from before `--shards`).
+    shards: u64,
 }
 
 fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
@@ -1153,14 +1644,19 @@ fn run_of(v: &Value) -> Option<Run> {
         ready_seconds: v["timeToAllReadySeconds"].as_f64()?,
         rss_mib: v["operatorPeakRssMiB"].as_f64()?,
         subscriptions: v["subscriptions"].as_u64().unwrap_or(1),
+        shards: v["shards"].as_u64().unwrap_or(1),
     })
 }
 
-/// Runs grouped by API server, each line sorted by N (pure).
+/// Runs grouped by API server (and shard count, when sharded), each line sorted by N (pure).
 fn series_by_server(runs: &[Run]) -> BTreeMap<String, Vec<Run>> {
     let mut series: BTreeMap<String, Vec<Run>> = BTreeMap::new();
     for r in runs {
-        series.entry(r.server.clone()).or_default().push(r.clone());
+        let label = match r.shards {
+            1 => r.server.clone(),
+            k => format!("{}, {k} shards", r.server),
+        };
+        series.entry(label).or_default().push(r.clone());
     }
     for points in series.values_mut() {
         points.sort_by(|a, b| a.objects.total_cmp(&b.objects));
@@ -1174,9 +1670,9 @@ mod tests {
 
     #[test]
     fn layout_spreads_versions_over_definitions_and_galleries() {
-        let l = Layout::new(1000, subscription_ids(1));
+        let l = Layout::new(1000, subscription_ids(1), 1);
         assert_eq!((l.versions, l.definitions, l.galleries), (1000, 100, 5));
-        let l = Layout::new(1, subscription_ids(1));
+        let l = Layout::new(1, subscription_ids(1), 1);
         assert_eq!((l.definitions, l.galleries), (1, 1));
     }
 
@@ -1184,7 +1680,7 @@ mod tests {
     fn galleries_take_turns_over_subscriptions_the_world_knows() {
         let subscriptions = subscription_ids(3);
         assert_eq!(subscriptions[0], crate::sim::arm::world::SUBSCRIPTION_1);
-        let l = Layout::new(10_000, subscriptions.clone());
+        let l = Layout::new(10_000, subscriptions.clone(), 1);
         assert_eq!(l.galleries, 50);
         assert_eq!(l.subscription_of_gallery(0), subscriptions[0]);
         assert_eq!(l.subscription_of_gallery(4), subscriptions[1]);
@@ -1192,7 +1688,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("bench-world-{}.yaml", std::process::id()));
         std::fs::write(
             &path,
-            serde_yaml::to_string(&world_with(&subscriptions)).unwrap(),
+            serde_yaml::to_string(&world_with(&subscriptions, 3)).unwrap(),
         )
         .unwrap();
         let world = crate::sim::arm::world::World::load(Some(&path)).unwrap();
@@ -1200,6 +1696,133 @@ mod tests {
         for s in &subscriptions {
             assert!(world.tenants[0].subscriptions.contains(s), "{s}");
         }
+        // Each shard after the first has an app of its own in the first tenant.
+        for i in 1..3 {
+            let app = world.app(&shard_app(i).0).expect("a shard's app");
+            assert_eq!(app.client_secret, shard_app(i).1);
+            assert_eq!(app.tenants, [world.tenants[0].id.clone()]);
+        }
+    }
+
+    fn arm_limits() -> ArmLimits {
+        ArmLimits::from_json(&json!({
+            "reads": {"burst": 250.0, "perSecond": 25.0},
+            "writes": {"burst": 200.0, "perSecond": 10.0},
+            "deletes": {"burst": 200.0, "perSecond": 10.0},
+            "globalFactor": 15.0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn arm_floor_is_the_chain_plus_the_slower_of_reads_and_writes_beyond_their_burst() {
+        let limits = arm_limits();
+        // The issue's N = 1,000: 1,105 CRs; writes (905 / 10) outlast reads (1,960 / 25).
+        assert_eq!(arm_floor(2.5, &[(1105, 1)], &limits), 2.5 + 90.5);
+        // Within the bursts only the chain remains.
+        assert_eq!(arm_floor(2.0, &[(100, 1)], &limits), 2.0);
+        // The slowest subscription counts.
+        // (400 CRs: 550 reads beyond the burst at 25/s outlast 200 writes at 10/s.)
+        assert_eq!(arm_floor(0.0, &[(100, 1), (400, 1)], &limits), 22.0);
+        // Two principals in one subscription have two buckets each...
+        assert_eq!(arm_floor(0.0, &[(1200, 2)], &limits), 40.0);
+        // ... but never more than the global bucket, 15 times one.
+        assert_eq!(
+            arm_floor(0.0, &[(100_000, 20)], &limits),
+            arm_floor(0.0, &[(100_000, 15)], &limits)
+        );
+    }
+
+    #[test]
+    fn load_per_subscription_counts_crs_and_the_shards_acting_there() {
+        // 2,000 versions: 200 definitions, 10 galleries; 2 subscriptions, 2 shards.
+        let l = Layout::new(2000, subscription_ids(2), 2);
+        // Galleries alternate both ways: shard = subscription, one principal each.
+        assert_eq!(l.load_per_subscription(), [(1106, 1), (1105, 1)]);
+        let l = Layout::new(2000, subscription_ids(1), 2);
+        assert_eq!(l.load_per_subscription(), [(2211, 2)]);
+        assert_eq!(l.queue_of_gallery(3), (1, 0));
+    }
+
+    #[test]
+    fn reads_are_sorted_by_what_they_read() {
+        assert_eq!(
+            read_kind("Microsoft.Compute/galleries/images/versions"),
+            "imageVersion"
+        );
+        assert_eq!(
+            read_kind("Microsoft.Compute/galleries/images"),
+            "imageDefinition"
+        );
+        assert_eq!(read_kind("Microsoft.Compute/galleries"), "gallery");
+        assert_eq!(read_kind("operations"), "operationPolls");
+        assert_eq!(read_kind("Microsoft.Compute/images"), "sources");
+        assert_eq!(read_kind("Microsoft.Compute/snapshots"), "sources");
+        assert_eq!(read_kind("Microsoft.Compute/virtualMachines"), "sources");
+        assert_eq!(read_kind("Microsoft.Resources/resourceGroups"), "other");
+    }
+
+    fn request(method: &str, path: &str, status: u16, at_ms: u64) -> Request {
+        Request {
+            method: method.into(),
+            resource_type: "Microsoft.Compute/galleries/images/versions".into(),
+            path: path.into(),
+            status,
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn the_first_accepted_put_of_a_resource_is_its_first_write() {
+        let v = "/subscriptions/s/resourceGroups/rg-bench/providers/Microsoft.Compute/galleries/g0/images/d0/versions/1.0.0";
+        let requests = Requests(vec![
+            request("GET", v, 404, 5),
+            request("PUT", v, 429, 10),
+            request("PUT", v, 201, 20),
+            request("PUT", v, 200, 30),
+        ]);
+        let zero = Instant::now();
+        let first = requests.first_writes(zero);
+        assert_eq!(
+            first.get("galleries/g0/images/d0/versions/1.0.0"),
+            Some(&(zero + Duration::from_millis(20)))
+        );
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            gallery_key(
+                "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/galleries/G1/"
+            ),
+            Some("galleries/g1".into())
+        );
+        assert_eq!(gallery_key("/subscriptions/s/resourcegroups/rg"), None);
+    }
+
+    #[test]
+    fn the_late_objects_fair_share_is_the_unwritten_objects_ahead_of_it_over_the_write_rate() {
+        let t = Instant::now();
+        let at = |s: u64| t + Duration::from_secs(s);
+        let applied = |key: &str, s: u64, queue: (usize, usize)| Applied {
+            key: key.into(),
+            version: String::new(),
+            at: at(s),
+            queue,
+        };
+        let batch = [
+            applied("a", 0, (0, 0)), // written before the late one came: not ahead
+            applied("b", 0, (0, 0)), // written after: ahead
+            applied("c", 0, (0, 0)), // never written: ahead
+            applied("d", 0, (1, 0)), // another shard's queue
+        ];
+        let late = applied("late", 10, (0, 0));
+        let writes: HashMap<String, Instant> = [("a", 5), ("b", 12), ("d", 30), ("late", 13)]
+            .into_iter()
+            .map(|(k, s)| (k.to_string(), at(s)))
+            .collect();
+        let v = late_probe(&late, &batch, &writes, &arm_limits(), t);
+        assert_eq!(v["queuePosition"], 2);
+        assert_eq!(v["fairShareSeconds"], 0.2);
+        assert_eq!(v["applyToFirstWriteSeconds"], 3.0);
+        assert_eq!(v["appliedAfterSeconds"], 10.0);
     }
 
     #[test]
@@ -1252,5 +1875,19 @@ mod tests {
             .collect();
         assert_eq!(ns, [("a", vec![100.0]), ("b", vec![100.0, 1000.0])]);
         assert_eq!(run_of(&json!({"objects": 1})), None);
+        // A sharded run is its own line.
+        let sharded = run_of(&json!({"apiServer": "a", "objects": 400, "shards": 2,
+            "timeToAllReadySeconds": 1.0, "operatorPeakRssMiB": 20.0}))
+        .unwrap();
+        let series = series_by_server(&[sharded, run("a", 100.0)]);
+        assert_eq!(series.keys().collect::<Vec<_>>(), ["a", "a, 2 shards"]);
+    }
+
+    #[test]
+    fn plot_reads_the_committed_results_from_before_the_new_figures() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance");
+        let runs = read_runs(&dir).unwrap();
+        assert!(runs.len() >= 6, "{runs:?}");
+        assert!(runs.iter().all(|r| r.shards == 1 && r.rss_mib > 0.0));
     }
 }

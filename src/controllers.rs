@@ -42,6 +42,8 @@ pub struct Settings {
     pub concurrency: u16,
     pub resync: Duration,
     pub tenancy: Tenancy,
+    /// A label selector: watch (and so cache and reconcile) only the objects it picks.
+    pub shard_selector: Option<String>,
 }
 
 /// How to start the operator: what `run`'s flags and environment say, or what the sandbox
@@ -63,6 +65,10 @@ pub struct Startup {
     pub leader_elect: bool,
     /// Whose identity objects act as, and where each namespace may act.
     pub tenancy: Tenancy,
+    /// `--shard-selector`: this replica owns only the objects this label selector picks, with a
+    /// Lease of its own ([`lease_name`]). A shard's caches hold only its own objects, so a
+    /// shard must hold whole trees (README "Shards").
+    pub shard_selector: Option<String>,
 }
 
 /// Connects to Kubernetes and ARM, checks the CRDs, optionally wins the leader Lease, then
@@ -128,7 +134,12 @@ pub async fn operate(
         credential.clone(),
     )?;
 
-    check_crds(&kube, &startup.namespaces).await?;
+    check_crds(
+        &kube,
+        &startup.namespaces,
+        startup.shard_selector.as_deref(),
+    )
+    .await?;
     let readiness = Arc::new(Readiness::default());
     let token = tokio::spawn({
         let (scope, readiness, shutdown) = (
@@ -159,7 +170,8 @@ pub async fn operate(
     // Keep the Lease for as long as the controllers run; losing it ends the process, so a
     // replica that is no longer leader can never write.
     let _lease = if startup.leader_elect {
-        Some(acquire_leadership(&kube, shutdown.clone()).await?)
+        let lease = lease_name(startup.shard_selector.as_deref());
+        Some(acquire_leadership(&kube, &lease, shutdown.clone()).await?)
     } else {
         None
     };
@@ -173,6 +185,7 @@ pub async fn operate(
         concurrency: startup.concurrency,
         resync: startup.resync,
         tenancy: startup.tenancy,
+        shard_selector: startup.shard_selector,
     };
     run(settings, shutdown, readiness).await;
     token.abort();
@@ -227,14 +240,32 @@ async fn retry_until_ok<E, Fut>(
 pub const CONTROLLER_NAME: &str = "azure-gallery-operator";
 
 /// Fails with a one-line hint when our CRDs are not installed. Lists our kinds where the
-/// operator may (all namespaces, or the first watched one), so it needs no CRD permissions.
-pub async fn check_crds(client: &Client, namespaces: &[String]) -> anyhow::Result<()> {
-    async fn check<K: Managed>(client: &Client, namespace: Option<&str>) -> anyhow::Result<()> {
+/// operator may (all namespaces, or the first watched one), so it needs no CRD permissions;
+/// with the shard selector, so a selector the API server cannot parse fails here, at start.
+pub async fn check_crds(
+    client: &Client,
+    namespaces: &[String],
+    selector: Option<&str>,
+) -> anyhow::Result<()> {
+    async fn check<K: Managed>(
+        client: &Client,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> anyhow::Result<()> {
         let api: Api<K> = match namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        match api.list(&kube::api::ListParams::default().limit(1)).await {
+        let mut lp = kube::api::ListParams::default().limit(1);
+        if let Some(selector) = selector {
+            lp = lp.labels(selector);
+        }
+        match api.list(&lp).await {
+            Err(kube::Error::Api(s)) if s.code == 400 && selector.is_some() => anyhow::bail!(
+                "--shard-selector {:?} is not a label selector the API server accepts: {}",
+                selector.unwrap_or_default(),
+                s.message
+            ),
             Err(kube::Error::Api(s)) if s.code == 404 => anyhow::bail!(
                 "the {} CRD is not installed: run `kubectl apply --server-side -f crds/` (or install the Helm chart)",
                 K::crd_name()
@@ -250,7 +281,7 @@ pub async fn check_crds(client: &Client, namespaces: &[String]) -> anyhow::Resul
     let namespace = namespaces.first().map(String::as_str);
     macro_rules! check_each {
         ($($kind:ty),*) => {
-            $( check::<$kind>(client, namespace).await?; )*
+            $( check::<$kind>(client, namespace, selector).await?; )*
         };
     }
     crate::kinds!(check_each);
@@ -337,16 +368,18 @@ const SUBSCRIBER_BUFFER: usize = 256;
 /// to go need them.)
 struct Feed<K: Managed> {
     api: Api<K>,
+    config: watcher::Config,
     store: Store<K>,
     writer: Writer<K>,
     subscribers: Vec<(mpsc::Sender<Arc<K>>, bool)>,
 }
 
 impl<K: Managed> Feed<K> {
-    fn new(api: Api<K>) -> Self {
+    fn new(api: Api<K>, config: watcher::Config) -> Self {
         let (store, writer) = reflector::store();
         Self {
             api,
+            config,
             store,
             writer,
             subscribers: Vec::new(),
@@ -366,11 +399,12 @@ impl<K: Managed> Feed<K> {
     async fn run(self) {
         let Self {
             api,
+            config,
             store,
             writer,
             mut subscribers,
         } = self;
-        let events = watcher(api, watcher::Config::default())
+        let events = watcher(api, config)
             .default_backoff()
             .modify(slim)
             .reflect(writer);
@@ -444,13 +478,14 @@ async fn run_namespace(
     let client = &settings.kube;
     let ns = namespace.as_deref();
     let config = ControllerConfig::default().concurrency(settings.concurrency);
+    let watch = watch_config(settings.shard_selector.as_deref());
 
     let mut feeds = Feeds::default();
     let mut stores = Stores::default();
     macro_rules! feed_each {
         ($($kind:ty),*) => {
             $(
-                let feed = Feed::new(api::<$kind>(client, ns));
+                let feed = Feed::new(api::<$kind>(client, ns), watch.clone());
                 stores.insert(feed.store.clone());
                 feeds.insert(feed);
             )*
@@ -613,10 +648,39 @@ pub fn shutdown_signal() -> Shared<futures::future::BoxFuture<'static, ()>> {
     .shared()
 }
 
-/// Waits until this replica holds the leader Lease (in `POD_NAMESPACE`, default `default`),
-/// then watches it in the background and exits the process if leadership is lost.
+/// What every feed watches: all objects, or a shard's. Every kind is filtered, parents
+/// included: a shard caches only what it owns, which is what lets shards split memory as well
+/// as ARM budgets, and why a shard must hold whole trees.
+fn watch_config(shard_selector: Option<&str>) -> watcher::Config {
+    match shard_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    }
+}
+
+/// The leader Lease: `azure-gallery-operator`, or per shard `azure-gallery-operator-` and the
+/// first 8 hex digits of the selector's SHA-256 (the Helm chart's `sha256sum` gives the same, so
+/// its RBAC can name the Lease), so each shard elects its own leader and the replicas of one
+/// shard share one Lease.
+pub fn lease_name(shard_selector: Option<&str>) -> String {
+    match shard_selector {
+        None => CONTROLLER_NAME.to_string(),
+        Some(selector) => {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, selector.as_bytes());
+            let hex: String = digest.as_ref()[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("{CONTROLLER_NAME}-{hex}")
+        }
+    }
+}
+
+/// Waits until this replica holds the leader Lease `lease` (in `POD_NAMESPACE`, default
+/// `default`), then watches it in the background and exits the process if leadership is lost.
 pub async fn acquire_leadership(
     client: &Client,
+    lease: &str,
     shutdown: Shared<futures::future::BoxFuture<'static, ()>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
@@ -627,7 +691,7 @@ pub async fn acquire_leadership(
             std::process::id()
         )
     });
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), CONTROLLER_NAME)
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), lease)
         .with_namespace(&namespace)
         .with_identity(&identity)
         .with_duration(15)
@@ -635,7 +699,7 @@ pub async fn acquire_leadership(
         .build()
         .await?;
     let (mut leader, task) = manager.watch().await;
-    info!(%namespace, %identity, "waiting for the leader Lease");
+    info!(%namespace, %identity, %lease, "waiting for the leader Lease");
     while !*leader.borrow_and_update() {
         tokio::select! {
             changed = leader.changed() => changed?,
@@ -688,6 +752,26 @@ mod tests {
             .map(|d| d.as_secs())
             .collect();
         assert_eq!(at, [0, 1, 3, 7, 15, 31, 61, 91]);
+    }
+
+    #[test]
+    fn each_shard_has_its_own_stable_lease() {
+        assert_eq!(lease_name(None), "azure-gallery-operator");
+        let a = lease_name(Some("shard=a"));
+        let b = lease_name(Some("shard=b"));
+        assert_ne!(a, b);
+        assert_eq!(a, lease_name(Some("shard=a")));
+        // A Lease name is a DNS subdomain: lower-case hex after the prefix.
+        let suffix = a.strip_prefix("azure-gallery-operator-").unwrap();
+        assert_eq!(suffix.len(), 8);
+        assert!(
+            suffix
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        // Pinned (`printf shard=a | sha256sum`): a name that changed between releases would let a
+        // rollout run two leaders, and the chart computes the same.
+        assert_eq!(a, "azure-gallery-operator-3d8dfb26");
     }
 
     #[test]

@@ -102,6 +102,11 @@ struct RunArgs {
     /// use (README "Sharing one operator between teams"); default: no limit.
     #[arg(long, env = "SCOPES_FILE", value_name = "FILE")]
     scopes: Option<PathBuf>,
+    /// Own only the custom resources this Kubernetes label selector picks (e.g.
+    /// `shard=a`, `gallery in (g0,g2)`), with a leader Lease of its own; a shard must hold
+    /// whole trees (README "Shards").
+    #[arg(long, env = "SHARD_SELECTOR", value_name = "SELECTOR")]
+    shard_selector: Option<String>,
 }
 
 #[derive(Args)]
@@ -211,6 +216,10 @@ struct BenchArgs {
     /// (`cargo build --release --no-default-features`); default: this binary.
     #[arg(long, value_name = "PATH")]
     operator: Option<PathBuf>,
+    /// Run this many operator processes, each with `--shard-selector` for the galleries (whole
+    /// trees) labelled with its shard and an identity of its own; combine with --subscriptions.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
 }
 
 fn main() -> ExitCode {
@@ -260,6 +269,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         resync: std::time::Duration::from_secs(args.resync),
         leader_elect: args.leader_elect,
+        shard_selector: args.shard_selector.filter(|s| !s.trim().is_empty()),
         tenancy: Tenancy {
             mode: args.tenancy,
             scopes: args
@@ -353,6 +363,7 @@ fn bench(args: BenchArgs) -> ExitCode {
                 concurrency: args.concurrency,
                 subscriptions: args.subscriptions,
                 operator: args.operator,
+                shards: args.shards,
             }))
         }
         (None, None) => unreachable!("clap requires --objects or --plot"),

@@ -132,6 +132,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         resync: Duration::from_secs(600),
         leader_elect: false,
         tenancy: Default::default(),
+        shard_selector: None,
     };
     let (stop, stopped) = futures::channel::oneshot::channel::<()>();
     let shutdown = async move {

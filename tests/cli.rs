@@ -44,6 +44,7 @@ fn run_documents_its_options() {
         "--concurrency",
         "--resync",
         "--leader-elect",
+        "--shard-selector",
     ] {
         assert!(
             help.contains(option),

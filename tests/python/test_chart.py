@@ -10,6 +10,7 @@ rendered chart is applied to it and the ServiceAccount's permissions are checked
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 import subprocess
@@ -58,6 +59,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "defaultSubscriptionId": SUBSCRIPTION_ID,
     },
     "watch-namespaces": {**IDENTITY, "watchNamespaces": ["team-a", "team-b"]},
+    "shard": {**IDENTITY, "shardSelector": "shard=a"},
     "no-secrets-no-leader": {
         **IDENTITY,
         "rbac": {"readSecrets": False},
@@ -192,13 +194,31 @@ def test_rbac_has_no_wildcards_and_only_the_verbs_the_operator_uses(name: str) -
             assert owner["kind"] == "Role" and owner["metadata"]["namespace"] == NAMESPACE
             assert verbs <= {"create", "get", "patch"}
             if verbs != {"create"}:
-                assert rule["resourceNames"] == ["azure-gallery-operator"]
+                assert rule["resourceNames"] == [lease_name(VALUE_SETS[name])]
         else:
             assert rule["apiGroups"] == [GROUP], rule
             assert "create" not in verbs, "the operator never creates its own custom resources"
             assert resources <= (
                 set(KINDS) | {f"{k}/status" for k in KINDS} | {f"{k}/finalizers" for k in KINDS}
             )
+
+
+def lease_name(values: dict[str, Any]) -> str:
+    """The Lease `run` takes (controllers::lease_name): per shard, the selector's SHA-256."""
+    selector = values.get("shardSelector")
+    if not selector:
+        return "azure-gallery-operator"
+    return "azure-gallery-operator-" + hashlib.sha256(selector.encode()).hexdigest()[:8]
+
+
+def test_a_shard_selector_becomes_the_flag_and_names_the_lease() -> None:
+    objects = render(VALUE_SETS["shard"])
+    assert "--shard-selector=shard=a" in container(objects)["args"]
+    # The pinned name of controllers.rs' unit test: chart and binary agree.
+    assert lease_name(VALUE_SETS["shard"]) == "azure-gallery-operator-3d8dfb26"
+    names = [r.get("resourceNames") for _, r in rules(objects) if r["resources"] == ["leases"]]
+    assert ["azure-gallery-operator-3d8dfb26"] in names, names
+    assert "--shard-selector" not in " ".join(container(render())["args"])
 
 
 def test_rbac_is_cluster_wide_by_default_and_per_namespace_when_namespaces_are_watched() -> None:

@@ -38,7 +38,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/* The Lease the operator takes when leader election is on (src/controllers.rs). */}}
-{{- define "ago.leaseName" -}}azure-gallery-operator{{- end }}
+{{- define "ago.leaseName" -}}
+{{- if .Values.shardSelector -}}
+azure-gallery-operator-{{ .Values.shardSelector | sha256sum | trunc 8 }}
+{{- else -}}
+azure-gallery-operator
+{{- end -}}
+{{- end }}
 
 {{/* Rules for our custom resources, granted cluster-wide or per watched namespace. */}}
 {{- define "ago.workloadRules" -}}
