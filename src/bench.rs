@@ -51,20 +51,23 @@ pub struct Options {
 /// The label that puts a gallery's tree in a shard (`bench --shards`).
 const SHARD_LABEL: &str = "bench.compute.gallery.dev/shard";
 
-/// The operator's client-side ARM budgets per subscription (`crate::arm::client`): reads burst 200
-/// then 20/s, writes burst 150 then 8/s. They bound throughput at large N; the bench reports the
-/// floor they imply, per subscription (`--subscriptions` spreads the galleries evenly).
-const READ_BURST: f64 = 200.0;
-const READS_PER_SECOND: f64 = 20.0;
-const WRITE_BURST: f64 = 150.0;
-const WRITES_PER_SECOND: f64 = 8.0;
+/// The budgets the operator's ARM client paces itself to per subscription and identity once
+/// ARM's headers report them (`crate::arm::budget`: ARM's own buckets, reads burst 250 then
+/// 25/s, writes burst 200 then 10/s). They bound throughput at large N; the bench reports the
+/// floor they imply for the requests made, per subscription and operator process.
+const READ_BURST: f64 = crate::arm::budget::ARM_READS.burst;
+const READS_PER_SECOND: f64 = crate::arm::budget::ARM_READS.per_second;
+const WRITE_BURST: f64 = crate::arm::budget::ARM_WRITES.burst;
+const WRITES_PER_SECOND: f64 = crate::arm::budget::ARM_WRITES.per_second;
 
 /// A resync interval at which one GET per object per resync needs half of a subscription's read
 /// budget, and at least 15 s: shorter intervals would measure the rate limiter instead of the
 /// operator.
 fn default_resync(custom_resources: usize, subscriptions: usize) -> Duration {
     let per_subscription = custom_resources as f64 / subscriptions.max(1) as f64;
-    let seconds = (per_subscription / (READS_PER_SECOND / 2.0)).ceil() as u64;
+    // At the rate the client starts from, before ARM's headers raise it.
+    let rate = crate::arm::budget::START_READS.per_second;
+    let seconds = (per_subscription / (rate / 2.0)).ceil() as u64;
     Duration::from_secs(seconds.max(15))
 }
 
@@ -1849,9 +1852,9 @@ mod tests {
     #[test]
     fn rate_limit_floor_is_the_slower_budget_after_its_burst() {
         assert_eq!(rate_limit_floor(100, 100, 1), 0.0);
-        assert_eq!(rate_limit_floor(600, 150, 1), 20.0);
-        assert_eq!(rate_limit_floor(0, 1150, 1), 125.0);
-        assert_eq!(rate_limit_floor(1200, 0, 2), 20.0);
+        assert_eq!(rate_limit_floor(600, 150, 1), 14.0);
+        assert_eq!(rate_limit_floor(0, 1150, 1), 95.0);
+        assert_eq!(rate_limit_floor(1200, 0, 2), 14.0);
     }
 
     #[test]
