@@ -36,8 +36,13 @@ pub struct Context {
     pub stores: super::Stores,
     pub backoff: Backoff,
     pub in_sync: InSync,
+    /// Objects waiting for ARM (an operation, replication) and when they look again: a
+    /// wake-up by a related object before then needs no ARM read either.
+    pub waiting: InSync,
     /// Whose identity objects act as, and where each namespace may act.
     pub tenancy: super::tenancy::Tenancy,
+    /// Image versions' sources, read once for the versions that share them.
+    pub sources: super::sources::Sources,
     regions: Mutex<HashMap<String, KnownRegions>>,
 }
 
@@ -75,7 +80,9 @@ impl Context {
             stores,
             backoff: Backoff::default(),
             in_sync: InSync::default(),
+            waiting: InSync::default(),
             tenancy: Default::default(),
+            sources: Default::default(),
             regions: Mutex::default(),
         }
     }

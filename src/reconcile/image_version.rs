@@ -71,8 +71,9 @@ impl Managed for ImageVersion {
             .status
             .as_ref()
             .is_none_or(|s| s.common.id.is_none() && s.common.pending_operation.is_none());
+        let identity = source_identity(self);
         if never_created {
-            check_sources(&arm, &self.spec, &definition).await?;
+            check_sources(ctx, &arm, &identity, &self.spec, &definition).await?;
         }
         let id = definition.id.child("versions", &version);
         let now = k8s_openapi::jiff::Timestamp::now();
@@ -109,7 +110,16 @@ impl Managed for ImageVersion {
                 .settled(plan, status, settle)
                 .query(&EXPAND),
         ];
-        if let Some(step) = parts::ensure(&arm, report, &owner, &uid, ensuring).await? {
+        let ensured = parts::ensure(&arm, report, &owner, &uid, ensuring)
+            .await
+            .inspect_err(|e| {
+                // What ARM refused may be the source as kept (a lost race for our own status
+                // write says nothing about it).
+                if matches!(e, Error::Arm(_)) {
+                    forget_sources(ctx, &identity, &self.spec)
+                }
+            })?;
+        if let Some(step) = ensured {
             return Ok(step);
         }
         Ok(Step::Done(Outcome::ready(format!(
@@ -293,15 +303,19 @@ async fn resolve_definition(
     })
 }
 
-/// Before the first write: every source the spec names exists and suits the definition (its
-/// OS, and what its security type takes), so a typo, a Windows image under a Linux definition
-/// or a managed image under a Trusted Launch one is an `InvalidSpec` naming it, not an ARM
-/// failure after the fact. Runs once per version, not per resync.
-async fn check_sources(
-    arm: &ArmClient,
-    spec: &ImageVersionSpec,
-    definition: &Definition,
-) -> Result<(), Error> {
+/// Whose reads of sources a version shares: the versions of one namespace with the same
+/// `credentialRef` act as one identity.
+fn source_identity(version: &ImageVersion) -> String {
+    let secret = version.spec.options.credential_ref.as_ref();
+    format!(
+        "{}/{}",
+        version.namespace().unwrap_or_default(),
+        secret.map_or("", |s| s.name.as_str())
+    )
+}
+
+/// The ARM IDs of the sources the spec names, the OS source first.
+fn source_ids(spec: &ImageVersionSpec) -> Vec<&String> {
     let source = &spec.source;
     let mut ids: Vec<&String> = [
         &source.managed_image_id,
@@ -315,9 +329,52 @@ async fn check_sources(
         ids.push(&s.os_disk_snapshot_id);
         ids.extend(s.data_disk_snapshots.iter().map(|d| &d.snapshot_id));
     }
-    for (index, raw) in ids.into_iter().enumerate() {
+    ids
+}
+
+/// After a failure, what is kept of the version's sources (and a gallery version's
+/// definition) may be what was wrong: the next attempt reads them again.
+fn forget_sources(ctx: &Context, identity: &str, spec: &ImageVersionSpec) {
+    for id in source_ids(spec)
+        .into_iter()
+        .filter_map(|raw| ResourceId::parse(raw).ok())
+    {
+        if id.is_type("Microsoft.Compute/galleries/images/versions")
+            && let Some(parent) = id.parent()
+        {
+            ctx.sources.forget(identity, &parent);
+        }
+        ctx.sources.forget(identity, &id);
+    }
+}
+
+/// Before the first write: every source the spec names exists and suits the definition (its
+/// OS, and what its security type takes), so a typo, a Windows image under a Linux definition
+/// or a managed image under a Trusted Launch one is an `InvalidSpec` naming it, not an ARM
+/// failure after the fact. Runs once per version, not per resync; the reads are shared with
+/// the versions of the same sources (`ctx.sources`).
+async fn check_sources(
+    ctx: &Context,
+    arm: &ArmClient,
+    identity: &str,
+    spec: &ImageVersionSpec,
+    definition: &Definition,
+) -> Result<(), Error> {
+    check_source_bodies(ctx, arm, identity, spec, definition)
+        .await
+        .inspect_err(|_| forget_sources(ctx, identity, spec))
+}
+
+async fn check_source_bodies(
+    ctx: &Context,
+    arm: &ArmClient,
+    identity: &str,
+    spec: &ImageVersionSpec,
+    definition: &Definition,
+) -> Result<(), Error> {
+    for (index, raw) in source_ids(spec).into_iter().enumerate() {
         let id = ResourceId::parse(raw)?;
-        let Some(body) = arm.get::<Value>(&id).await? else {
+        let Some(body) = ctx.sources.read(arm, identity, &id).await? else {
             return Err(Error::waiting_for_dependency(format!(
                 "the source {raw} does not exist yet (or this identity cannot see it)"
             )));
@@ -327,7 +384,17 @@ async fn check_sources(
             source_fits(&id, &body, &definition.os_type, &definition.os_state)?;
             let from_definition = match id.parent() {
                 Some(parent) if id.is_type("Microsoft.Compute/galleries/images/versions") => {
-                    arm.get::<models::GalleryImage>(&parent).await?
+                    match ctx.sources.read(arm, identity, &parent).await? {
+                        Some(body) => Some(
+                            serde_json::from_value::<models::GalleryImage>((*body).clone())
+                                .map_err(|e| {
+                                    ArmError::Protocol(format!(
+                                        "could not parse the image definition {parent}: {e}"
+                                    ))
+                                })?,
+                        ),
+                        None => None,
+                    }
                 }
                 _ => None,
             };

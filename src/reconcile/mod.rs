@@ -45,6 +45,7 @@ mod parts;
 mod report;
 pub mod scale_set_model;
 pub mod security;
+mod sources;
 mod steps;
 pub mod tenancy;
 mod versions;
@@ -273,6 +274,21 @@ async fn reconcile_held<K: Managed>(
         return Ok(Action::requeue(left));
     }
     ctx.in_sync.forget(&key);
+    if !deleting
+        && let Some(left) = ctx.waiting.get(&key).and_then(|w| {
+            w.until_due(
+                obj.meta().generation,
+                requested_at,
+                derived.as_deref(),
+                std::time::Instant::now(),
+            )
+        })
+    {
+        // Waiting for ARM, woken early by a related object: ARM is asked when the wait is
+        // over, not on every change around it (a version's siblings turning Ready).
+        return Ok(Action::requeue(left));
+    }
+    ctx.waiting.forget(&key);
 
     // Outside its namespace's scopes nothing is sent to Azure, for creation or deletion.
     let in_scope = match &ctx.tenancy.scopes {
@@ -309,7 +325,12 @@ async fn reconcile_held<K: Managed>(
     } else if let Err(e) = in_scope {
         Err(e)
     } else {
-        add_finalizer(&api, &*obj).await?;
+        // Our own patch moved the resourceVersion on: this reconcile's status writes are
+        // guarded by the new one (else the first record of a create always lost the race,
+        // and the retry read ARM again).
+        if let Some(rv) = add_finalizer(&api, &*obj).await? {
+            report.guard_with(Some(rv));
+        }
         // The Secret the credentials come from is recorded (and protected when read); one it
         // no longer uses is let go.
         let wanted = obj
@@ -341,6 +362,7 @@ async fn reconcile_held<K: Managed>(
         return Ok(action);
     }
     let mut synced = None;
+    let mut waiting = None;
     let (outcome, action) = match result {
         Ok(Step::Done(outcome)) if deleting => {
             remove_finalizer(&api, &*obj).await?;
@@ -367,6 +389,15 @@ async fn reconcile_held<K: Managed>(
         // from the start, not from where an earlier step's failures left it.
         Ok(Step::Wait(outcome, after)) => {
             ctx.backoff.reset(&key);
+            if !deleting {
+                waiting = Some(Synced {
+                    generation: obj.meta().generation,
+                    requested_at: requested_at.map(str::to_string),
+                    message: outcome.message.clone(),
+                    due: std::time::Instant::now() + after,
+                    derived: derived.clone(),
+                });
+            }
             (outcome, Action::requeue(after))
         }
         Err(e @ (Error::Kube(_) | Error::Stale(_))) => return Err(e),
@@ -402,6 +433,9 @@ async fn reconcile_held<K: Managed>(
     write_status(&api, &ctx, &*obj, report, &outcome).await?;
     if let Some(synced) = synced {
         ctx.in_sync.record(&key, synced);
+    }
+    if let Some(waiting) = waiting {
+        ctx.waiting.record(&key, waiting);
     }
     crate::telemetry::record_reconcile(K::KIND, &outcome.reason, started.elapsed());
     Ok(action)
@@ -461,9 +495,10 @@ pub fn error_policy<K: Managed>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -
 
 /// Adds our finalizer (JSON patch guarded by resourceVersion) before anything is written to
 /// Azure, so no Azure resource can exist without the finalizer that will delete it.
-async fn add_finalizer<K: Managed>(api: &Api<K>, obj: &K) -> Result<(), Error> {
+/// Answers the object's resourceVersion after the patch, when it made one.
+async fn add_finalizer<K: Managed>(api: &Api<K>, obj: &K) -> Result<Option<String>, Error> {
     if obj.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(());
+        return Ok(None);
     }
     let rv = obj.resource_version().unwrap_or_default();
     let add = if obj.meta().finalizers.is_none() {
@@ -472,14 +507,15 @@ async fn add_finalizer<K: Managed>(api: &Api<K>, obj: &K) -> Result<(), Error> {
         json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})
     };
     let patch = json!([{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, add]);
-    api.patch(
-        &obj.name_any(),
-        &PatchParams::default(),
-        &Patch::Json::<()>(serde_json::from_value(patch).expect("valid JSON patch")),
-    )
-    .await
-    .map_err(Error::from_guarded_patch)?;
-    Ok(())
+    let patched = api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(patch).expect("valid JSON patch")),
+        )
+        .await
+        .map_err(Error::from_guarded_patch)?;
+    Ok(patched.resource_version())
 }
 
 async fn remove_finalizer<K: Managed>(api: &Api<K>, obj: &K) -> Result<(), Error> {

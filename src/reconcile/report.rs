@@ -75,6 +75,12 @@ impl Report {
         self
     }
 
+    /// Guards the following status writes by `resource_version`, the object's after a write
+    /// of this reconcile's own.
+    pub fn guard_with(&mut self, resource_version: Option<String>) {
+        self.resource_version = resource_version;
+    }
+
     /// The resourceVersion every status write of this reconcile is guarded by.
     pub fn resource_version(&self) -> Option<&str> {
         self.resource_version.as_deref()

@@ -36,6 +36,39 @@ pub struct Plan<B> {
     pub up_to_date: bool,
 }
 
+/// What one read of a resource tells while a write of it is in flight.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AfterWrite {
+    /// ARM is still creating or updating it.
+    Busy,
+    /// It reads Succeeded: the write is done and this is its result.
+    Done,
+    /// It is absent, Failed or has no state: only the operation can tell.
+    AskOperation,
+}
+
+/// The poll decision (pure): a resource is only taken as done when it reads Succeeded.
+pub fn after_write(seen: Option<&impl Provisioned>) -> AfterWrite {
+    match seen {
+        Some(r) if r.is_busy() => AfterWrite::Busy,
+        Some(r)
+            if r.provisioning_state()
+                .is_some_and(|s| s.eq_ignore_ascii_case("Succeeded")) =>
+        {
+            AfterWrite::Done
+        }
+        _ => AfterWrite::AskOperation,
+    }
+}
+
+/// Whether a resource seen during a write is being created (absent counts as created).
+fn is_creating(seen: Option<&impl Provisioned>) -> bool {
+    seen.is_none_or(|r| {
+        r.provisioning_state()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Creating"))
+    })
+}
+
 /// Makes the resource at `id` match the spec. `plan` sees the observed resource (if any) and
 /// returns the full desired body and whether the observed one is already up to date (or an
 /// error when the existing resource can never match); the body is only sent when it is not
@@ -51,27 +84,47 @@ where
     T: DeserializeOwned + Provisioned,
     B: Serialize,
 {
-    if let Some(op) = report.pending_for(id, OperationKind::Write) {
-        match arm.poll(&op, id.subscription()).await {
-            Ok(Poll::Running { retry_after }) => {
-                let resource: Option<T> = arm.get_with(id, query).await?;
-                return Ok(Observed::Busy {
-                    creating: resource.as_ref().is_none_or(|r| {
-                        r.provisioning_state()
-                            .is_some_and(|s| s.eq_ignore_ascii_case("Creating"))
-                    }),
-                    resource,
-                    retry_after,
-                });
-            }
-            Ok(Poll::Succeeded) => report.clear_pending(),
-            Err(e) => {
-                report.clear_pending();
-                return Err(e.into());
+    let observed: Option<T> = match report.pending_for(id, OperationKind::Write) {
+        // One read per poll: the resource itself says whether ARM is still at it (with the
+        // caller's `query`, a version's replication progress too), and once it reads Succeeded
+        // it is the final state ARMPolling would GET after the operation: no second read.
+        Some(op) => {
+            let seen: Option<T> = arm.get_with(id, query).await?;
+            match after_write(seen.as_ref()) {
+                AfterWrite::Busy => {
+                    return Ok(Observed::Busy {
+                        creating: is_creating(seen.as_ref()),
+                        resource: seen,
+                        retry_after: BUSY_POLL,
+                    });
+                }
+                AfterWrite::Done => {
+                    report.clear_pending();
+                    seen
+                }
+                // Failed, absent or without a state: the operation says why (its error is
+                // the one to show), or that it is still running.
+                AfterWrite::AskOperation => match arm.poll(&op, id.subscription()).await {
+                    Ok(Poll::Running { retry_after }) => {
+                        return Ok(Observed::Busy {
+                            creating: is_creating(seen.as_ref()),
+                            resource: seen,
+                            retry_after,
+                        });
+                    }
+                    Ok(Poll::Succeeded) => {
+                        report.clear_pending();
+                        seen
+                    }
+                    Err(e) => {
+                        report.clear_pending();
+                        return Err(e.into());
+                    }
+                },
             }
         }
-    }
-    let observed: Option<T> = arm.get_with(id, query).await?;
+        None => arm.get_with(id, query).await?,
+    };
     if let Some(resource) = &observed
         && resource.is_busy()
     {
@@ -309,4 +362,35 @@ async fn resource_group_is_empty(arm: &ArmClient, id: &ResourceId) -> Result<boo
         .list::<serde_json::Value>(id.subscription(), &path, &query)
         .await?
         .is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arm::models::Gallery;
+
+    fn gallery(state: Option<&str>) -> Gallery {
+        serde_json::from_value(serde_json::json!({"properties": {"provisioningState": state}}))
+            .unwrap()
+    }
+
+    #[test]
+    fn during_a_write_only_a_resource_that_reads_succeeded_is_done() {
+        let decide = |state: Option<&str>| after_write(Some(&gallery(state)));
+        assert_eq!(decide(Some("Creating")), AfterWrite::Busy);
+        assert_eq!(decide(Some("Updating")), AfterWrite::Busy);
+        assert_eq!(decide(Some("succeeded")), AfterWrite::Done);
+        // Its failure (and why) is the operation's to tell; so is a state ARM did not give.
+        assert_eq!(decide(Some("Failed")), AfterWrite::AskOperation);
+        assert_eq!(decide(Some("Canceled")), AfterWrite::AskOperation);
+        assert_eq!(decide(None), AfterWrite::AskOperation);
+        assert_eq!(after_write(None::<&Gallery>), AfterWrite::AskOperation);
+    }
+
+    #[test]
+    fn a_resource_not_seen_yet_is_being_created() {
+        assert!(is_creating(None::<&Gallery>));
+        assert!(is_creating(Some(&gallery(Some("Creating")))));
+        assert!(!is_creating(Some(&gallery(Some("Updating")))));
+    }
 }
