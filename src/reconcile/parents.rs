@@ -71,6 +71,14 @@ pub async fn resolve_parent<K: Managed, P: Managed>(
         return Ok(None);
     };
     let namespace = obj.namespace().unwrap_or_default();
+    // The ownerReference goes in as soon as the parent exists, Ready or not: the patch moves
+    // the child's resourceVersion on, and done in the reconcile that creates the child in
+    // Azure it made that reconcile's record of the create lose the race (and its retry read
+    // ARM again).
+    let cached = lookup(ctx.stores.of::<P>(), &namespace, &name);
+    if let Some(parent) = &cached {
+        ensure_owner(ctx, obj, &**parent).await?;
+    }
     let found = resolve(
         ctx,
         ctx.stores.of::<P>(),
@@ -79,7 +87,9 @@ pub async fn resolve_parent<K: Managed, P: Managed>(
         !exists_in_azure(obj),
     )
     .await?;
-    ensure_owner(ctx, obj, &*found.object).await?;
+    if cached.is_none_or(|c| c.uid() != found.object.uid()) {
+        ensure_owner(ctx, obj, &*found.object).await?;
+    }
     Ok(Some(found))
 }
 
