@@ -312,7 +312,27 @@ where
                 ..
             } = *self;
             let observed = if part.role == Role::Main {
-                steps::ensure(arm, report, part.id, query, plan).await?
+                match steps::ensure_showing_failure(arm, report, part.id, query, plan).await {
+                    Ok(observed) => observed,
+                    // ARM ended the write Failed: the resource as read with it says how (a
+                    // version's replication, region by region), shown with its status; the
+                    // part's own verdict on it is the error, else the operation's.
+                    Err(steps::WriteFailed {
+                        error,
+                        resource: Some(resource),
+                    }) => {
+                        let settled = match settle(Some(&resource), None) {
+                            Err(verdict) => Err(verdict),
+                            Ok(_) => Err(error),
+                        };
+                        return Ok((
+                            Box::new(move |report: &mut Report| status(Some(&resource), report))
+                                as Status<'a>,
+                            settled,
+                        ));
+                    }
+                    Err(failed) => return Err(failed.error),
+                }
             } else {
                 ensure_owned(arm, report, part.id, owner, uid, plan).await?
             };

@@ -84,6 +84,46 @@ where
     T: DeserializeOwned + Provisioned,
     B: Serialize,
 {
+    ensure_showing_failure(arm, report, id, query, plan)
+        .await
+        .map_err(|failed| failed.error)
+}
+
+/// Why [`ensure_showing_failure`] failed: when ARM ended the write Failed, the operation's
+/// error and the resource as read a moment before, which may say more (a version's
+/// replication, region by region).
+pub struct WriteFailed<T> {
+    pub error: Error,
+    pub resource: Option<T>,
+}
+
+impl<T> From<Error> for WriteFailed<T> {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            resource: None,
+        }
+    }
+}
+
+impl<T> From<ArmError> for WriteFailed<T> {
+    fn from(error: ArmError) -> Self {
+        Error::from(error).into()
+    }
+}
+
+/// [`ensure`], keeping what the failed resource shows.
+pub async fn ensure_showing_failure<T, B>(
+    arm: &ArmClient,
+    report: &mut Report,
+    id: &ResourceId,
+    query: &[(&str, &str)],
+    plan: impl FnOnce(Option<&T>) -> Result<Plan<B>, Error>,
+) -> Result<Observed<T>, WriteFailed<T>>
+where
+    T: DeserializeOwned + Provisioned,
+    B: Serialize,
+{
     let observed: Option<T> = match report.pending_for(id, OperationKind::Write) {
         // One read per poll: the resource itself says whether ARM is still at it (with the
         // caller's `query`, a version's replication progress too), and once it reads Succeeded
@@ -118,7 +158,10 @@ where
                     }
                     Err(e) => {
                         report.clear_pending();
-                        return Err(e.into());
+                        return Err(WriteFailed {
+                            error: e.into(),
+                            resource: seen,
+                        });
                     }
                 },
             }
