@@ -42,7 +42,8 @@ impl Managed for ImageDefinition {
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
-        let (gallery, gallery_location, gallery_sharing) = resolve_gallery(ctx, self, &arm).await?;
+        let (gallery, gallery_location, gallery_sharing) =
+            resolve_gallery(ctx, self, &arm, report).await?;
         let location = normalize_region(self.spec.location.as_deref().unwrap_or(&gallery_location));
         report.set("location", &location);
         ctx.check_regions(&arm, gallery.subscription(), [location.as_str()])
@@ -131,6 +132,7 @@ async fn resolve_gallery(
     ctx: &Context,
     def: &ImageDefinition,
     arm: &ArmClient,
+    report: &mut Report,
 ) -> Result<(ResourceId, String, Option<String>), Error> {
     if let Some(id) = &def.spec.gallery_id {
         let id = ResourceId::parse(id)?;
@@ -145,7 +147,7 @@ async fn resolve_gallery(
         let sharing = gallery.props().sharing_profile.and_then(|s| s.permissions);
         return Ok((id, gallery.location.unwrap_or_default(), sharing));
     }
-    let gallery = super::parents::resolve_parent::<_, crate::api::Gallery>(ctx, def)
+    let gallery = super::parents::resolve_parent::<_, crate::api::Gallery>(ctx, def, report)
         .await?
         .expect("the schema requires galleryRef or galleryId");
     let sharing = gallery

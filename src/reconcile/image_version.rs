@@ -45,7 +45,7 @@ impl Managed for ImageVersion {
         let arm = ctx
             .arm_for(&self.namespace().unwrap_or_default(), &self.spec.options)
             .await?;
-        let definition = resolve_definition(ctx, self, &arm).await?;
+        let definition = resolve_definition(ctx, self, &arm, report).await?;
         Ok((arm, definition, version))
     }
 
@@ -251,6 +251,7 @@ async fn resolve_definition(
     ctx: &Context,
     version: &ImageVersion,
     arm: &ArmClient,
+    report: &mut Report,
 ) -> Result<Definition, Error> {
     if let Some(id) = &version.spec.image_definition_id {
         let id = ResourceId::parse(id)?;
@@ -269,9 +270,10 @@ async fn resolve_definition(
             id,
         });
     }
-    let definition = super::parents::resolve_parent::<_, crate::api::ImageDefinition>(ctx, version)
-        .await?
-        .expect("the schema requires a definition");
+    let definition =
+        super::parents::resolve_parent::<_, crate::api::ImageDefinition>(ctx, version, report)
+            .await?
+            .expect("the schema requires a definition");
     let name = definition.object.name_any();
     let object = &definition.object;
     let status = object.status.as_ref();

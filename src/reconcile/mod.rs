@@ -635,17 +635,19 @@ async fn publish<K: Managed>(ctx: &Context, obj: &K, type_: EventType, reason: &
 }
 
 /// An ownerReference from a child object to its parent object, so deleting the parent
-/// cascades to it as users expect.
+/// cascades to it as users expect. Guarded by `resource_version`, the child's as this reconcile
+/// last wrote or read it; answers the child's resourceVersion after the patch, when it made one.
 pub async fn ensure_owner<K: Managed, P: Managed>(
     ctx: &Context,
     child: &K,
     parent: &P,
-) -> Result<(), Error> {
+    resource_version: Option<&str>,
+) -> Result<Option<String>, Error> {
     let Some(uid) = parent.uid() else {
-        return Ok(());
+        return Ok(None);
     };
     if child.owner_references().iter().any(|o| o.uid == uid) {
-        return Ok(());
+        return Ok(None);
     }
     let mut owners = child.owner_references().to_vec();
     owners.push(
@@ -664,14 +666,16 @@ pub async fn ensure_owner<K: Managed, P: Managed>(
         },
     );
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &child.namespace().unwrap_or_default());
-    let patch = json!({"metadata": {"ownerReferences": owners, "resourceVersion": child.resource_version()}});
-    api.patch(
-        &child.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    let patch =
+        json!({"metadata": {"ownerReferences": owners, "resourceVersion": resource_version}});
+    let patched = api
+        .patch(
+            &child.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(patched.resource_version())
 }
 
 #[cfg(test)]

@@ -61,6 +61,7 @@ pub async fn resolve<P: Managed>(
 pub async fn resolve_parent<K: Managed, P: Managed>(
     ctx: &super::Context,
     obj: &K,
+    report: &mut super::Report,
 ) -> Result<Option<Parent<P>>, Error> {
     use kube::ResourceExt as _;
     let name = obj.references().into_iter().find_map(|r| match r.target {
@@ -71,13 +72,14 @@ pub async fn resolve_parent<K: Managed, P: Managed>(
         return Ok(None);
     };
     let namespace = obj.namespace().unwrap_or_default();
-    // The ownerReference goes in as soon as the parent exists, Ready or not: the patch moves
-    // the child's resourceVersion on, and done in the reconcile that creates the child in
-    // Azure it made that reconcile's record of the create lose the race (and its retry read
-    // ARM again).
+    // The ownerReference goes in as soon as the parent exists, Ready or not. The patch moves
+    // the child's resourceVersion on: this reconcile's status writes are guarded by the new
+    // one (else its record of a create lost the race, and the retry read ARM again).
     let cached = lookup(ctx.stores.of::<P>(), &namespace, &name);
-    if let Some(parent) = &cached {
-        ensure_owner(ctx, obj, &**parent).await?;
+    if let Some(parent) = &cached
+        && let Some(rv) = ensure_owner(ctx, obj, &**parent, report.resource_version()).await?
+    {
+        report.guard_with(Some(rv));
     }
     let found = resolve(
         ctx,
@@ -87,8 +89,10 @@ pub async fn resolve_parent<K: Managed, P: Managed>(
         !exists_in_azure(obj),
     )
     .await?;
-    if cached.is_none_or(|c| c.uid() != found.object.uid()) {
-        ensure_owner(ctx, obj, &*found.object).await?;
+    if cached.is_none_or(|c| c.uid() != found.object.uid())
+        && let Some(rv) = ensure_owner(ctx, obj, &*found.object, report.resource_version()).await?
+    {
+        report.guard_with(Some(rv));
     }
     Ok(Some(found))
 }
