@@ -113,9 +113,8 @@ impl Managed for ImageVersion {
         let ensured = parts::ensure(&arm, report, &owner, &uid, ensuring)
             .await
             .inspect_err(|e| {
-                // What ARM refused may be the source as kept (a lost race for our own status
-                // write says nothing about it).
-                if matches!(e, Error::Arm(_)) {
+                // What ARM refused may be the source as kept.
+                if super::sources::invalidated_by(e) {
                     forget_sources(ctx, &identity, &self.spec)
                 }
             })?;
@@ -364,7 +363,11 @@ async fn check_sources(
 ) -> Result<(), Error> {
     check_source_bodies(ctx, arm, identity, spec, definition)
         .await
-        .inspect_err(|_| forget_sources(ctx, identity, spec))
+        .inspect_err(|e| {
+            if super::sources::invalidated_by(e) {
+                forget_sources(ctx, identity, spec)
+            }
+        })
 }
 
 async fn check_source_bodies(

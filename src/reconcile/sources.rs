@@ -25,6 +25,26 @@ pub const SOURCE_TTL: Duration = Duration::from_secs(300);
 /// Most sources kept at once (a body is a few KiB).
 pub const SOURCE_CAPACITY: usize = 1024;
 
+/// Whether a failure may be the kept sources' fault, so they are read again: a check of
+/// them, or ARM refusing or failing the write. Waiting for a budget, throttling, transient
+/// and token failures say nothing about them (forgetting on those would re-read a shared
+/// source for every version paced by the budget).
+pub fn invalidated_by(error: &Error) -> bool {
+    use crate::arm::ArmError;
+    match error {
+        Error::InvalidSpec(_) => true,
+        Error::Arm(e) => matches!(
+            e,
+            ArmError::NotFound { .. }
+                | ArmError::Conflict { .. }
+                | ArmError::Invalid { .. }
+                | ArmError::Auth { .. }
+                | ArmError::OperationFailed { .. }
+        ),
+        _ => false,
+    }
+}
+
 /// Sources as last read, by identity and ARM ID.
 pub struct Sources {
     entries: Mutex<HashMap<String, Entry>>,
@@ -180,6 +200,30 @@ mod tests {
             sources.get("ns/a", &id("other"), t0).is_some(),
             "only that one"
         );
+    }
+
+    #[test]
+    fn only_failures_that_may_be_the_sources_fault_forget_them() {
+        use crate::arm::ArmError;
+        let wait = Duration::from_secs(1);
+        assert!(invalidated_by(&Error::InvalidSpec(
+            "a Windows image".into()
+        )));
+        assert!(invalidated_by(&Error::Arm(ArmError::Invalid {
+            code: "InvalidParameter".into(),
+            message: "source".into()
+        })));
+        assert!(invalidated_by(&Error::Arm(ArmError::OperationFailed {
+            code: "ReplicationFailed".into(),
+            message: "x".into()
+        })));
+        assert!(!invalidated_by(&Error::Arm(ArmError::Paced {
+            retry_after: wait
+        })));
+        assert!(!invalidated_by(&Error::Arm(ArmError::Throttled {
+            code: "SubscriptionRequestsThrottled".into(),
+            retry_after: wait
+        })));
     }
 
     #[test]
