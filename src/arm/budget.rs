@@ -340,6 +340,53 @@ impl State {
         }
     }
 
+    /// Keeps a place of `class` for `holder` before the reads that lead up to its request, so a
+    /// holder paced at the write is paced before it spends them (and spends them again when it
+    /// comes back): `Some(wait)` when the place is not due within [`PATIENCE`]. The place is
+    /// the holder's next request of that class, as one [`Self::admit`] handed back.
+    fn reserve(
+        &mut self,
+        holder: &Arc<str>,
+        subscription: &str,
+        identity: u64,
+        class: Class,
+        now: Instant,
+    ) -> Option<Duration> {
+        self.sweep(now);
+        let mine = |g: &Grant| {
+            (g.subscription.as_str(), g.identity, g.class) == (subscription, identity, class)
+        };
+        let kept = self
+            .tickets
+            .get(holder)
+            .and_then(|tickets| tickets.iter().find(|g| mine(g)).cloned());
+        let grant = match kept {
+            Some(grant) => grant,
+            None => {
+                let own = self
+                    .bucket((subscription.to_string(), Some(identity), class), now)
+                    .claim(now);
+                let global = self
+                    .bucket((subscription.to_string(), None, class), now)
+                    .claim(now);
+                let grant = Grant {
+                    subscription: subscription.to_string(),
+                    identity,
+                    class,
+                    own,
+                    global,
+                };
+                self.tickets
+                    .entry(holder.clone())
+                    .or_default()
+                    .push(grant.clone());
+                grant
+            }
+        };
+        let at = self.slot(&grant, now);
+        (at > now + PATIENCE).then(|| at - now)
+    }
+
     /// ARM's counts in an answer to `grant`'s request.
     fn observe(&mut self, grant: &Grant, headers: &HeaderMap, now: Instant) {
         let count = |name: String| {
@@ -451,6 +498,29 @@ impl Budget {
                 Ok(grant)
             }
             Admission::Paced(retry_after) => {
+                crate::telemetry::record_budget_wait(class.as_str(), "requeued");
+                Err(ArmError::Paced { retry_after })
+            }
+        }
+    }
+
+    /// Takes the holder's next place of `class` ahead of the request (see `State::reserve`):
+    /// `Paced` when it is not due within [`PATIENCE`]. Outside a holder there is nothing to
+    /// keep a place for, and the request waits its turn when sent.
+    pub fn reserve(&self, subscription: &str, identity: u64, class: Class) -> Result<(), ArmError> {
+        let Some(holder) = holder() else {
+            return Ok(());
+        };
+        let paced = self.state.lock().expect("budget lock").reserve(
+            &holder,
+            subscription,
+            identity,
+            class,
+            Instant::now(),
+        );
+        match paced {
+            None => Ok(()),
+            Some(retry_after) => {
                 crate::telemetry::record_budget_wait(class.as_str(), "requeued");
                 Err(ArmError::Paced { retry_after })
             }
@@ -715,6 +785,41 @@ mod tests {
         assert!(!state.tickets.contains_key(&b));
         let (_, at_c) = go(state.admit(Some(&c), SUB, 1, Class::Writes, back));
         assert!(at_c > at, "c's place comes after b's");
+    }
+
+    #[test]
+    fn a_write_reserved_before_its_reads_paces_them_and_is_the_writes_place() {
+        let now = Instant::now();
+        let mut state = State::default();
+        dry(&mut state, Class::Writes, now);
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        // Not due within PATIENCE: paced before any read, its write place taken.
+        let wait = state
+            .reserve(&a, SUB, 1, Class::Writes, now)
+            .expect("paced");
+        assert!(near(wait, Duration::from_millis(1500)), "{wait:?}");
+        // Asked again early, it is told the same and takes no second place.
+        let early = now + Duration::from_millis(100);
+        let again = state
+            .reserve(&a, SUB, 1, Class::Writes, early)
+            .expect("paced");
+        assert!(near(again, Duration::from_millis(1400)), "{again:?}");
+        let writes = |s: &mut State| s.bucket((SUB.into(), Some(1), Class::Writes), now).claimed;
+        let claimed = writes(&mut state);
+        // A later arrival's write queues behind it.
+        let wait_b = state
+            .reserve(&b, SUB, 1, Class::Writes, early)
+            .expect("paced");
+        assert!(early + wait_b > now + wait);
+        // Back when due: the reservation holds, the read goes, and the write is that place.
+        let back = now + wait;
+        assert_eq!(state.reserve(&a, SUB, 1, Class::Writes, back), None);
+        let (_, read_at) = go(state.admit(Some(&a), SUB, 1, Class::Reads, back));
+        assert!(read_at <= back);
+        let (grant, at) = go(state.admit(Some(&a), SUB, 1, Class::Writes, back));
+        assert!(at <= back + Duration::from_millis(1));
+        assert_eq!(grant.own, claimed);
+        assert!(!state.tickets.contains_key(&a));
     }
 
     #[test]

@@ -162,6 +162,15 @@ impl ArmClient {
         &self.api_versions
     }
 
+    /// Keeps this reconcile's next place of `class` in `subscription`'s budget before the reads
+    /// that lead up to it (a GET of a resource about to be created): `Paced` before the reads
+    /// when that request would be, and when the reconcile comes back its place is honoured.
+    /// Sends nothing.
+    pub fn reserve(&self, subscription: &str, class: Class) -> Result<(), ArmError> {
+        self.budget
+            .reserve(&subscription.to_ascii_lowercase(), self.identity, class)
+    }
+
     /// GETs a resource; `None` when ARM answers 404.
     pub async fn get<T: DeserializeOwned>(&self, id: &ResourceId) -> Result<Option<T>, ArmError> {
         self.get_with(id, &[]).await

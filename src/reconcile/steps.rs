@@ -9,6 +9,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use super::{Error, report::Report};
 use crate::arm::{
     ArmClient, ArmError, Deletion, Poll, ResourceId,
+    budget::Class,
     lro::OperationKind,
     models::{Provisioned, ResourceGroup},
 };
@@ -67,6 +68,16 @@ fn is_creating(seen: Option<&impl Provisioned>) -> bool {
         r.provisioning_state()
             .is_some_and(|s| s.eq_ignore_ascii_case("Creating"))
     })
+}
+
+/// Whether the object has seen `id` exist or created it: in its record, or its status's `id`.
+fn is_known(report: &Report, id: &ResourceId) -> bool {
+    report.is_created(id)
+        || report
+            .get("id")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|seen| ResourceId::parse(seen).ok())
+            .is_some_and(|seen| &seen == id)
 }
 
 /// Makes the resource at `id` match the spec. `plan` sees the observed resource (if any) and
@@ -166,7 +177,14 @@ where
                 },
             }
         }
-        None => arm.get_with(id, query).await?,
+        None => {
+            if !is_known(report, id) {
+                // Likely absent, so the GET is followed by a create: pace the reconcile at the
+                // write before it spends the read, or a paced PUT would read again on return.
+                arm.reserve(id.subscription(), Class::Writes)?;
+            }
+            arm.get_with(id, query).await?
+        }
     };
     if let Some(resource) = &observed
         && resource.is_busy()
