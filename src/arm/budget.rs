@@ -281,6 +281,23 @@ impl State {
         own.max(global)
     }
 
+    /// The next places in the identity's bucket and the subscription's global one.
+    fn claim(&mut self, subscription: &str, identity: u64, class: Class, now: Instant) -> Grant {
+        let own = self
+            .bucket((subscription.to_string(), Some(identity), class), now)
+            .claim(now);
+        let global = self
+            .bucket((subscription.to_string(), None, class), now)
+            .claim(now);
+        Grant {
+            subscription: subscription.to_string(),
+            identity,
+            class,
+            own,
+            global,
+        }
+    }
+
     /// The pacing decision for one request of `class` to `subscription` as `identity`.
     fn admit(
         &mut self,
@@ -317,19 +334,7 @@ impl State {
                 return Admission::Paced(at - now);
             }
         }
-        let own = self
-            .bucket((subscription.to_string(), Some(identity), class), now)
-            .claim(now);
-        let global = self
-            .bucket((subscription.to_string(), None, class), now)
-            .claim(now);
-        let grant = Grant {
-            subscription: subscription.to_string(),
-            identity,
-            class,
-            own,
-            global,
-        };
+        let grant = self.claim(subscription, identity, class, now);
         let at = self.slot(&grant, now);
         match holder {
             Some(holder) if at > now + PATIENCE => {
@@ -363,19 +368,7 @@ impl State {
         let grant = match kept {
             Some(grant) => grant,
             None => {
-                let own = self
-                    .bucket((subscription.to_string(), Some(identity), class), now)
-                    .claim(now);
-                let global = self
-                    .bucket((subscription.to_string(), None, class), now)
-                    .claim(now);
-                let grant = Grant {
-                    subscription: subscription.to_string(),
-                    identity,
-                    class,
-                    own,
-                    global,
-                };
+                let grant = self.claim(subscription, identity, class, now);
                 self.tickets
                     .entry(holder.clone())
                     .or_default()
