@@ -46,6 +46,10 @@ pub struct Options {
     /// Operator processes, each owning the galleries (whole trees) of one shard label
     /// (`--shard-selector`) with an identity of its own, as ARM's buckets are per principal.
     pub shards: usize,
+    /// The simulator's global bucket per subscription as a multiple of one principal's (ARM:
+    /// 15); a smaller one shows `--shards` meeting the subscription's global limit at a few
+    /// shards instead of fifteen.
+    pub global_factor: Option<f64>,
 }
 
 /// The label that puts a gallery's tree in a shard (`bench --shards`).
@@ -99,9 +103,10 @@ fn shard_app(i: usize) -> (String, String) {
     )
 }
 
-/// The default world with `subscriptions` in its first tenant and an app of its own for each
-/// shard after the first, as a `--world` file.
-fn world_with(subscriptions: &[String], shards: usize) -> Value {
+/// The default world with `subscriptions` in its first tenant, an app of its own for each shard
+/// after the first and, if given, a global bucket `global_factor` times a principal's, as a
+/// `--world` file.
+fn world_with(subscriptions: &[String], shards: usize, global_factor: Option<f64>) -> Value {
     use crate::sim::arm::world::*;
     let app = |name: &str, id: &str, secret: &str, tenants: &[&str]| json!({"name": name, "clientId": id, "clientSecret": secret, "tenants": tenants});
     let mut apps = vec![
@@ -122,14 +127,18 @@ fn world_with(subscriptions: &[String], shards: usize) -> Value {
         let (id, secret) = shard_app(i);
         apps.push(app(&format!("bench-shard-{i}"), &id, &secret, &[TENANT_1]));
     }
-    json!({
+    let mut world = json!({
         "tenants": [
             {"id": TENANT_1, "subscriptions": subscriptions},
             {"id": TENANT_2, "subscriptions": [SUBSCRIPTION_2]},
         ],
         "apps": apps,
         "regions": World::default().regions,
-    })
+    });
+    if let Some(factor) = global_factor {
+        world["throttling"] = json!({"globalFactor": factor});
+    }
+    world
 }
 
 /// Runs the benchmark and prints the figures.
@@ -140,15 +149,26 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "--subscriptions must be at least 1"
     );
     anyhow::ensure!(options.shards > 0, "--shards must be at least 1");
+    anyhow::ensure!(
+        options
+            .global_factor
+            .is_none_or(|f| f >= 1.0 && f.is_finite()),
+        "--global-factor must be at least 1"
+    );
     let dir = tempfile::Builder::new()
         .prefix("azure-gallery-bench-")
         .tempdir()?;
     let subscriptions = subscription_ids(options.subscriptions);
-    let world = if subscriptions.len() > 1 || options.shards > 1 {
+    let world = if subscriptions.len() > 1 || options.shards > 1 || options.global_factor.is_some()
+    {
         let path = dir.path().join("world.yaml");
         std::fs::write(
             &path,
-            serde_yaml::to_string(&world_with(&subscriptions, options.shards))?,
+            serde_yaml::to_string(&world_with(
+                &subscriptions,
+                options.shards,
+                options.global_factor,
+            ))?,
         )?;
         Some(path)
     } else {
@@ -1691,7 +1711,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("bench-world-{}.yaml", std::process::id()));
         std::fs::write(
             &path,
-            serde_yaml::to_string(&world_with(&subscriptions, 3)).unwrap(),
+            serde_yaml::to_string(&world_with(&subscriptions, 3, Some(2.0))).unwrap(),
         )
         .unwrap();
         let world = crate::sim::arm::world::World::load(Some(&path)).unwrap();
@@ -1705,6 +1725,9 @@ mod tests {
             assert_eq!(app.client_secret, shard_app(i).1);
             assert_eq!(app.tenants, [world.tenants[0].id.clone()]);
         }
+        // `--global-factor` reaches the simulator's throttling; the buckets keep ARM's sizes.
+        assert_eq!(world.throttling.global_factor, 2.0);
+        assert_eq!(world.throttling.reads.burst, 250.0);
     }
 
     fn arm_limits() -> ArmLimits {

@@ -220,6 +220,10 @@ struct BenchArgs {
     /// trees) labelled with its shard and an identity of its own; combine with --subscriptions.
     #[arg(long, default_value_t = 1)]
     shards: usize,
+    /// Make the simulator's global bucket per subscription this many times one principal's
+    /// (ARM's is 15), so a few --shards reach the subscription's global limit.
+    #[arg(long, value_name = "F")]
+    global_factor: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -364,6 +368,7 @@ fn bench(args: BenchArgs) -> ExitCode {
                 subscriptions: args.subscriptions,
                 operator: args.operator,
                 shards: args.shards,
+                global_factor: args.global_factor,
             }))
         }
         (None, None) => unreachable!("clap requires --objects or --plot"),

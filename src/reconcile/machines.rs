@@ -474,6 +474,19 @@ pub async fn creation(
     Ok(Creation { image, password })
 }
 
+/// `Managed::validate` for VMs and scale sets alike: only a machine still to be created has
+/// anything to check; an existing one is observed whatever its image is doing.
+pub fn validate_creation(
+    admin: &Admin<'_>,
+    security: Option<&VmSecurity>,
+    creation: Option<&Creation>,
+) -> Result<(), Error> {
+    match creation {
+        Some(creation) => check_creation(admin, security, creation).map(drop),
+        None => Ok(()),
+    }
+}
+
 /// What creating a machine needs, checked before any write (pure): the admin account fits the
 /// image, the security type is one the image starts, the password meets Azure's policy. Gives
 /// the security profile to send.

@@ -10,7 +10,7 @@ use super::{
     conditions::Outcome,
     machines::{
         Admin, Creation, ResolvedImage, check_creation, check_subnet, computer_name, creation,
-        linux_configuration, managed_disk, nsg_plan, owned_tags, resolve_image,
+        linux_configuration, managed_disk, nsg_plan, owned_tags, resolve_image, validate_creation,
     },
     parents,
     parts::{self, Part},
@@ -80,11 +80,11 @@ impl Managed for VirtualMachine {
     }
 
     fn validate(&self, resolved: &Resolved) -> Result<(), Error> {
-        match &resolved.new {
-            Some(new) => check_creation(&admin(&self.spec), self.spec.security.as_ref(), new),
-            None => Ok(None),
-        }
-        .map(drop)
+        validate_creation(
+            &admin(&self.spec),
+            self.spec.security.as_ref(),
+            resolved.new.as_ref(),
+        )
     }
 
     async fn apply(

@@ -13,7 +13,7 @@ use super::{
     lookup,
     machines::{
         Admin, Creation, ResolvedImage, check_creation, check_subnet, creation, nsg_plan,
-        resolve_image,
+        resolve_image, validate_creation,
     },
     parents,
     parts::{self, Part},
@@ -126,11 +126,11 @@ impl Managed for VirtualMachineScaleSet {
     }
 
     fn validate(&self, resolved: &Resolved) -> Result<(), Error> {
-        match &resolved.new {
-            Some(new) => check_creation(&admin(&self.spec), self.spec.security.as_ref(), new),
-            None => Ok(None),
-        }
-        .map(drop)
+        validate_creation(
+            &admin(&self.spec),
+            self.spec.security.as_ref(),
+            resolved.new.as_ref(),
+        )
     }
 
     async fn apply(
