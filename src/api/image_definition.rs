@@ -253,6 +253,7 @@ pub struct ImageDefinitionStatus {
 /// A definition's parent is its gallery, by `galleryRef` or `galleryId`.
 impl super::Refers for ImageDefinition {
     const REFERS_TO: &'static [&'static str] = &["Gallery"];
+    const PARENTS: &'static [&'static str] = &["Gallery"];
 
     fn references(&self) -> Vec<super::Reference> {
         use super::{Reference, references::Role};

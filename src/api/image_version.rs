@@ -281,6 +281,7 @@ pub struct RegionReplicationStatus {
 impl super::Refers for ImageVersion {
     const REFERS_TO: &'static [&'static str] =
         &["ImageDefinition", "ImageVersion", "VirtualMachine"];
+    const PARENTS: &'static [&'static str] = &["ImageDefinition"];
 
     fn references(&self) -> Vec<super::Reference> {
         use super::{Reference, references::Role};

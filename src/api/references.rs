@@ -103,6 +103,11 @@ pub fn under(candidate: &str, id: &str) -> bool {
 pub trait Refers {
     /// The kinds of ours its objects can refer to (the watches are wired from these).
     const REFERS_TO: &'static [&'static str];
+    /// The kinds it names as its parent (`Role::Parent`): a parent's children are looked for
+    /// only among the kinds that can have it as parent, not in every cached object.
+    const PARENTS: &'static [&'static str] = &[];
+    /// The kinds it boots from (`Role::Image`): only kinds with some can use an image.
+    const IMAGES: &'static [&'static str] = &[];
     /// The references of this object: from its spec, and those the reconciler resolved.
     fn references(&self) -> Vec<Reference>;
 }

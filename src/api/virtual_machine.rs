@@ -154,6 +154,7 @@ pub struct VirtualMachineStatus {
 /// definition's `latest` resolved to (`status.imageVersion`).
 impl super::Refers for VirtualMachine {
     const REFERS_TO: &'static [&'static str] = super::machine::IMAGE_KINDS;
+    const IMAGES: &'static [&'static str] = super::machine::IMAGE_KINDS;
 
     fn references(&self) -> Vec<super::Reference> {
         let resolved = self

@@ -133,6 +133,7 @@ pub struct VirtualMachineScaleSetSpec {
 
 impl super::Refers for VirtualMachineScaleSet {
     const REFERS_TO: &'static [&'static str] = super::machine::IMAGE_KINDS;
+    const IMAGES: &'static [&'static str] = super::machine::IMAGE_KINDS;
 
     /// The image, and the version the model uses now: a version a scale set rolled away from
     /// is free to go.

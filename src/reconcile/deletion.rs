@@ -225,13 +225,17 @@ fn children_of(ctx: &Context, namespace: &str, kind: &str, name: &str) -> ByKind
     macro_rules! each {
         ($($child:ty),*) => {
             $(
-                let names = super::names_in(ctx.stores.of::<$child>(), namespace, |c| {
-                    c.references()
-                        .iter()
-                        .any(|r| r.role == Role::Parent && !r.resolved && r.names(kind, name))
-                });
-                if !names.is_empty() {
-                    found.push((<$child as Managed>::KIND, names));
+                // Kinds that cannot have `kind` as parent are not scanned: a version's deletion
+                // (which has no children) would otherwise walk every cached object.
+                if <$child as crate::api::Refers>::PARENTS.contains(&kind) {
+                    let names = super::names_in(ctx.stores.of::<$child>(), namespace, |c| {
+                        c.references()
+                            .iter()
+                            .any(|r| r.role == Role::Parent && !r.resolved && r.names(kind, name))
+                    });
+                    if !names.is_empty() {
+                        found.push((<$child as Managed>::KIND, names));
+                    }
                 }
             )*
         };
@@ -259,17 +263,29 @@ pub fn uses(references: &[Reference], held: &[(&str, String)], id: Option<&str>)
 /// (design.md §5.8).
 pub async fn users<K: Managed>(ctx: &Context, obj: &K, id: Option<&str>) -> Result<ByKind, Error> {
     let namespace = obj.namespace().unwrap_or_default();
-    let held = held(ctx, obj);
+    // What it holds is worked out once, and only when there is a machine to ask about: walking
+    // a gallery's tree for every deletion costs thousands of lookups at scale.
+    let mut held_once = None;
     let mut found = ByKind::new();
     macro_rules! each {
         ($($user:ty),*) => {
             $(
-                let names = super::names_in(ctx.stores.of::<$user>(), &namespace, |u| {
-                    uses(&u.references(), &held, id)
-                });
-                let names = still_exist::<$user>(ctx, &namespace, names).await?;
-                if !names.is_empty() {
-                    found.push((<$user as Managed>::KIND, names));
+                if !<$user as crate::api::Refers>::IMAGES.is_empty()
+                    && ctx
+                        .stores
+                        .of::<$user>()
+                        .state()
+                        .iter()
+                        .any(|u| u.namespace().as_deref() == Some(namespace.as_str()))
+                {
+                    let held = held_once.get_or_insert_with(|| held(ctx, obj));
+                    let names = super::names_in(ctx.stores.of::<$user>(), &namespace, |u| {
+                        uses(&u.references(), held, id)
+                    });
+                    let names = still_exist::<$user>(ctx, &namespace, names).await?;
+                    if !names.is_empty() {
+                        found.push((<$user as Managed>::KIND, names));
+                    }
                 }
             )*
         };
@@ -358,6 +374,73 @@ mod tests {
                 Some(serde_json::from_value(serde_json::json!({"imageVersion": r})).unwrap());
         }
         vm
+    }
+
+    /// Every kind's declared parents and image kinds cover the references it makes: children
+    /// and users are only looked for among the kinds that declare them.
+    #[test]
+    fn declared_parents_and_images_cover_every_reference() {
+        use crate::api::{ImageDefinition, ImageVersion, Refers, references::Role};
+        fn covered<K: Refers>(obj: &K) -> usize {
+            let references = obj.references();
+            for r in &references {
+                let declared = match r.role {
+                    Role::Parent => K::PARENTS,
+                    Role::Image => K::IMAGES,
+                    Role::Source => continue,
+                };
+                for kind in r.kinds {
+                    assert!(
+                        declared.contains(kind),
+                        "{:?} of {} not declared",
+                        r.role,
+                        r.field
+                    );
+                }
+            }
+            references.len()
+        }
+        let object = |kind: &str, spec: serde_json::Value| {
+            serde_json::json!({
+                "apiVersion": "compute.gallery.dev/v1alpha1", "kind": kind,
+                "metadata": {"name": "x", "namespace": "ns"}, "spec": spec
+            })
+        };
+        let definition: ImageDefinition = serde_json::from_value(object(
+            "ImageDefinition",
+            serde_json::json!({
+                "galleryRef": {"name": "g"}, "osType": "Linux", "osState": "Generalized",
+                "identifier": {"publisher": "Contoso", "offer": "Ubuntu", "sku": "22_04-lts"}
+            }),
+        ))
+        .unwrap();
+        assert_eq!(covered(&definition), 1);
+        for parent in [
+            serde_json::json!({"imageDefinitionRef": {"name": "ubuntu"}}),
+            serde_json::json!({"imageDefinitionId": format!("{GALLERY}/images/ubuntu")}),
+        ] {
+            let mut spec = serde_json::json!({"source": {
+                "imageVersionId": format!("{GALLERY}/images/u/versions/1.0.0")}});
+            spec.as_object_mut()
+                .unwrap()
+                .extend(parent.as_object().unwrap().clone());
+            let version: ImageVersion =
+                serde_json::from_value(object("ImageVersion", spec)).unwrap();
+            assert_eq!(covered(&version), 2, "a parent and a source");
+        }
+        for image in [
+            serde_json::json!({"imageDefinitionRef": {"name": "ubuntu"}}),
+            serde_json::json!({"imageVersionRef": {"name": "ubuntu-1"}}),
+            serde_json::json!({"imageId": format!("{GALLERY}/images/u/versions/1.0.0")}),
+        ] {
+            let resolved = Some(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/u/versions/1.0.0",
+            );
+            assert!(covered(&vm(image, resolved)) >= 1);
+        }
+        // Nothing has a version as its parent, and neither definitions nor versions boot.
+        assert!(!ImageVersion::PARENTS.contains(&"ImageVersion"));
+        assert!(ImageVersion::IMAGES.is_empty() && ImageDefinition::IMAGES.is_empty());
     }
 
     const GALLERY: &str =
