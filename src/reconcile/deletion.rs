@@ -265,22 +265,14 @@ pub async fn users<K: Managed>(ctx: &Context, obj: &K, id: Option<&str>) -> Resu
     let namespace = obj.namespace().unwrap_or_default();
     // What it holds is worked out once, and only when there is a machine to ask about: walking
     // a gallery's tree for every deletion costs thousands of lookups at scale.
-    let mut held_once = None;
+    let held_once = std::cell::OnceCell::new();
     let mut found = ByKind::new();
     macro_rules! each {
         ($($user:ty),*) => {
             $(
-                if !<$user as crate::api::Refers>::IMAGES.is_empty()
-                    && ctx
-                        .stores
-                        .of::<$user>()
-                        .state()
-                        .iter()
-                        .any(|u| u.namespace().as_deref() == Some(namespace.as_str()))
-                {
-                    let held = held_once.get_or_insert_with(|| held(ctx, obj));
+                if !<$user as crate::api::Refers>::IMAGES.is_empty() {
                     let names = super::names_in(ctx.stores.of::<$user>(), &namespace, |u| {
-                        uses(&u.references(), held, id)
+                        uses(&u.references(), held_once.get_or_init(|| held(ctx, obj)), id)
                     });
                     let names = still_exist::<$user>(ctx, &namespace, names).await?;
                     if !names.is_empty() {
