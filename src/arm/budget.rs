@@ -11,6 +11,12 @@
 //! always kept ([`START_READS`], …), below ARM's; it never refills faster, nor holds more, than ARM
 //! documents ([`ARM_READS`], …).
 //!
+//! Other clients may spend the same bucket: shards or replicas with the same identity, and every
+//! principal of the subscription on the global one. ARM's counts show it: while a bucket runs
+//! low, `remaining + n` (what ARM has let this client have) grows by ARM's refill less what the
+//! others take, so the model refills at that measured share instead of ARM's whole rate and a
+//! few shards on one global bucket split it rather than overdraw it (see `Bucket::measure`).
+//!
 //! Requests take places in a FIFO queue per bucket (reservations, as Go's
 //! `rate.Limiter.Reserve`): place `n` may go once the bucket's credit covers it, keeping
 //! [`reserve`] tokens in hand for requests ARM has not counted yet. A request whose place is due
@@ -74,6 +80,20 @@ pub const PATIENCE: Duration = Duration::from_secs(1);
 const TICKET_TTL: Duration = Duration::from_secs(300);
 /// How often the dropped places are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// The span over which the refill that reaches this client is measured from ARM's counts.
+const SHARE_WINDOW: Duration = Duration::from_secs(3);
+/// The refill is measured only while the bucket holds less than this part of the most ARM has
+/// reported left: ARM's buckets hold 10 s or more of their refill (arm-reference.md §8), so one
+/// that low cannot fill up (and waste refill) within a window.
+const LOW: f64 = 0.6;
+/// A measured refill at least this part of ARM's is ARM's (the counts are rounded, and answers
+/// overtake each other).
+const UNSHARED: f64 = 0.8;
+/// The least refill assumed while others spend the bucket: ARM's counts still correct it.
+const MIN_SHARE: f64 = 0.05;
+/// How long a sign of others spending the bucket (a count lower than this client's own
+/// requests explain) keeps the refill assumed at [`MIN_SHARE`] until it is measured.
+const CONTENDED: Duration = Duration::from_secs(10);
 
 /// ARM's operation types: GET and HEAD read, DELETE deletes, every other method writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -139,6 +159,23 @@ pub struct Bucket {
     claimed: u64,
     /// The latest place whose answer set the credit.
     aligned: u64,
+    /// The most tokens ARM has reported left: the bucket's size as far as this client knows.
+    peak: u64,
+    /// Where the window measuring the refill that reaches this client began: when, and the
+    /// credit ARM's count gave then.
+    window: Option<(Instant, f64)>,
+    /// The refill measured to reach this client while the bucket runs low: ARM's, or less when
+    /// other clients (shards, replicas, other principals on the global bucket) spend it too or
+    /// ARM's bucket is smaller than documented. None while the bucket is high.
+    share: Option<f64>,
+    /// The credit the latest aligned count gave.
+    told: Option<f64>,
+    /// Until when others are known to spend the bucket too.
+    contended_until: Option<Instant>,
+    /// When the latest place handed out to go is to go: later places go no earlier, so ARM
+    /// counts them in order (its count after place `n` is taken to cover every place before
+    /// `n`). Kept for an identity's own bucket only.
+    last_go: Option<Instant>,
 }
 
 impl Bucket {
@@ -151,15 +188,58 @@ impl Bucket {
             at: now,
             claimed: 0,
             aligned: 0,
+            peak: 0,
+            window: None,
+            share: None,
+            told: None,
+            contended_until: None,
+            last_go: None,
         }
     }
 
-    /// The start rate until ARM reports the bucket, then ARM's own.
+    /// The start rate until ARM reports the bucket, then ARM's own, or the part of its refill
+    /// that reaches this client while others spend the bucket too.
     pub fn rate(&self) -> Rate {
-        if self.reported {
-            self.bound
+        if !self.reported {
+            return self.start;
+        }
+        // Others spend the bucket and this client has not yet measured how much of its
+        // refill they leave: assume almost none, and spend what ARM's counts show is there.
+        let contended = self.contended_until.is_some_and(|t| self.at < t);
+        let floor = if contended {
+            MIN_SHARE * self.bound.per_second
         } else {
-            self.start
+            self.bound.per_second
+        };
+        Rate {
+            burst: self.bound.burst,
+            per_second: self.share.unwrap_or(floor),
+        }
+    }
+
+    /// The refill that reaches this client, measured from ARM's counts: `remaining + n` (the
+    /// tokens ARM has let this client have) grows at ARM's refill less what others take, whatever
+    /// this client spends, as long as the bucket does not fill up. Measured only while the
+    /// bucket runs low; once it is high again there is room to spare and ARM's rate holds.
+    fn measure(&mut self, remaining: u64, told: f64, now: Instant) {
+        if (remaining as f64) >= LOW * self.peak as f64 {
+            self.window = None;
+            self.share = None;
+            return;
+        }
+        match self.window {
+            None => self.window = Some((now, told)),
+            Some((since, from)) if now >= since + SHARE_WINDOW => {
+                let rate = self.bound.per_second;
+                let got = (told - from) / (now - since).as_secs_f64();
+                self.share = Some(if got < UNSHARED * rate {
+                    got.max(MIN_SHARE * rate)
+                } else {
+                    rate
+                });
+                self.window = Some((now, told));
+            }
+            Some(_) => {}
         }
     }
 
@@ -205,8 +285,17 @@ impl Bucket {
     pub fn observe(&mut self, n: u64, remaining: u64, now: Instant) {
         self.refill(now);
         self.reported = true;
+        self.peak = self.peak.max(remaining);
         let told = (remaining as f64 + n as f64).min(self.claimed as f64 + self.bound.burst);
         if n >= self.aligned {
+            // The credit never falls by itself: lower than even every place handed out since
+            // could explain, someone else took tokens.
+            let own_since = self.claimed.saturating_sub(n) as f64;
+            if self.told.is_some_and(|last| told + own_since < last - 1.0) {
+                self.contended_until = Some(now + CONTENDED);
+            }
+            self.told = Some(told);
+            self.measure(remaining, told, now);
             self.credit = told;
             self.aligned = n;
         } else {
@@ -341,8 +430,29 @@ impl State {
                 self.tickets.entry(holder.clone()).or_default().push(grant);
                 Admission::Paced(at - now)
             }
-            _ => Admission::Go { grant, at },
+            _ => {
+                let at = self.in_order(&grant, at, now);
+                Admission::Go { grant, at }
+            }
         }
+    }
+
+    /// `at`, or later if an earlier place of the identity's bucket is to go later (the credit
+    /// ARM reported in between may have moved this place's slot ahead of it). Not held behind
+    /// other identities' places in the global bucket, which is 15 × larger: one identity waiting
+    /// for its own bucket does not hold up the others.
+    fn in_order(&mut self, grant: &Grant, at: Instant, now: Instant) -> Instant {
+        let own = self.bucket(
+            (
+                grant.subscription.clone(),
+                Some(grant.identity),
+                grant.class,
+            ),
+            now,
+        );
+        let at = own.last_go.map_or(at, |last| last.max(at));
+        own.last_go = Some(at);
+        at
     }
 
     /// Keeps a place of `class` for `holder` before the reads that lead up to its request, so a
@@ -483,10 +593,19 @@ impl Budget {
             now,
         );
         match admission {
-            Admission::Go { grant, at } => {
+            Admission::Go { grant, mut at } => {
                 if at > now {
                     crate::telemetry::record_budget_wait(class.as_str(), "awaited");
+                }
+                // ARM's counts that arrive meanwhile may move the place back (others spent the
+                // bucket): it goes when the model says so then, not when it said so at first.
+                while at > Instant::now() {
                     tokio::time::sleep_until(at).await;
+                    at = self
+                        .state
+                        .lock()
+                        .expect("budget lock")
+                        .slot(&grant, Instant::now());
                 }
                 Ok(grant)
             }
@@ -624,6 +743,8 @@ mod tests {
         b.observe(first, 249, now);
         assert_eq!(b.level(now), 249.0);
         // Refilled at ARM's 25/s, and no more than ARM's burst however long it rests.
+        let mut b = Bucket::new(START_READS, ARM_READS, now);
+        let first = b.claim(now);
         b.observe(first, 100, now);
         assert_eq!(b.level(now + Duration::from_secs(2)), 150.0);
         assert_eq!(b.level(now + Duration::from_secs(60)), ARM_READS.burst);
@@ -813,6 +934,159 @@ mod tests {
         assert!(at <= back + Duration::from_millis(1));
         assert_eq!(grant.own, claimed);
         assert!(!state.tickets.contains_key(&a));
+    }
+
+    #[test]
+    fn a_count_lower_than_this_clients_requests_explain_is_others_spending_and_their_share_is_measured()
+     {
+        let now = Instant::now();
+        let mut b = Bucket::new(START_READS, ARM_READS, now);
+        let first = b.claim(now);
+        b.observe(first, 200, now);
+        // After its second request ARM has 100 left: someone else took 99.
+        let second = b.claim(now);
+        b.observe(second, 100, now);
+        // Until it is measured, the refill reaching this client is taken as almost nil.
+        let later = now + Duration::from_secs(2);
+        assert_eq!(
+            b.level(later),
+            100.0 + MIN_SHARE * ARM_READS.per_second * 2.0
+        );
+        // Over a window ARM refilled 75 and the others took 60: 5/s reached this client, and
+        // that is its pace from then on.
+        let then = now + SHARE_WINDOW;
+        let third = b.claim(then);
+        b.observe(third, 100 + 75 - 60 - 1, then);
+        assert_eq!(b.share, Some(5.0));
+        assert_eq!(b.level(then + Duration::from_secs(1)), 114.0 + 5.0);
+    }
+
+    /// A token bucket as ARM keeps it, for the clients below to spend.
+    struct ArmBucket {
+        rate: Rate,
+        level: f64,
+        at: Instant,
+    }
+
+    impl ArmBucket {
+        fn new(rate: Rate, now: Instant) -> Self {
+            Self {
+                rate,
+                level: rate.burst,
+                at: now,
+            }
+        }
+
+        fn refill(&mut self, now: Instant) {
+            let rested = (now - self.at).as_secs_f64();
+            self.level = (self.level + self.rate.per_second * rested).min(self.rate.burst);
+            self.at = now;
+        }
+    }
+
+    /// `clients` processes (shards), each with a budget and an identity of its own, read as fast
+    /// as their budgets let them for a minute, each with up to 16 requests waiting or in flight
+    /// (the bench's `--concurrency`) and answers 20 ms after ARM counts them, against ARM's
+    /// principal buckets and a global bucket of `global` × a principal's: what ARM served, and
+    /// how many it throttled.
+    fn share_a_global_bucket(clients: usize, global: f64) -> (u64, u64) {
+        const IN_FLIGHT: usize = 16;
+        let latency = Duration::from_millis(20);
+        let start = Instant::now();
+        let end = start + Duration::from_secs(60);
+        let global_rate = Rate {
+            burst: ARM_READS.burst * global,
+            per_second: ARM_READS.per_second * global,
+        };
+        let mut arm_global = ArmBucket::new(global_rate, start);
+        struct Client {
+            budget: State,
+            arm_own: ArmBucket,
+            /// Requests granted, to go at their time.
+            waiting: Vec<(Grant, Instant)>,
+            /// Answers on their way: when, to which request, ARM's counts.
+            answers: Vec<(Instant, Grant, u64, u64)>,
+            held: Instant,
+        }
+        let mut clients: Vec<Client> = (0..clients)
+            .map(|_| Client {
+                budget: State::default(),
+                arm_own: ArmBucket::new(ARM_READS, start),
+                waiting: vec![],
+                answers: vec![],
+                held: start,
+            })
+            .collect();
+        let (mut served, mut throttled) = (0, 0);
+        let mut now = start;
+        while now < end {
+            arm_global.refill(now);
+            for (i, c) in clients.iter_mut().enumerate() {
+                c.arm_own.refill(now);
+                let (due, later): (Vec<_>, Vec<_>) =
+                    c.answers.drain(..).partition(|(at, ..)| *at <= now);
+                c.answers = later;
+                for (_, grant, own, global) in due {
+                    c.budget
+                        .observe(&grant, &headers("reads", own, global), now);
+                }
+                if c.held > now {
+                    continue;
+                }
+                while c.waiting.len() + c.answers.len() < IN_FLIGHT {
+                    let identity = i as u64 + 1;
+                    c.waiting
+                        .push(go(c.budget.admit(None, SUB, identity, Class::Reads, now)));
+                }
+                let mut send = vec![];
+                for (grant, at) in std::mem::take(&mut c.waiting) {
+                    // As Budget::admit: the place goes when, at its time, it still may.
+                    let at = if at <= now {
+                        c.budget.slot(&grant, now)
+                    } else {
+                        at
+                    };
+                    if at <= now {
+                        send.push((grant, at));
+                    } else {
+                        c.waiting.push((grant, at));
+                    }
+                }
+                for (grant, _) in send {
+                    if c.arm_own.level >= 1.0 && arm_global.level >= 1.0 {
+                        c.arm_own.level -= 1.0;
+                        arm_global.level -= 1.0;
+                        served += 1;
+                        let counts = (c.arm_own.level as u64, arm_global.level as u64);
+                        c.answers.push((now + latency, grant, counts.0, counts.1));
+                    } else {
+                        throttled += 1;
+                        // A 429 holds every request to the subscription (Retry-After: 1 s).
+                        c.held = now + Duration::from_secs(1);
+                        c.waiting.clear();
+                        break;
+                    }
+                }
+            }
+            now += Duration::from_millis(5);
+        }
+        (served, throttled)
+    }
+
+    #[test]
+    fn clients_sharing_a_global_bucket_pace_to_what_is_left_of_it_and_never_run_it_dry() {
+        // Twice a principal's: two shards use it all, a third would overdraw it.
+        for clients in [1, 2, 3, 4] {
+            let (served, throttled) = share_a_global_bucket(clients, 2.0);
+            assert_eq!(throttled, 0, "{clients} clients: {served} served");
+            let supply =
+                |factor: f64| ARM_READS.burst * factor + ARM_READS.per_second * factor * 60.0;
+            let possible = supply(2.0).min(supply(clients as f64));
+            assert!(
+                served as f64 >= 0.9 * possible,
+                "{clients} clients: {served} served of {possible}"
+            );
+        }
     }
 
     #[test]
