@@ -235,6 +235,7 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => {
             azure_gallery_operator::telemetry::init_logging(args.log_format);
+            limit_malloc_arenas();
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
             match runtime.block_on(run(args)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -248,6 +249,21 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => sandbox(args),
         Command::Sim(command) => sim(command),
         Command::Bench(args) => bench(args),
+    }
+}
+
+/// Caps glibc's malloc at two arenas before the runtime starts its threads. By default each
+/// thread that allocates under contention gets an arena of its own (up to eight per core), and
+/// memory freed into one is reused only by the threads on it: with watch, reconcile and HTTP
+/// tasks moving between worker threads, that slack was a large part of peak RSS at 10,000
+/// objects (docs/performance.md, "Memory"). `MALLOC_ARENA_MAX` in the environment still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a malloc parameter; no other thread exists yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
     }
 }
 
@@ -284,7 +300,26 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .map(std::sync::Arc::new),
         },
     };
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tokio::spawn(trim_malloc());
     controllers::operate(startup, controllers::shutdown_signal()).await
+}
+
+/// Hands free heap pages back to the kernel every few seconds. glibc returns memory only from
+/// the top of a heap, so the decode buffers of a large list or a burst of answers, freed amid
+/// the objects still cached, would otherwise stay resident for good; `malloc_trim` releases the
+/// free pages wherever they are (docs/performance.md, "Memory").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+async fn trim_malloc() {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        // SAFETY: malloc_trim only returns free memory to the kernel; it is thread-safe.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 /// `sim arm` / `sim kube`: start, announce `KEY=VALUE` lines and `READY`, serve until killed.
