@@ -168,8 +168,13 @@ pub struct Bucket {
     /// other clients (shards, replicas, other principals on the global bucket) spend it too or
     /// ARM's bucket is smaller than documented. None while the bucket is high.
     share: Option<f64>,
-    /// The credit the latest aligned count gave.
-    told: Option<f64>,
+    /// Requests sent (see [`Grant`]), and answers counted.
+    sent: u64,
+    answered: u64,
+    /// The latest count in order of sending: the request's number, the tokens ARM had then
+    /// let this client have (`remaining` plus the requests it had sent), and how many were in
+    /// flight (sent before it may have been counted after it, so that count may be that high).
+    told: Option<(u64, f64, u64)>,
     /// Until when others are known to spend the bucket too.
     contended_until: Option<Instant>,
     /// When the latest place handed out to go is to go: later places go no earlier, so ARM
@@ -191,6 +196,8 @@ impl Bucket {
             peak: 0,
             window: None,
             share: None,
+            sent: 0,
+            answered: 0,
             told: None,
             contended_until: None,
             last_go: None,
@@ -217,9 +224,9 @@ impl Bucket {
         }
     }
 
-    /// The refill that reaches this client, measured from ARM's counts: `remaining + n` (the
-    /// tokens ARM has let this client have) grows at ARM's refill less what others take, whatever
-    /// this client spends, as long as the bucket does not fill up. Measured only while the
+    /// The refill that reaches this client, measured from ARM's counts: `remaining` plus the
+    /// requests sent (the tokens ARM has let this client have) grows at ARM's refill less what
+    /// others take, whatever this client spends, as long as the bucket does not fill up. Measured only while the
     /// bucket runs low; once it is high again there is room to spare and ARM's rate holds.
     fn measure(&mut self, remaining: u64, told: f64, now: Instant) {
         if (remaining as f64) >= LOW * self.peak as f64 {
@@ -262,6 +269,12 @@ impl Bucket {
         self.at = now;
     }
 
+    /// Numbers the next request sent.
+    fn sent(&mut self) -> u64 {
+        self.sent += 1;
+        self.sent
+    }
+
     /// Takes the next place.
     pub fn claim(&mut self, now: Instant) -> u64 {
         self.refill(now);
@@ -279,27 +292,40 @@ impl Bucket {
         }
     }
 
-    /// ARM answered place `n` with `remaining` tokens left. A later place's answer sets the
-    /// credit (up or down, within a full bucket); an earlier one that arrives late may only
-    /// lower it.
-    pub fn observe(&mut self, n: u64, remaining: u64, now: Instant) {
+    /// ARM answered place `n`, the `sent`-th request sent, with `remaining` tokens left. A
+    /// later place's answer sets the credit (up or down, within a full bucket); an earlier one
+    /// that arrives late may only lower it. The counts in order of sending tell whether others
+    /// spend the bucket and how much of its refill reaches this client.
+    pub fn observe(&mut self, n: u64, sent: u64, remaining: u64, now: Instant) {
         self.refill(now);
         self.reported = true;
         self.peak = self.peak.max(remaining);
         let told = (remaining as f64 + n as f64).min(self.claimed as f64 + self.bound.burst);
         if n >= self.aligned {
-            // The credit never falls by itself: lower than even every place handed out since
-            // could explain, someone else took tokens.
-            let own_since = self.claimed.saturating_sub(n) as f64;
-            if self.told.is_some_and(|last| told + own_since < last - 1.0) {
-                self.contended_until = Some(now + CONTENDED);
-            }
-            self.told = Some(told);
-            self.measure(remaining, told, now);
             self.credit = told;
             self.aligned = n;
         } else {
             self.credit = self.credit.min(told);
+        }
+        self.answered += 1;
+        let had = remaining as f64 + sent as f64;
+        let in_flight = self.sent.saturating_sub(self.answered);
+        match self.told {
+            Some((last, ..)) if sent < last => {}
+            Some((_, before, uncounted)) => {
+                // What ARM lets this client have never falls by itself: lower than even the
+                // requests in flight on either side explain, someone else took tokens.
+                let sent_since = self.sent.saturating_sub(sent) as f64;
+                if had + sent_since + (uncounted as f64) < before - 1.0 {
+                    self.contended_until = Some(now + CONTENDED);
+                }
+                self.told = Some((sent, had, in_flight));
+                self.measure(remaining, had, now);
+            }
+            None => {
+                self.told = Some((sent, had, in_flight));
+                self.measure(remaining, had, now);
+            }
         }
     }
 }
@@ -315,6 +341,12 @@ pub struct Grant {
     class: Class,
     own: u64,
     global: u64,
+    /// How many requests this client had sent to each bucket with this one, numbered as it is
+    /// sent: places are claimed in one order but sent in another (a paced holder comes back
+    /// after later places went; a request waits for its token), and ARM counts requests as
+    /// they come.
+    own_sent: u64,
+    global_sent: u64,
 }
 
 /// What the budget says to a request now.
@@ -384,6 +416,8 @@ impl State {
             class,
             own,
             global,
+            own_sent: 0,
+            global_sent: 0,
         }
     }
 
@@ -435,6 +469,18 @@ impl State {
                 Admission::Go { grant, at }
             }
         }
+    }
+
+    /// Numbers a request as it is sent (see [`Grant`]).
+    fn send(&mut self, grant: &mut Grant, now: Instant) {
+        let own = (
+            grant.subscription.clone(),
+            Some(grant.identity),
+            grant.class,
+        );
+        let global = (grant.subscription.clone(), None, grant.class);
+        grant.own_sent = self.bucket(own, now).sent();
+        grant.global_sent = self.bucket(global, now).sent();
     }
 
     /// `at`, or later if an earlier place of the identity's bucket is to go later (the credit
@@ -508,13 +554,13 @@ impl State {
                 ),
                 now,
             )
-            .observe(grant.own, left, now);
+            .observe(grant.own, grant.own_sent, left, now);
         }
         if let Some(left) = count(format!(
             "x-ms-ratelimit-remaining-subscription-global-{class}"
         )) {
             self.bucket((grant.subscription.clone(), None, grant.class), now)
-                .observe(grant.global, left, now);
+                .observe(grant.global, grant.global_sent, left, now);
         }
     }
 
@@ -676,6 +722,14 @@ impl Budget {
         (now, *entry)
     }
 
+    /// Numbers the request of `grant` as it is sent.
+    pub fn sending(&self, grant: &mut Grant) {
+        self.state
+            .lock()
+            .expect("budget lock")
+            .send(grant, Instant::now());
+    }
+
     /// Microseconds since this budget was made.
     pub fn offset(&self, at: Instant) -> u64 {
         at.duration_since(self.created).as_micros() as u64
@@ -740,17 +794,17 @@ mod tests {
         let mut b = Bucket::new(START_READS, ARM_READS, now);
         let first = b.claim(now);
         // ARM says 249 left after the first: its whole bucket of 250.
-        b.observe(first, 249, now);
+        b.observe(first, first, 249, now);
         assert_eq!(b.level(now), 249.0);
         // Refilled at ARM's 25/s, and no more than ARM's burst however long it rests.
         let mut b = Bucket::new(START_READS, ARM_READS, now);
         let first = b.claim(now);
-        b.observe(first, 100, now);
+        b.observe(first, first, 100, now);
         assert_eq!(b.level(now + Duration::from_secs(2)), 150.0);
         assert_eq!(b.level(now + Duration::from_secs(60)), ARM_READS.burst);
         // A count above ARM's documented bucket is not believed.
         let n = b.claim(now);
-        b.observe(n, 10_000, now);
+        b.observe(n, n, 10_000, now);
         assert_eq!(b.level(now), ARM_READS.burst);
     }
 
@@ -777,12 +831,12 @@ mod tests {
             b.claim(now);
         }
         // ARM counted only the first when it answered: 199 left for the nine others and more.
-        b.observe(first, 199, now);
+        b.observe(first, first, 199, now);
         assert_eq!(b.level(now), 190.0);
         // A late answer to an earlier place may lower the credit but not raise it.
         let later = b.claim(now);
-        b.observe(later, 150, now);
-        b.observe(first + 1, 199, now);
+        b.observe(later, later, 150, now);
+        b.observe(first + 1, first + 1, 199, now);
         assert_eq!(b.level(now), 150.0);
     }
 
@@ -942,10 +996,10 @@ mod tests {
         let now = Instant::now();
         let mut b = Bucket::new(START_READS, ARM_READS, now);
         let first = b.claim(now);
-        b.observe(first, 200, now);
+        b.observe(first, first, 200, now);
         // After its second request ARM has 100 left: someone else took 99.
         let second = b.claim(now);
-        b.observe(second, 100, now);
+        b.observe(second, second, 100, now);
         // Until it is measured, the refill reaching this client is taken as almost nil.
         let later = now + Duration::from_secs(2);
         assert_eq!(
@@ -956,9 +1010,31 @@ mod tests {
         // that is its pace from then on.
         let then = now + SHARE_WINDOW;
         let third = b.claim(then);
-        b.observe(third, 100 + 75 - 60 - 1, then);
+        b.observe(third, third, 100 + 75 - 60 - 1, then);
         assert_eq!(b.share, Some(5.0));
         assert_eq!(b.level(then + Duration::from_secs(1)), 114.0 + 5.0);
+    }
+
+    #[test]
+    fn requests_counted_in_another_order_than_sent_are_not_taken_for_others_spending() {
+        let now = Instant::now();
+        let mut b = Bucket::new(START_READS, ARM_READS, now);
+        // Three requests in flight together; ARM counts the third first and answers it first
+        // (249 left), then the second and the first, whose late answers say nothing new.
+        for _ in 0..3 {
+            b.claim(now);
+            b.sent();
+        }
+        b.observe(3, 3, 249, now);
+        b.observe(2, 2, 248, now);
+        b.observe(1, 1, 247, now);
+        // The fourth finds 246 left: fewer than the third's count suggested, but the two
+        // counted after it explain that.
+        b.claim(now);
+        b.sent();
+        b.observe(4, 4, 246, now);
+        assert_eq!(b.contended_until, None);
+        assert_eq!(b.rate().per_second, ARM_READS.per_second);
     }
 
     /// A token bucket as ARM keeps it, for the clients below to spend.
@@ -1052,7 +1128,8 @@ mod tests {
                         c.waiting.push((grant, at));
                     }
                 }
-                for (grant, _) in send {
+                for (mut grant, _) in send {
+                    c.budget.send(&mut grant, now);
                     if c.arm_own.level >= 1.0 && arm_global.level >= 1.0 {
                         c.arm_own.level -= 1.0;
                         arm_global.level -= 1.0;

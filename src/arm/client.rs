@@ -389,7 +389,7 @@ impl ArmClient {
         let key = subscription.to_ascii_lowercase();
         // A throttled request holds no place while it waits.
         self.budget.unthrottled(&key).await;
-        let grant = self.budget.admit(&key, self.identity, class).await?;
+        let mut grant = self.budget.admit(&key, self.identity, class).await?;
 
         let mut request = self
             .http
@@ -411,6 +411,7 @@ impl ArmClient {
         // Again at the moment of sending: a 429 that came back while this one waited for its
         // budget or its token holds it too.
         let admitted = self.budget.unthrottled(&key).await;
+        self.budget.sending(&mut grant);
         tracing::debug!(
             subscription = %key,
             pid = std::process::id(),
