@@ -13,9 +13,10 @@
 //!
 //! Other clients may spend the same bucket: shards or replicas with the same identity, and every
 //! principal of the subscription on the global one. ARM's counts show it: while a bucket runs
-//! low, `remaining + n` (what ARM has let this client have) grows by ARM's refill less what the
-//! others take, so the model refills at that measured share instead of ARM's whole rate and a
-//! few shards on one global bucket split it rather than overdraw it (see `Bucket::measure`).
+//! low, `remaining` plus this client's requests sent (what ARM has let it have) grows by ARM's
+//! refill less what the others take, so the model refills at that measured share instead of
+//! ARM's whole rate and a few shards on one global bucket split it rather than overdraw it
+//! (see `Bucket::measure`).
 //!
 //! Requests take places in a FIFO queue per bucket (reservations, as Go's
 //! `rate.Limiter.Reserve`): place `n` may go once the bucket's credit covers it, keeping
@@ -91,9 +92,6 @@ const LOW: f64 = 0.6;
 const UNSHARED: f64 = 0.8;
 /// The least refill assumed while others spend the bucket: ARM's counts still correct it.
 const MIN_SHARE: f64 = 0.05;
-/// How long a sign of others spending the bucket (a count lower than this client's own
-/// requests explain) keeps the refill assumed at [`MIN_SHARE`] until it is measured.
-const CONTENDED: Duration = Duration::from_secs(10);
 
 /// ARM's operation types: GET and HEAD read, DELETE deletes, every other method writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -171,12 +169,8 @@ pub struct Bucket {
     /// Requests sent (see [`Grant`]), and answers counted.
     sent: u64,
     answered: u64,
-    /// The latest count in order of sending: the request's number, the tokens ARM had then
-    /// let this client have (`remaining` plus the requests it had sent), and how many were in
-    /// flight (sent before it may have been counted after it, so that count may be that high).
-    told: Option<(u64, f64, u64)>,
-    /// Until when others are known to spend the bucket too.
-    contended_until: Option<Instant>,
+    /// The latest request, in order of sending, whose answer was measured.
+    latest_sent: Option<u64>,
     /// When the latest place handed out to go is to go: later places go no earlier, so ARM
     /// counts them in order (its count after place `n` is taken to cover every place before
     /// `n`). Kept for an identity's own bucket only.
@@ -198,8 +192,7 @@ impl Bucket {
             share: None,
             sent: 0,
             answered: 0,
-            told: None,
-            contended_until: None,
+            latest_sent: None,
             last_go: None,
         }
     }
@@ -210,17 +203,9 @@ impl Bucket {
         if !self.reported {
             return self.start;
         }
-        // Others spend the bucket and this client has not yet measured how much of its
-        // refill they leave: assume almost none, and spend what ARM's counts show is there.
-        let contended = self.contended_until.is_some_and(|t| self.at < t);
-        let floor = if contended {
-            MIN_SHARE * self.bound.per_second
-        } else {
-            self.bound.per_second
-        };
         Rate {
             burst: self.bound.burst,
-            per_second: self.share.unwrap_or(floor),
+            per_second: self.share.unwrap_or(self.bound.per_second),
         }
     }
 
@@ -228,23 +213,27 @@ impl Bucket {
     /// requests sent (the tokens ARM has let this client have) grows at ARM's refill less what
     /// others take, whatever this client spends, as long as the bucket does not fill up. Measured only while the
     /// bucket runs low; once it is high again there is room to spare and ARM's rate holds.
-    fn measure(&mut self, remaining: u64, told: f64, now: Instant) {
+    /// `had` is that sum at this answer, `low` and `high` what it may truly be (requests in
+    /// flight may have been counted before or after this one); the refill is measured from
+    /// the lowest start to the highest end, so ARM's reordering never passes for others'
+    /// spending.
+    fn measure(&mut self, remaining: u64, (low, high): (f64, f64), now: Instant) {
         if (remaining as f64) >= LOW * self.peak as f64 {
             self.window = None;
             self.share = None;
             return;
         }
         match self.window {
-            None => self.window = Some((now, told)),
+            None => self.window = Some((now, low)),
             Some((since, from)) if now >= since + SHARE_WINDOW => {
                 let rate = self.bound.per_second;
-                let got = (told - from) / (now - since).as_secs_f64();
+                let got = (high - from) / (now - since).as_secs_f64();
                 self.share = Some(if got < UNSHARED * rate {
                     got.max(MIN_SHARE * rate)
                 } else {
                     rate
                 });
-                self.window = Some((now, told));
+                self.window = Some((now, low));
             }
             Some(_) => {}
         }
@@ -294,8 +283,8 @@ impl Bucket {
 
     /// ARM answered place `n`, the `sent`-th request sent, with `remaining` tokens left. A
     /// later place's answer sets the credit (up or down, within a full bucket); an earlier one
-    /// that arrives late may only lower it. The counts in order of sending tell whether others
-    /// spend the bucket and how much of its refill reaches this client.
+    /// that arrives late may only lower it. The counts in order of sending tell how much of the
+    /// bucket's refill reaches this client ([`Self::measure`]).
     pub fn observe(&mut self, n: u64, sent: u64, remaining: u64, now: Instant) {
         self.refill(now);
         self.reported = true;
@@ -308,25 +297,14 @@ impl Bucket {
             self.credit = self.credit.min(told);
         }
         self.answered += 1;
-        let had = remaining as f64 + sent as f64;
-        let in_flight = self.sent.saturating_sub(self.answered);
-        match self.told {
-            Some((last, ..)) if sent < last => {}
-            Some((_, before, uncounted)) => {
-                // What ARM lets this client have never falls by itself: lower than even the
-                // requests in flight on either side explain, someone else took tokens.
-                let sent_since = self.sent.saturating_sub(sent) as f64;
-                if had + sent_since + (uncounted as f64) < before - 1.0 {
-                    self.contended_until = Some(now + CONTENDED);
-                }
-                self.told = Some((sent, had, in_flight));
-                self.measure(remaining, had, now);
-            }
-            None => {
-                self.told = Some((sent, had, in_flight));
-                self.measure(remaining, had, now);
-            }
+        if self.latest_sent.is_some_and(|last| sent < last) {
+            return;
         }
+        self.latest_sent = Some(sent);
+        let had = remaining as f64 + sent as f64;
+        let in_flight = self.sent.saturating_sub(self.answered) as f64;
+        let sent_since = self.sent.saturating_sub(sent) as f64;
+        self.measure(remaining, (had - in_flight, had + sent_since), now);
     }
 }
 
@@ -991,21 +969,17 @@ mod tests {
     }
 
     #[test]
-    fn a_count_lower_than_this_clients_requests_explain_is_others_spending_and_their_share_is_measured()
-     {
+    fn the_refill_others_leave_this_client_is_measured_while_the_bucket_runs_low() {
         let now = Instant::now();
         let mut b = Bucket::new(START_READS, ARM_READS, now);
         let first = b.claim(now);
         b.observe(first, first, 200, now);
-        // After its second request ARM has 100 left: someone else took 99.
+        // After its second request ARM has 100 left: someone else took 99, and the bucket runs
+        // low.
         let second = b.claim(now);
         b.observe(second, second, 100, now);
-        // Until it is measured, the refill reaching this client is taken as almost nil.
-        let later = now + Duration::from_secs(2);
-        assert_eq!(
-            b.level(later),
-            100.0 + MIN_SHARE * ARM_READS.per_second * 2.0
-        );
+        // Until it is measured, ARM's refill.
+        assert_eq!(b.level(now + Duration::from_secs(2)), 150.0);
         // Over a window ARM refilled 75 and the others took 60: 5/s reached this client, and
         // that is its pace from then on.
         let then = now + SHARE_WINDOW;
@@ -1013,28 +987,6 @@ mod tests {
         b.observe(third, third, 100 + 75 - 60 - 1, then);
         assert_eq!(b.share, Some(5.0));
         assert_eq!(b.level(then + Duration::from_secs(1)), 114.0 + 5.0);
-    }
-
-    #[test]
-    fn requests_counted_in_another_order_than_sent_are_not_taken_for_others_spending() {
-        let now = Instant::now();
-        let mut b = Bucket::new(START_READS, ARM_READS, now);
-        // Three requests in flight together; ARM counts the third first and answers it first
-        // (249 left), then the second and the first, whose late answers say nothing new.
-        for _ in 0..3 {
-            b.claim(now);
-            b.sent();
-        }
-        b.observe(3, 3, 249, now);
-        b.observe(2, 2, 248, now);
-        b.observe(1, 1, 247, now);
-        // The fourth finds 246 left: fewer than the third's count suggested, but the two
-        // counted after it explain that.
-        b.claim(now);
-        b.sent();
-        b.observe(4, 4, 246, now);
-        assert_eq!(b.contended_until, None);
-        assert_eq!(b.rate().per_second, ARM_READS.per_second);
     }
 
     /// A token bucket as ARM keeps it, for the clients below to spend.
@@ -1151,11 +1103,21 @@ mod tests {
     }
 
     #[test]
-    fn clients_sharing_a_global_bucket_pace_to_what_is_left_of_it_and_never_run_it_dry() {
-        // Twice a principal's: two shards use it all, a third would overdraw it.
+    fn clients_sharing_a_global_bucket_pace_to_what_is_left_of_it_and_hardly_overdraw_it() {
+        // Twice a principal's: two clients use it all, a third and a fourth would overdraw it.
         for clients in [1, 2, 3, 4] {
             let (served, throttled) = share_a_global_bucket(clients, 2.0);
-            assert_eq!(throttled, 0, "{clients} clients: {served} served");
+            // Up to two fit in the global bucket and never see a 429; beyond, their first
+            // bursts overlap before the refill that reaches each is measured, and a few are
+            // throttled (with ARM's whole refill assumed, 119 for three, 187 for four).
+            if clients <= 2 {
+                assert_eq!(throttled, 0, "{clients} clients: {served} served");
+            } else {
+                assert!(
+                    throttled * 100 <= served,
+                    "{clients} clients: {throttled} 429s"
+                );
+            }
             let supply =
                 |factor: f64| ARM_READS.burst * factor + ARM_READS.per_second * factor * 60.0;
             let possible = supply(2.0).min(supply(clients as f64));
