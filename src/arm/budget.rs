@@ -160,7 +160,7 @@ pub struct Bucket {
     /// The most tokens ARM has reported left: the bucket's size as far as this client knows.
     peak: u64,
     /// Where the window measuring the refill that reaches this client began: when, and the
-    /// credit ARM's count gave then.
+    /// least the tokens ARM had let it have may then have been (see [`Self::measure`]).
     window: Option<(Instant, f64)>,
     /// The refill measured to reach this client while the bucket runs low: ARM's, or less when
     /// other clients (shards, replicas, other principals on the global bucket) spend it too or
@@ -211,12 +211,12 @@ impl Bucket {
 
     /// The refill that reaches this client, measured from ARM's counts: `remaining` plus the
     /// requests sent (the tokens ARM has let this client have) grows at ARM's refill less what
-    /// others take, whatever this client spends, as long as the bucket does not fill up. Measured only while the
-    /// bucket runs low; once it is high again there is room to spare and ARM's rate holds.
-    /// `had` is that sum at this answer, `low` and `high` what it may truly be (requests in
-    /// flight may have been counted before or after this one); the refill is measured from
-    /// the lowest start to the highest end, so ARM's reordering never passes for others'
-    /// spending.
+    /// others take, whatever this client spends, as long as the bucket does not fill up.
+    /// Measured only while the bucket runs low; once it is high again there is room to spare
+    /// and ARM's rate holds. `low` and `high` are what that sum may truly be at this answer
+    /// (requests in flight may have been counted before or after it); a window runs from the
+    /// lowest start to the highest end, so ARM's reordering never passes for others' spending
+    /// (answers that never came only widen the bounds, towards ARM's rate).
     fn measure(&mut self, remaining: u64, (low, high): (f64, f64), now: Instant) {
         if (remaining as f64) >= LOW * self.peak as f64 {
             self.window = None;
