@@ -177,6 +177,20 @@ fn normalise(v: &mut Value) {
                     "resourceVersion" => *x = json!("<rv>"),
                     "creationTimestamp" | "deletionTimestamp" | "time" => *x = json!("<time>"),
                     "continue" => *x = json!("<token>"),
+                    // kube-apiserver orders entries by operation, then time in seconds, then
+                    // manager: two entries written within one second on one server and across
+                    // a second boundary on the other come in either order. With their times
+                    // masked, compare them in the order a tie gives.
+                    "managedFields" => {
+                        normalise(x);
+                        if let Value::Array(entries) = x {
+                            let key = |e: &Value| {
+                                ["operation", "manager", "subresource", "apiVersion"]
+                                    .map(|k| e[k].as_str().unwrap_or("").to_string())
+                            };
+                            entries.sort_by_key(key);
+                        }
+                    }
                     _ => normalise(x),
                 }
             }
