@@ -228,11 +228,8 @@ impl Bucket {
             Some((since, from)) if now >= since + SHARE_WINDOW => {
                 let rate = self.bound.per_second;
                 let got = (high - from) / (now - since).as_secs_f64();
-                self.share = Some(if got < UNSHARED * rate {
-                    got.max(MIN_SHARE * rate)
-                } else {
-                    rate
-                });
+                // Most of the refill reaching this client: ARM's own rate holds.
+                self.share = (got < UNSHARED * rate).then(|| got.max(MIN_SHARE * rate));
                 self.window = Some((now, low));
             }
             Some(_) => {}
@@ -311,6 +308,14 @@ impl Bucket {
 /// (subscription, identity, type); no identity: the subscription's global bucket.
 type Key = (String, Option<u64>, Class);
 
+/// The identity's own bucket and the subscription's global one for requests of `class`.
+fn keys(subscription: &str, identity: u64, class: Class) -> [Key; 2] {
+    [
+        (subscription.to_string(), Some(identity), class),
+        (subscription.to_string(), None, class),
+    ]
+}
+
 /// A request's places in its own and the global bucket, kept to match ARM's answer to them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grant {
@@ -325,6 +330,13 @@ pub struct Grant {
     /// they come.
     own_sent: u64,
     global_sent: u64,
+}
+
+impl Grant {
+    /// The buckets this grant holds places in: its identity's own, then the global one.
+    fn keys(&self) -> [Key; 2] {
+        keys(&self.subscription, self.identity, self.class)
+    }
 }
 
 /// What the budget says to a request now.
@@ -364,30 +376,17 @@ impl State {
 
     /// When a grant's places are both due.
     fn slot(&mut self, grant: &Grant, now: Instant) -> Instant {
-        let own = self
-            .bucket(
-                (
-                    grant.subscription.clone(),
-                    Some(grant.identity),
-                    grant.class,
-                ),
-                now,
-            )
-            .slot(grant.own);
-        let global = self
-            .bucket((grant.subscription.clone(), None, grant.class), now)
-            .slot(grant.global);
+        let [own, global] = grant.keys();
+        let own = self.bucket(own, now).slot(grant.own);
+        let global = self.bucket(global, now).slot(grant.global);
         own.max(global)
     }
 
     /// The next places in the identity's bucket and the subscription's global one.
     fn claim(&mut self, subscription: &str, identity: u64, class: Class, now: Instant) -> Grant {
-        let own = self
-            .bucket((subscription.to_string(), Some(identity), class), now)
-            .claim(now);
-        let global = self
-            .bucket((subscription.to_string(), None, class), now)
-            .claim(now);
+        let [own, global] = keys(subscription, identity, class);
+        let own = self.bucket(own, now).claim(now);
+        let global = self.bucket(global, now).claim(now);
         Grant {
             subscription: subscription.to_string(),
             identity,
@@ -451,12 +450,7 @@ impl State {
 
     /// Numbers a request as it is sent (see [`Grant`]).
     fn send(&mut self, grant: &mut Grant, now: Instant) {
-        let own = (
-            grant.subscription.clone(),
-            Some(grant.identity),
-            grant.class,
-        );
-        let global = (grant.subscription.clone(), None, grant.class);
+        let [own, global] = grant.keys();
         grant.own_sent = self.bucket(own, now).sent();
         grant.global_sent = self.bucket(global, now).sent();
     }
@@ -466,14 +460,8 @@ impl State {
     /// other identities' places in the global bucket, which is 15 × larger: one identity waiting
     /// for its own bucket does not hold up the others.
     fn in_order(&mut self, grant: &Grant, at: Instant, now: Instant) -> Instant {
-        let own = self.bucket(
-            (
-                grant.subscription.clone(),
-                Some(grant.identity),
-                grant.class,
-            ),
-            now,
-        );
+        let [own, _] = grant.keys();
+        let own = self.bucket(own, now);
         let at = own.last_go.map_or(at, |last| last.max(at));
         own.last_go = Some(at);
         at
@@ -523,21 +511,15 @@ impl State {
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
         let class = grant.class.as_str();
+        let [own, global] = grant.keys();
         if let Some(left) = count(format!("x-ms-ratelimit-remaining-subscription-{class}")) {
-            self.bucket(
-                (
-                    grant.subscription.clone(),
-                    Some(grant.identity),
-                    grant.class,
-                ),
-                now,
-            )
-            .observe(grant.own, grant.own_sent, left, now);
+            self.bucket(own, now)
+                .observe(grant.own, grant.own_sent, left, now);
         }
         if let Some(left) = count(format!(
             "x-ms-ratelimit-remaining-subscription-global-{class}"
         )) {
-            self.bucket((grant.subscription.clone(), None, grant.class), now)
+            self.bucket(global, now)
                 .observe(grant.global, grant.global_sent, left, now);
         }
     }
