@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{FutureExt, SinkExt, StreamExt, channel::mpsc, future::Shared};
+use futures::{FutureExt, SinkExt, StreamExt, TryStreamExt, channel::mpsc, future::Shared};
 use kube::{
     Api, Client, ResourceExt,
     runtime::{
@@ -27,7 +27,7 @@ use crate::{
         ApiVersions, ArmClient,
         auth::{Credentials, Selection},
     },
-    reconcile::{self, Context, Managed, Stores, tenancy::Tenancy},
+    reconcile::{self, Context, Managed, Stores, index::Index, tenancy::Tenancy},
     telemetry::Readiness,
 };
 
@@ -306,20 +306,26 @@ fn api<K: Managed>(client: &Client, namespace: Option<&str>) -> Api<K> {
 }
 
 /// The objects in `store` whose own references (not the ones resolved for them) reach `x`, in
-/// its namespace: by name, or by an ARM ID that is `x`'s or lies under it.
-fn referrers<K: Managed, X: Managed>(store: &Store<K>, x: &X) -> Vec<ObjectRef<K>> {
-    let (namespace, name) = (x.namespace(), x.name_any());
+/// its namespace: by name, or by an ARM ID that is `x`'s or lies under it. Only the candidates
+/// `index` names are tested: this runs for every change of `x`.
+fn referrers<K: Managed, X: Managed>(store: &Store<K>, index: &Index, x: &X) -> Vec<ObjectRef<K>> {
+    let (namespace, name) = (x.namespace().unwrap_or_default(), x.name_any());
     let id = x.common_status().and_then(|s| s.id.clone());
-    store
-        .state()
+    let mut candidates = index.naming(&namespace, X::KIND, &name);
+    if id.is_some() {
+        candidates.extend(index.by_id(&namespace, X::KIND));
+        candidates.sort();
+        candidates.dedup();
+    }
+    candidates
         .iter()
-        .filter(|k| k.namespace() == namespace)
+        .filter_map(|n| store.get(&ObjectRef::new(n).within(&namespace)))
         .filter(|k| {
             k.references()
                 .iter()
                 .any(|r| !r.resolved && r.reaches(X::KIND, &name, id.as_deref()))
         })
-        .map(|k| ObjectRef::from_obj(&**k))
+        .map(|k| ObjectRef::from_obj(&*k))
         .collect()
 }
 
@@ -371,6 +377,7 @@ struct Feed<K: Managed> {
     config: watcher::Config,
     store: Store<K>,
     writer: Writer<K>,
+    index: Arc<Index>,
     subscribers: Vec<(mpsc::Sender<Arc<K>>, bool)>,
 }
 
@@ -382,6 +389,7 @@ impl<K: Managed> Feed<K> {
             config,
             store,
             writer,
+            index: Arc::default(),
             subscribers: Vec::new(),
         }
     }
@@ -402,11 +410,14 @@ impl<K: Managed> Feed<K> {
             config,
             store,
             writer,
+            index,
             mut subscribers,
         } = self;
         let events = watcher(api, config)
             .default_backoff()
             .modify(slim)
+            // The index before the cache, so whatever the cache holds is indexed.
+            .inspect_ok(move |event| index.apply(event))
             .reflect(writer);
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
@@ -486,7 +497,7 @@ async fn run_namespace(
         ($($kind:ty),*) => {
             $(
                 let feed = Feed::new(api::<$kind>(client, ns), watch.clone());
-                stores.insert(feed.store.clone());
+                stores.insert(feed.store.clone(), feed.index.clone());
                 feeds.insert(feed);
             )*
         };
@@ -601,10 +612,11 @@ fn relate<K: Managed, X: Managed>(
         return controller;
     }
     let store = stores.of::<K>().clone();
+    let index = stores.index::<K>().clone();
     controller.watches_shared_stream(feeds.of::<X>().subscribe(held_by), move |x: Arc<X>| {
         let mut wake = Vec::new();
         if waits_on {
-            wake.extend(referrers(&store, &*x));
+            wake.extend(referrers(&store, &index, &*x));
         }
         if held_by {
             wake.extend(referred(&store, &*x));

@@ -227,12 +227,19 @@ fn children_of(ctx: &Context, namespace: &str, kind: &str, name: &str) -> ByKind
             $(
                 // Kinds that cannot have `kind` as parent are not scanned: a version's deletion
                 // (which has no children) would otherwise walk every cached object.
+                // Of those, only the ones the index files under (`kind`, `name`) are tested.
                 if <$child as crate::api::Refers>::PARENTS.contains(&kind) {
-                    let names = super::names_in(ctx.stores.of::<$child>(), namespace, |c| {
-                        c.references()
-                            .iter()
-                            .any(|r| r.role == Role::Parent && !r.resolved && r.names(kind, name))
-                    });
+                    let names: Vec<String> = ctx
+                        .stores
+                        .naming::<$child>(namespace, kind, name)
+                        .iter()
+                        .filter(|c| {
+                            c.references().iter().any(|r| {
+                                r.role == Role::Parent && !r.resolved && r.names(kind, name)
+                            })
+                        })
+                        .map(|c| c.name_any())
+                        .collect();
                     if !names.is_empty() {
                         found.push((<$child as Managed>::KIND, names));
                     }

@@ -359,12 +359,14 @@ pub fn immutable_conflicts(
     conflicts
 }
 
-/// The highest Ready version of this definition not excluded from latest, from our objects.
+/// The highest Ready version of this definition not excluded from latest, from our objects
+/// (those the index files under it: this runs at every reconcile of a definition).
 fn latest_version(ctx: &Context, def: &ImageDefinition) -> Option<String> {
-    super::versions::latest_of(
-        ctx.stores.of::<ImageVersion>().state().iter().map(|v| &**v),
-        def,
-    )
+    let namespace = def.namespace().unwrap_or_default();
+    let versions =
+        ctx.stores
+            .naming::<ImageVersion>(&namespace, ImageDefinition::KIND, &def.name_any());
+    super::versions::latest_of(versions.iter().map(|v| &**v), def)
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ mod events;
 pub mod gallery;
 pub mod image_definition;
 pub mod image_version;
+pub mod index;
 mod kinds;
 pub mod machines;
 mod parents;
